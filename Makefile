@@ -1,0 +1,47 @@
+# Two commands set everything up: `make run` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: run test lint bench system-deps clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+# Runtime dependencies only: `make run` needs nothing but Python.
+$(VENV)/.installed-run: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@ $(VENV)/.installed-run
+
+## run: start the PACS on the embedded default (SQLite + ./data): DICOM :11112, HTTP 127.0.0.1:8080
+run: $(VENV)/.installed-run
+	$(BIN)/pacs serve
+
+## system-deps: Debian packages the tests talk to (DCMTK), installed when missing
+system-deps:
+	@command -v storescu >/dev/null 2>&1 || { \
+		echo "installing DCMTK (Debian package dcmtk)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dcmtk; }
+
+## lint: ruff and mypy, configured in pyproject.toml
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check pacs dicomweb viewer storage tests bench
+	$(BIN)/ruff format --check pacs dicomweb viewer storage tests bench
+	$(BIN)/mypy
+
+## test: install what the tests need, check lint, run the suite
+test: $(VENV)/.installed-test system-deps lint
+	$(BIN)/pytest
+
+## bench: ingest benchmark (prints figures, never fails on time)
+bench: $(VENV)/.installed-test system-deps
+	$(BIN)/python bench/ingest.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

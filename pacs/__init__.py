@@ -1,0 +1,3 @@
+"""The PACS core and its DICOM network door."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,88 @@
+"""The archive facade: the only way in for every door (DIMSE, DICOMweb, viewer, CLI).
+
+Doors translate a request into a call here and the answer back; none of them
+touches SQL or blobs directly. Holding the engine, the session factory and
+the blob store in one object also gives tests one thing to build.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import BinaryIO
+
+from sqlalchemy import Engine, func, select, text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from pacs.index.database import make_engine, make_session_factory
+from pacs.index.migrate import upgrade
+from pacs.index.models import Instance, Series, Study
+from pacs.ingest import Ingestor, IngestResult, Origin
+from pacs.settings import Settings
+from storage import BlobStore, StorageError
+
+log = logging.getLogger(__name__)
+
+
+class Archive:
+    def __init__(self, settings: Settings, engine: Engine, store: BlobStore) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.store = store
+        self.sessions: sessionmaker[Session] = make_session_factory(engine)
+        self.ingestor = Ingestor(
+            self.sessions,
+            store,
+            duplicate_policy=settings.duplicate_policy,
+            charset_fallback=settings.charset_fallback_for,
+        )
+
+    @classmethod
+    def open(cls, settings: Settings, migrate: bool = True) -> Archive:
+        """Connect to the index and the store named by ``settings``; bring the schema up to date."""
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        engine = make_engine(settings.database_url)
+        if migrate:
+            upgrade(engine)
+        return cls(settings, engine, settings.open_store())
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def ingest(
+        self,
+        fp: BinaryIO,
+        origin: Origin,
+        *,
+        expect_sop_class_uid: str = "",
+        expect_sop_instance_uid: str = "",
+    ) -> IngestResult:
+        """Store one DICOM object (a seekable Part 10 or bare dataset stream)."""
+        return self.ingestor.ingest(
+            fp,
+            origin,
+            expect_sop_class_uid=expect_sop_class_uid,
+            expect_sop_instance_uid=expect_sop_instance_uid,
+        )
+
+    def counts(self) -> dict[str, int]:
+        """How many studies, series and instances the index holds."""
+        with self.sessions() as session:
+            return {
+                name: session.scalar(select(func.count()).select_from(model)) or 0
+                for name, model in (("studies", Study), ("series", Series), ("instances", Instance))
+            }
+
+    def health(self) -> dict[str, str]:
+        """'ok' or the reason, for the index and the store (used by /health and the status page)."""
+        status = {"index": "ok", "storage": "ok"}
+        try:
+            with self.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except SQLAlchemyError as exc:
+            status["index"] = f"unavailable: {exc.__class__.__name__}"
+        try:
+            self.store.check()
+        except StorageError as exc:
+            status["storage"] = f"unavailable: {exc}"
+        return status

@@ -1,0 +1,1 @@
+"""The DICOM network door: a pynetdicom server translating DIMSE into archive calls."""

@@ -1,0 +1,1 @@
+"""The HTTP application: health, status page, and the DICOMweb and viewer routers."""

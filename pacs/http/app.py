@@ -1,0 +1,61 @@
+"""Build the FastAPI application around one archive.
+
+The archive is put on ``app.state`` and handed to routes through a dependency,
+so routers stay thin and tests can build an app around any archive.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from pacs import __version__
+from pacs.archive import Archive
+
+
+def get_archive(request: Request) -> Archive:
+    archive: Archive = request.app.state.archive
+    return archive
+
+
+ArchiveDep = Annotated[Archive, Depends(get_archive)]
+
+
+def create_app(archive: Archive) -> FastAPI:
+    app = FastAPI(title="PACS", version=__version__, docs_url=None, redoc_url=None)
+    app.state.archive = archive
+
+    @app.get("/health", include_in_schema=False)
+    def health(archive: ArchiveDep) -> JSONResponse:
+        """Liveness and readiness for load balancers and Docker: no patient data."""
+        checks = archive.health()
+        ok = all(value == "ok" for value in checks.values())
+        return JSONResponse({"status": "ok" if ok else "degraded", **checks}, 200 if ok else 503)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def status_page(archive: ArchiveDep) -> str:
+        """A small page for the IT person who just ran `make run`: counts only, no names."""
+        checks = archive.health()
+        counts = archive.counts()
+        s = archive.settings
+        rows = "".join(
+            f"<tr><th>{name}</th><td>{value}</td></tr>"
+            for name, value in [
+                ("DICOM", f"AE title {s.ae_title}, port {s.dicom_port}"),
+                ("Index", checks["index"]),
+                ("Storage", checks["storage"]),
+                ("Studies", counts["studies"]),
+                ("Series", counts["series"]),
+                ("Instances", counts["instances"]),
+            ]
+        )
+        return (
+            "<!doctype html><html><head><meta charset='utf-8'><title>PACS</title>"
+            "<style>body{font-family:sans-serif;margin:2em}th{text-align:left;padding-right:2em}"
+            "</style></head><body>"
+            f"<h1>PACS {__version__}</h1><table>{rows}</table></body></html>"
+        )
+
+    return app

@@ -1,0 +1,1 @@
+"""The SQL index of the archive: models, engine set-up and migrations."""

@@ -1,0 +1,457 @@
+"""The one writer path: C-STORE, STOW-RS and ``pacs import`` all end here.
+
+Order of work, and why:
+1. read and check everything we can before touching storage, so bad input
+   costs nothing and leaves nothing behind;
+2. write the blob durably (its key is derived from validated UIDs and the
+   content hash, so it never overwrites a different object);
+3. commit the index rows;
+4. only then report success.
+A crash between 2 and 3 leaves an orphan blob, which ``pacs check`` adopts.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, BinaryIO
+
+from pydicom import dcmread
+from pydicom.dataelem import DataElement
+from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from pacs.index.models import Instance, Patient, PatientIdentifier, Series, Study
+from pacs.index.upsert import insert_ignore
+from pacs.integrity import MalformedDataset, check_structure
+from pacs.names import fold, normalize
+from pacs.part10 import (
+    ChunkStream,
+    NotDicom,
+    Part10Header,
+    iter_stored_bytes,
+    read_header,
+    with_synthesized_meta,
+)
+from pacs.settings import DuplicatePolicy
+from pacs.uids import InvalidUID, check_uid
+from storage import BlobStore, StorageError
+
+log = logging.getLogger(__name__)
+
+BULK_DATA_THRESHOLD = 1024
+
+
+class Outcome(enum.StrEnum):
+    STORED = "stored"
+    DUPLICATE = "duplicate"  # identical resend: nothing to do, success
+    CONFLICT_KEPT = "conflict-kept"  # different object, original kept, newcomer refused
+    REPLACED = "replaced"  # different object, newcomer kept by policy
+
+
+class IngestError(Exception):
+    """Base of the reasons an object was not taken."""
+
+
+class InvalidObject(IngestError):
+    """The object itself is wrong (not DICOM, truncated, bad UIDs): resending will not help.
+
+    ``mismatch`` marks an object that contradicts its request (another SOP Class
+    or Instance than announced), which DIMSE reports with its own status.
+    """
+
+    def __init__(self, reason: str, mismatch: bool = False) -> None:
+        super().__init__(reason)
+        self.mismatch = mismatch
+
+
+class Unavailable(IngestError):
+    """Storage or the index cannot take the object now: the sender should retry later."""
+
+
+class Rejected(IngestError):
+    """A policy refused the object (a conflicting duplicate under the 'reject' policy)."""
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Who sent an object and through which door (kept for audit and charset fallback)."""
+
+    door: str  # "dimse", "stow", "import"
+    calling_ae: str = ""
+    address: str = ""
+    user: str = ""
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    outcome: Outcome
+    study_uid: str
+    series_uid: str
+    sop_instance_uid: str
+    sop_class_uid: str
+    sha256: str
+    size: int
+    blob_key: str
+    warning: str = ""
+
+
+@dataclass
+class _Parsed:
+    header: Part10Header
+    dataset: Dataset
+    study_uid: str
+    series_uid: str
+    sop_uid: str
+    sop_class_uid: str
+    dicom_json: str
+
+
+def blob_key(study_uid: str, series_uid: str, sop_uid: str, sha256: str) -> str:
+    """Storage key of an instance: validated UIDs plus the content hash, nothing else."""
+    return f"{study_uid}/{series_uid}/{sop_uid}.{sha256[:16]}.dcm"
+
+
+class Ingestor:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        store: BlobStore,
+        *,
+        duplicate_policy: DuplicatePolicy = DuplicatePolicy.KEEP,
+        charset_fallback: Callable[[str], str] = lambda _ae: "ISO_IR 100",
+    ) -> None:
+        self.sessions = sessions
+        self.store = store
+        self.duplicate_policy = duplicate_policy
+        self.charset_fallback = charset_fallback
+
+    def ingest(
+        self,
+        fp: BinaryIO,
+        origin: Origin,
+        *,
+        expect_sop_class_uid: str = "",
+        expect_sop_instance_uid: str = "",
+    ) -> IngestResult:
+        """Take one DICOM object from a seekable stream; raise an :class:`IngestError` if not.
+
+        ``expect_*`` are the UIDs the request announced (C-STORE command, STOW
+        study URL is checked by its door); an object that contradicts them is
+        refused rather than filed under the wrong identity.
+        """
+        parsed = self._parse(fp, origin)
+        if expect_sop_instance_uid and expect_sop_instance_uid != parsed.sop_uid:
+            raise InvalidObject(
+                f"SOPInstanceUID {parsed.sop_uid} differs from the request's", mismatch=True
+            )
+        if expect_sop_class_uid and expect_sop_class_uid != parsed.sop_class_uid:
+            raise InvalidObject(
+                f"SOPClassUID {parsed.sop_class_uid} differs from the request's", mismatch=True
+            )
+        sha256 = _sha256(fp, parsed.header)
+        key = blob_key(parsed.study_uid, parsed.series_uid, parsed.sop_uid, sha256)
+
+        existing = self._existing(parsed.sop_uid)
+        if existing is not None:
+            decided = self._decide_duplicate(existing, parsed, sha256, origin)
+            if decided is not None:
+                return decided
+
+        try:
+            stored = self.store.put(key, ChunkStream(iter_stored_bytes(fp, parsed.header)))
+        except StorageError as exc:
+            raise Unavailable(f"storage unavailable: {exc}") from exc
+
+        try:
+            self._index(parsed, key, sha256, stored.size, origin, replace=existing is not None)
+        except IntegrityError:
+            # Another association stored the same SOP Instance UID a moment ago.
+            existing = self._existing(parsed.sop_uid)
+            if existing is None or existing.blob_key == key:
+                raise Unavailable("index conflict, retry") from None
+            self._drop_blob(key)
+            decided = self._decide_duplicate(existing, parsed, sha256, origin)
+            if decided is None:
+                raise Unavailable("index conflict, retry") from None
+            return decided
+        except SQLAlchemyError as exc:
+            if existing is None or existing.blob_key != key:
+                self._drop_blob(key)
+            raise Unavailable(f"index unavailable: {exc.__class__.__name__}") from exc
+
+        if existing is not None and existing.blob_key != key:
+            self._drop_blob(existing.blob_key)
+            outcome = Outcome.REPLACED
+            log.warning("replaced %s (policy 'replace', from %s)", parsed.sop_uid, origin)
+        else:
+            outcome = Outcome.STORED
+        return IngestResult(
+            outcome,
+            parsed.study_uid,
+            parsed.series_uid,
+            parsed.sop_uid,
+            parsed.sop_class_uid,
+            sha256,
+            stored.size,
+            key,
+        )
+
+    # -- reading -----------------------------------------------------------------------
+
+    def _parse(self, fp: BinaryIO, origin: Origin) -> _Parsed:
+        try:
+            header = read_header(fp)
+        except NotDicom as exc:
+            raise InvalidObject(str(exc)) from exc
+        try:
+            fp.seek(0)
+            ds = dcmread(fp, stop_before_pixels=True, force=header.meta_synthesized)
+        except Exception as exc:
+            raise InvalidObject(f"cannot parse dataset: {exc}") from exc
+        try:
+            sop_class = check_uid(ds.get("SOPClassUID"), "SOPClassUID")
+            sop_uid = check_uid(ds.get("SOPInstanceUID"), "SOPInstanceUID")
+            study_uid = check_uid(ds.get("StudyInstanceUID"), "StudyInstanceUID")
+            series_uid = check_uid(ds.get("SeriesInstanceUID"), "SeriesInstanceUID")
+            check_uid(header.transfer_syntax_uid, "TransferSyntaxUID")
+        except InvalidUID as exc:
+            raise InvalidObject(str(exc)) from exc
+        except Exception as exc:
+            raise InvalidObject(f"unreadable identifying attributes: {exc}") from exc
+        if header.meta_synthesized:
+            header = with_synthesized_meta(header, sop_class, sop_uid)
+        if not header.deflated:
+            try:
+                check_structure(
+                    fp,
+                    header.body_offset,
+                    header.source_size,
+                    implicit=header.implicit_vr,
+                    little=header.little_endian,
+                )
+            except MalformedDataset as exc:
+                raise InvalidObject(str(exc)) from exc
+        injected = "SpecificCharacterSet" not in ds
+        if injected:
+            ds.SpecificCharacterSet = self.charset_fallback(origin.calling_ae)
+        try:
+            dicom_json = _to_json(ds, drop_charset=injected)
+        except Exception as exc:
+            raise InvalidObject(f"cannot decode attributes: {exc}") from exc
+        return _Parsed(header, ds, study_uid, series_uid, sop_uid, sop_class, dicom_json)
+
+    # -- duplicates --------------------------------------------------------------------
+
+    def _existing(self, sop_uid: str) -> Instance | None:
+        try:
+            with self.sessions() as session:
+                return session.scalar(select(Instance).where(Instance.sop_instance_uid == sop_uid))
+        except SQLAlchemyError as exc:
+            raise Unavailable(f"index unavailable: {exc.__class__.__name__}") from exc
+
+    def _decide_duplicate(
+        self, existing: Instance, parsed: _Parsed, sha256: str, origin: Origin
+    ) -> IngestResult | None:
+        """Result for a SOP Instance UID we hold already, or ``None`` to store it anyway."""
+
+        def result(outcome: Outcome, warning: str = "") -> IngestResult:
+            return IngestResult(
+                outcome,
+                parsed.study_uid,
+                parsed.series_uid,
+                parsed.sop_uid,
+                parsed.sop_class_uid,
+                existing.sha256,
+                existing.size,
+                existing.blob_key,
+                warning,
+            )
+
+        if existing.sha256 == sha256:
+            return result(Outcome.DUPLICATE)
+        message = (
+            f"SOP Instance {parsed.sop_uid} already stored with different content "
+            f"(from {origin.calling_ae or origin.door})"
+        )
+        if self.duplicate_policy is DuplicatePolicy.REPLACE:
+            return None
+        log.warning("%s; policy %s", message, self.duplicate_policy.value)
+        if self.duplicate_policy is DuplicatePolicy.REJECT:
+            raise Rejected(message + "; refused")
+        return result(Outcome.CONFLICT_KEPT, message + "; original kept")
+
+    # -- writing -----------------------------------------------------------------------
+
+    def _index(
+        self, parsed: _Parsed, key: str, sha256: str, size: int, origin: Origin, replace: bool
+    ) -> None:
+        ds = parsed.dataset
+        now = datetime.now(UTC)
+        with self.sessions.begin() as session:
+            patient_pk = _upsert_patient(session, ds)
+            study_pk = _upsert_study(session, ds, parsed.study_uid, patient_pk, now)
+            series_pk = _upsert_series(session, ds, parsed.series_uid, study_pk, now)
+            values: dict[str, Any] = dict(
+                series_pk=series_pk,
+                sop_class_uid=parsed.sop_class_uid,
+                instance_number=_int(ds, "InstanceNumber"),
+                transfer_syntax_uid=parsed.header.transfer_syntax_uid,
+                number_of_frames=_int(ds, "NumberOfFrames"),
+                rows=_int(ds, "Rows"),
+                columns=_int(ds, "Columns"),
+                blob_key=key,
+                size=size,
+                sha256=sha256,
+                dicom_json=parsed.dicom_json,
+                source_ae=origin.calling_ae[:16],
+                received_at=now,
+            )
+            if replace:
+                row = session.scalar(
+                    select(Instance).where(Instance.sop_instance_uid == parsed.sop_uid)
+                )
+                if row is not None:
+                    for name, value in values.items():
+                        setattr(row, name, value)
+                    return
+            session.add(Instance(sop_instance_uid=parsed.sop_uid, **values))
+
+    def _drop_blob(self, key: str) -> None:
+        try:
+            self.store.delete(key)
+        except StorageError:
+            log.warning("could not remove blob %s; `pacs check` will", key)
+
+
+def _sha256(fp: BinaryIO, header: Part10Header) -> str:
+    digest = hashlib.sha256()
+    for chunk in iter_stored_bytes(fp, header):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _to_json(ds: Dataset, drop_charset: bool) -> str:
+    def bulk(element: DataElement) -> str:
+        return f"bulkdata/{element.tag:08X}"
+
+    data = ds.to_json_dict(BULK_DATA_THRESHOLD, bulk)
+    if drop_charset:
+        data.pop("00080005", None)
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def _str(ds: Dataset, keyword: str, limit: int = 64) -> str:
+    value = ds.get(keyword)
+    if value is None or value == "":
+        return ""
+    if isinstance(value, MultiValue):
+        value = "\\".join(str(v) for v in value)
+    return normalize(str(value))[:limit]
+
+
+def _int(ds: Dataset, keyword: str) -> int | None:
+    value = ds.get(keyword)
+    try:
+        return int(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _upsert_patient(session: Session, ds: Dataset) -> int:
+    patient_id = _str(ds, "PatientID")
+    issuer = _str(ds, "IssuerOfPatientID")
+    name = _str(ds, "PatientName", 324)
+    session.execute(
+        insert_ignore(session, Patient, ["patient_id", "issuer"]).values(
+            patient_id=patient_id,
+            issuer=issuer,
+            name=name,
+            name_folded=fold(name),
+            birth_date=_str(ds, "PatientBirthDate", 8),
+            sex=_str(ds, "PatientSex", 16),
+        )
+    )
+    pk = session.scalar(
+        select(Patient.pk).where(Patient.patient_id == patient_id, Patient.issuer == issuer)
+    )
+    assert pk is not None
+    for value, id_issuer, kind in _other_ids(ds):
+        session.execute(
+            insert_ignore(session, PatientIdentifier, ["patient_pk", "value", "issuer"]).values(
+                patient_pk=pk, value=value, issuer=id_issuer, type_of_id=kind
+            )
+        )
+    return pk
+
+
+def _other_ids(ds: Dataset) -> list[tuple[str, str, str]]:
+    found: list[tuple[str, str, str]] = []
+    for item in ds.get("OtherPatientIDsSequence") or []:
+        value = _str(item, "PatientID")
+        if value:
+            found.append(
+                (value, _str(item, "IssuerOfPatientID"), _str(item, "TypeOfPatientID", 16))
+            )
+    legacy = ds.get("OtherPatientIDs")  # retired (0010,1000), still sent by many devices
+    if legacy:
+        for value in legacy if isinstance(legacy, MultiValue) else [legacy]:
+            if str(value).strip():
+                found.append((normalize(str(value))[:64], "", ""))
+    return found
+
+
+def _upsert_study(
+    session: Session, ds: Dataset, study_uid: str, patient_pk: int, now: datetime
+) -> int:
+    referring = _str(ds, "ReferringPhysicianName", 324)
+    session.execute(
+        insert_ignore(session, Study, ["study_uid"]).values(
+            study_uid=study_uid,
+            patient_pk=patient_pk,
+            study_date=_str(ds, "StudyDate", 8),
+            study_time=_str(ds, "StudyTime", 16),
+            accession_number=_str(ds, "AccessionNumber", 16),
+            study_id=_str(ds, "StudyID", 16),
+            study_description=_str(ds, "StudyDescription", 256),
+            referring_physician_name=referring,
+            referring_physician_folded=fold(referring),
+            institution_name=_str(ds, "InstitutionName", 256),
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    study = session.scalar(select(Study).where(Study.study_uid == study_uid))
+    assert study is not None
+    study.updated_at = now
+    return study.pk
+
+
+def _upsert_series(
+    session: Session, ds: Dataset, series_uid: str, study_pk: int, now: datetime
+) -> int:
+    session.execute(
+        insert_ignore(session, Series, ["series_uid"]).values(
+            series_uid=series_uid,
+            study_pk=study_pk,
+            modality=_str(ds, "Modality", 16),
+            series_number=_int(ds, "SeriesNumber"),
+            series_description=_str(ds, "SeriesDescription", 256),
+            body_part_examined=_str(ds, "BodyPartExamined", 16),
+            series_date=_str(ds, "SeriesDate", 8),
+            series_time=_str(ds, "SeriesTime", 16),
+            performed_procedure_step_start_date=_str(ds, "PerformedProcedureStepStartDate", 8),
+            created_at=now,
+        )
+    )
+    pk = session.scalar(select(Series.pk).where(Series.series_uid == series_uid))
+    assert pk is not None
+    return pk

@@ -1,0 +1,161 @@
+"""Reading the header of an incoming DICOM stream and laying out what we store.
+
+What we keep is the bytes as received in the DICOM File Format: a zeroed
+128-byte preamble (a non-DICOM preamble can make a file a valid TIFF or
+executable too, CVE-2019-11687), ``DICM``, the File Meta Information, then the
+dataset exactly as sent. A file without a meta header (old CDs, raw dumps) gets
+one built for it.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from pydicom.dataset import FileMetaDataset
+from pydicom.filereader import _read_file_meta_info, read_preamble
+from pydicom.filewriter import write_file_meta_info
+from pydicom.uid import (
+    PYDICOM_IMPLEMENTATION_UID,
+    UID,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
+
+PREAMBLE = b"\x00" * 128
+
+
+class NotDicom(ValueError):
+    """The stream is not DICOM, or its header cannot be read."""
+
+
+@dataclass
+class Part10Header:
+    """The head of what we store, and where the dataset starts in the source."""
+
+    meta_bytes: bytes  # b"DICM" + the encoded file meta group
+    body_offset: int  # first byte of the dataset in the source stream
+    source_size: int
+    transfer_syntax_uid: str
+    preamble_zeroed: bool
+    meta_synthesized: bool
+
+    @property
+    def stored_size(self) -> int:
+        return len(PREAMBLE) + len(self.meta_bytes) + self.source_size - self.body_offset
+
+    @property
+    def implicit_vr(self) -> bool:
+        return self.transfer_syntax_uid == ImplicitVRLittleEndian
+
+    @property
+    def little_endian(self) -> bool:
+        return self.transfer_syntax_uid != ExplicitVRBigEndian
+
+    @property
+    def deflated(self) -> bool:
+        return self.transfer_syntax_uid == DeflatedExplicitVRLittleEndian
+
+
+def stream_size(fp: BinaryIO) -> int:
+    here = fp.tell()
+    size = fp.seek(0, os.SEEK_END)
+    fp.seek(here)
+    return size
+
+
+def read_header(fp: BinaryIO) -> Part10Header:
+    """Read the preamble and file meta of ``fp`` (seekable).
+
+    For a bare dataset the meta header is left empty; see :func:`with_synthesized_meta`.
+    """
+    size = stream_size(fp)
+    fp.seek(0)
+    preamble = fp.read(128)
+    magic = fp.read(4)
+    if magic == b"DICM" and len(preamble) == 128:
+        fp.seek(0)
+        try:
+            read_preamble(fp, False)
+            meta = _read_file_meta_info(fp)
+        except Exception as exc:
+            raise NotDicom(f"unreadable file meta information: {exc}") from exc
+        body_offset = fp.tell()
+        ts = str(meta.get("TransferSyntaxUID", "") or "")
+        if not ts:
+            raise NotDicom("file meta information has no TransferSyntaxUID")
+        fp.seek(128)
+        meta_bytes = fp.read(body_offset - 128)
+        return Part10Header(
+            meta_bytes, body_offset, size, ts, preamble != PREAMBLE, meta_synthesized=False
+        )
+    # No preamble: a bare dataset. Guess its encoding from the first element.
+    fp.seek(0)
+    head = fp.read(8)
+    if len(head) < 8:
+        raise NotDicom("too short to be DICOM")
+    group = int.from_bytes(head[0:2], "little")
+    if group == 0x0002:
+        raise NotDicom("file meta information without preamble is not supported")
+    if group != 0x0008:
+        raise NotDicom("no DICM prefix and no DICOM element at the start")
+    explicit = head[4:6].isalpha() and head[4:6].isupper()
+    ts = ExplicitVRLittleEndian if explicit else ImplicitVRLittleEndian
+    return Part10Header(b"", 0, size, ts, False, meta_synthesized=True)
+
+
+def with_synthesized_meta(header: Part10Header, sop_class_uid: str, sop_uid: str) -> Part10Header:
+    """Fill in the meta header of a bare dataset once its SOP Class and Instance are known."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = UID(sop_class_uid)
+    meta.MediaStorageSOPInstanceUID = UID(sop_uid)
+    meta.TransferSyntaxUID = UID(header.transfer_syntax_uid)
+    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+    buffer = io.BytesIO()
+    buffer.write(b"DICM")
+    write_file_meta_info(buffer, meta, enforce_standard=True)  # type: ignore[arg-type]
+    return Part10Header(
+        buffer.getvalue(),
+        header.body_offset,
+        header.source_size,
+        header.transfer_syntax_uid,
+        header.preamble_zeroed,
+        meta_synthesized=True,
+    )
+
+
+def iter_stored_bytes(fp: BinaryIO, header: Part10Header, chunk: int = 1 << 20) -> Iterator[bytes]:
+    """The bytes we store: zero preamble, meta, then the dataset from the source unchanged."""
+    yield PREAMBLE
+    yield header.meta_bytes
+    fp.seek(header.body_offset)
+    while data := fp.read(chunk):
+        yield data
+
+
+class ChunkStream(io.RawIOBase):
+    """A readable stream over an iterator of byte chunks (what stores consume)."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        super().__init__()
+        self._chunks = chunks
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        while not self._pending:
+            try:
+                self._pending = next(self._chunks)
+            except StopIteration:
+                return 0
+        n = min(len(buffer), len(self._pending))
+        buffer[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n

@@ -1,0 +1,49 @@
+"""``pacs serve``: the DIMSE listener and the HTTP server in one process.
+
+Stop order on SIGTERM/SIGINT: uvicorn stops taking requests and finishes the
+ones in flight, then the DIMSE listener stops accepting and lets running
+associations finish, so no acknowledged image is cut off half-way.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+
+import uvicorn
+
+from pacs.archive import Archive
+from pacs.dimse.server import DimseServer
+from pacs.http.app import create_app
+from pacs.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def serve(settings: Settings) -> int:
+    archive = Archive.open(settings)
+    dimse = DimseServer(archive)
+    dimse.start()
+    app = create_app(archive)
+    config = uvicorn.Config(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        timeout_graceful_shutdown=30,
+    )
+    server = uvicorn.Server(config)
+    # uvicorn re-raises the stop signal once it has shut down, restoring the
+    # handler found at start; with Python's default one the process would die
+    # there, before the DIMSE listener could drain. Ours just asks to stop.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: setattr(server, "should_exit", True))
+    log.info("HTTP on http://%s:%s", settings.http_host, settings.http_port)
+    try:
+        server.run()
+    finally:
+        log.info("stopping DICOM listener; waiting for running associations")
+        dimse.stop()
+        archive.close()
+    return 0

@@ -1,0 +1,161 @@
+"""The one settings object: safe defaults, a TOML file, then ``PACS_*`` variables.
+
+Precedence, highest first: keyword arguments (tests), environment variables,
+the TOML file named by ``PACS_CONFIG`` (or ``./pacs.toml`` when present),
+defaults. Every default runs the embedded archive: SQLite and files below
+``./data``, nothing else to install.
+"""
+
+from __future__ import annotations
+
+import os
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+class DuplicatePolicy(StrEnum):
+    """What to do when a different object arrives under a SOP Instance UID we hold."""
+
+    KEEP = "keep"  # keep the original, refuse the newcomer with a warning status
+    REPLACE = "replace"  # keep the newcomer (audited), drop the original
+    REJECT = "reject"  # refuse the newcomer with a failure status
+
+
+class RemoteAE(BaseModel):
+    """A DICOM peer we know: where to reach it and what it may do."""
+
+    ae_title: str
+    host: str = "127.0.0.1"
+    port: int = 104
+    charset_fallback: str | None = None
+    services: list[str] = Field(default_factory=lambda: ["store", "find", "move", "get"])
+
+
+def _config_file() -> Path | None:
+    named = os.environ.get("PACS_CONFIG")
+    if named:
+        return Path(named)
+    local = Path("pacs.toml")
+    return local if local.is_file() else None
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="PACS_",
+        env_nested_delimiter="__",
+        extra="ignore",
+        validate_default=True,
+    )
+
+    data_dir: Path = Path("data")
+    database_url: str = ""  # empty: SQLite file in data_dir
+    storage_url: str = ""  # empty: folder 'blobs' in data_dir
+    storage_fsync: bool = True
+
+    s3_endpoint: str | None = None
+    s3_access_key: SecretStr | None = None
+    s3_secret_key: SecretStr | None = None
+    s3_region: str | None = None
+    s3_create_bucket: bool = True
+
+    ae_title: str = "PACS"
+    dicom_host: str = "0.0.0.0"
+    dicom_port: int = 11112
+    max_associations: int = 20
+    acse_timeout: float = 30.0
+    dimse_timeout: float = 60.0
+    network_timeout: float = 120.0
+    maximum_pdu_size: int = 0  # 0: unlimited, the peer decides
+    allowed_calling_aes: list[str] = Field(default_factory=list)  # empty: any
+    spool_dir: Path | None = None  # where DIMSE spools incoming datasets; default data_dir/spool
+
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+
+    duplicate_policy: DuplicatePolicy = DuplicatePolicy.KEEP
+    default_charset: str = "ISO_IR 100"  # assumed when a dataset declares no character set
+    remote_aes: list[RemoteAE] = Field(default_factory=list)
+
+    log_level: str = "INFO"
+
+    @field_validator("ae_title")
+    @classmethod
+    def _ae_title(cls, value: str) -> str:
+        value = value.strip()
+        if not value or len(value) > 16 or "\\" in value:
+            raise ValueError("AE title must be 1-16 characters without backslash")
+        return value
+
+    @model_validator(mode="after")
+    def _derive_paths(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{(self.data_dir / 'index.sqlite').resolve()}"
+        if not self.storage_url:
+            self.storage_url = f"file://{(self.data_dir / 'blobs').resolve()}"
+        if self.spool_dir is None:
+            self.spool_dir = self.data_dir / "spool"
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = _config_file()
+        if config_file is not None:
+            if not config_file.is_file():
+                raise FileNotFoundError(f"PACS_CONFIG names {config_file}, which does not exist")
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        return tuple(sources)
+
+    def charset_fallback_for(self, calling_ae: str | None) -> str:
+        """The character set assumed for a dataset from ``calling_ae`` that declares none."""
+        for remote in self.remote_aes:
+            if remote.ae_title == calling_ae and remote.charset_fallback:
+                return remote.charset_fallback
+        return self.default_charset
+
+    def open_store(self) -> Any:
+        from storage import open_store
+
+        return open_store(
+            self.storage_url,
+            s3_endpoint=self.s3_endpoint,
+            s3_access_key=self.s3_access_key.get_secret_value() if self.s3_access_key else None,
+            s3_secret_key=self.s3_secret_key.get_secret_value() if self.s3_secret_key else None,
+            s3_region=self.s3_region,
+            s3_create_bucket=self.s3_create_bucket,
+            fsync=self.storage_fsync,
+        )
+
+    def effective(self) -> dict[str, Any]:
+        """Every setting with its effective value, secrets (and URL passwords) masked."""
+        values = self.model_dump(mode="json")
+        for name, field in type(self).model_fields.items():
+            if field.annotation in (SecretStr, SecretStr | None) and values.get(name):
+                values[name] = "********"
+        values["database_url"] = _mask_url_password(self.database_url)
+        return values
+
+
+def _mask_url_password(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url

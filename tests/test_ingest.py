@@ -1,0 +1,173 @@
+"""Ingest: the one writer path, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+
+import pytest
+from pydicom import dcmread
+from sqlalchemy import select
+
+from pacs.archive import Archive
+from pacs.index.models import Instance, Patient, PatientIdentifier, Series, Study
+from pacs.ingest import InvalidObject, Origin, Outcome
+from pacs.settings import DuplicatePolicy
+from tests.dicom_factory import ct_slice, to_bytes
+
+IMPORT = Origin("import")
+
+
+def _ingest(archive: Archive, data: bytes, origin: Origin = IMPORT):
+    return archive.ingest(io.BytesIO(data), origin)
+
+
+def test_stores_bytes_as_received_and_indexes_every_level(archive: Archive) -> None:
+    data = to_bytes(ct_slice(index=3))
+    result = _ingest(archive, data)
+    assert result.outcome is Outcome.STORED
+    with archive.store.open(result.blob_key) as fp:
+        stored = fp.read()
+    assert stored == data
+    assert result.sha256 == hashlib.sha256(data).hexdigest() and result.size == len(data)
+    with archive.sessions() as session:
+        instance = session.scalar(select(Instance))
+        assert instance is not None
+        assert instance.sha256 == result.sha256 and instance.blob_key == result.blob_key
+        assert instance.instance_number == 4 and instance.rows == 64
+        series = session.scalar(select(Series))
+        study = session.scalar(select(Study))
+        patient = session.scalar(select(Patient))
+        assert series is not None and series.modality == "CT"
+        assert study is not None and study.study_date == "20261120"
+        assert patient is not None and patient.name == "Nguyễn^Văn An"
+        assert patient.name_folded == "nguyen van an"
+
+
+def test_dicom_json_keeps_attributes_without_bulk_data(archive: Archive) -> None:
+    ds = ct_slice()
+    ds.add_new(0x00091010, "OB", b"\x01" * 4096)  # private bulk value
+    result = _ingest(archive, to_bytes(ds))
+    with archive.sessions() as session:
+        instance = session.scalar(
+            select(Instance).where(Instance.sop_instance_uid == result.sop_instance_uid)
+        )
+        assert instance is not None
+        document = instance.dicom_json
+    assert '"Alphabetic":"Nguyễn^Văn An"' in document
+    assert '"00091010":{"vr":"OB","BulkDataURI":"bulkdata/00091010"}' in document
+    assert "7FE00010" not in document  # pixel data is never copied into the index
+
+
+def test_identical_resend_is_idempotent(archive: Archive) -> None:
+    data = to_bytes(ct_slice())
+    first = _ingest(archive, data)
+    second = _ingest(archive, data)
+    assert second.outcome is Outcome.DUPLICATE and second.blob_key == first.blob_key
+    assert archive.counts()["instances"] == 1
+
+
+def test_conflicting_resend_keeps_original_by_default(archive: Archive) -> None:
+    ds = ct_slice()
+    first = _ingest(archive, to_bytes(ds))
+    ds.PatientName = "Other^Person"
+    second = _ingest(archive, to_bytes(ds))
+    assert second.outcome is Outcome.CONFLICT_KEPT and "original kept" in second.warning
+    with archive.store.open(first.blob_key) as fp:
+        assert dcmread(fp).PatientName == "Nguyễn^Văn An"
+    assert [b.key for b in archive.store.list()] == [first.blob_key]
+
+
+def test_replace_policy_swaps_blob_and_row(archive: Archive) -> None:
+    archive.ingestor.duplicate_policy = DuplicatePolicy.REPLACE
+    ds = ct_slice()
+    first = _ingest(archive, to_bytes(ds))
+    ds.SeriesDescription = "corrected"
+    second = _ingest(archive, to_bytes(ds))
+    assert second.outcome is Outcome.REPLACED and second.blob_key != first.blob_key
+    assert [b.key for b in archive.store.list()] == [second.blob_key]
+    with archive.sessions() as session:
+        assert session.scalar(select(Instance.sha256)) == second.sha256
+
+
+def test_non_dicom_preamble_is_zeroed(archive: Archive) -> None:
+    data = bytearray(to_bytes(ct_slice()))
+    data[0:4] = b"II*\x00"  # a TIFF header hiding in the preamble (CVE-2019-11687)
+    result = _ingest(archive, bytes(data))
+    with archive.store.open(result.blob_key) as fp:
+        stored = fp.read()
+    assert stored[:128] == b"\x00" * 128 and stored[128:] == bytes(data[128:])
+
+
+def test_bare_dataset_gets_a_file_meta_header(archive: Archive) -> None:
+    ds = ct_slice()
+    del ds.file_meta
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=False, implicit_vr=True, little_endian=True)
+    raw = buffer.getvalue()
+    assert raw[128:132] != b"DICM"
+    result = _ingest(archive, raw)
+    with archive.store.open(result.blob_key) as fp:
+        stored = dcmread(fp)
+    assert stored.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2"
+    assert stored.SOPInstanceUID == ds.SOPInstanceUID
+
+
+def test_missing_charset_uses_fallback(archive: Archive) -> None:
+    ds = ct_slice(charset=None, patient_name="M\xfcller^J\xfcrgen")
+    data = to_bytes(ds)  # written as latin-1 bytes, no SpecificCharacterSet
+    _ingest(archive, data)
+    with archive.sessions() as session:
+        assert session.scalar(select(Patient.name)) == "Müller^Jürgen"
+
+
+def test_other_patient_ids_are_indexed(archive: Archive) -> None:
+    from pydicom.dataset import Dataset
+
+    ds = ct_slice()
+    item = Dataset()
+    item.PatientID = "079123456789"
+    item.IssuerOfPatientID = "CCCD"
+    item.TypeOfPatientID = "TEXT"
+    ds.OtherPatientIDsSequence = [item]
+    _ingest(archive, to_bytes(ds))
+    with archive.sessions() as session:
+        ids = session.scalars(select(PatientIdentifier)).all()
+        assert [(i.value, i.issuer) for i in ids] == [("079123456789", "CCCD")]
+
+
+@pytest.mark.parametrize(
+    "field,value,reason",
+    [
+        ("SOPInstanceUID", "1.2.3/../4", "not digits and dots"),
+        ("SOPInstanceUID", "1.2.3\\4", "not digits and dots"),
+        ("StudyInstanceUID", "../../etc", "not digits and dots"),
+        ("SeriesInstanceUID", "1.2." + "3" * 70, "longer than 64"),
+        ("SOPClassUID", "", "SOPClassUID is missing"),
+    ],
+)
+def test_bad_uids_are_refused_and_nothing_is_written(
+    archive: Archive, field: str, value: str, reason: str
+) -> None:
+    ds = ct_slice()
+    setattr(ds, field, value)
+    with pytest.raises(InvalidObject, match=reason):
+        _ingest(archive, to_bytes(ds))
+    assert list(archive.store.list()) == []
+    assert archive.counts()["instances"] == 0
+
+
+@pytest.mark.parametrize("cut", [50, 140, 300, -100, -1])
+def test_truncated_objects_are_refused(archive: Archive, cut: int) -> None:
+    data = to_bytes(ct_slice())
+    with pytest.raises(InvalidObject):
+        _ingest(archive, data[:cut])
+    assert list(archive.store.list()) == []
+
+
+def test_absurd_declared_length_is_refused(archive: Archive) -> None:
+    data = bytearray(to_bytes(ct_slice()))
+    at = data.index(b"\xe0\x7f\x10\x00OW")  # Pixel Data header, explicit VR little endian
+    data[at + 8 : at + 12] = (0xFFFFFFF0).to_bytes(4, "little")
+    with pytest.raises(InvalidObject, match="declares"):
+        _ingest(archive, bytes(data))

@@ -1,0 +1,1 @@
+"""The web viewer: built assets and the routes that serve them."""
