@@ -1,0 +1,1 @@
+"""Who is asking: accounts, tokens, share grants, and the policy that decides what they may do."""
