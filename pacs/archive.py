@@ -14,10 +14,12 @@ from sqlalchemy import Engine, func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from pacs import retrieve
 from pacs.index.database import make_engine, make_session_factory
 from pacs.index.migrate import upgrade
 from pacs.index.models import Instance, Series, Study
 from pacs.ingest import Ingestor, IngestResult, Origin
+from pacs.retrieve import StoredInstance
 from pacs.settings import Settings
 from storage import BlobStore, StorageError
 
@@ -64,6 +66,25 @@ class Archive:
             expect_sop_class_uid=expect_sop_class_uid,
             expect_sop_instance_uid=expect_sop_instance_uid,
         )
+
+    def locate(
+        self,
+        study_uid: str | None = None,
+        series_uid: str | None = None,
+        sop_instance_uid: str | None = None,
+    ) -> list[StoredInstance]:
+        """Stored instances of a study, series or instance, in reading order (index only)."""
+        return list(retrieve.locate(self.sessions, study_uid, series_uid, sop_instance_uid))
+
+    def metadata(
+        self, study_uid: str, series_uid: str | None = None, sop_instance_uid: str | None = None
+    ) -> list[tuple[str, str]]:
+        """Stored DICOM JSON of each instance (no bulk data), without opening a blob."""
+        return retrieve.instance_metadata(self.sessions, study_uid, series_uid, sop_instance_uid)
+
+    def open_blob(self, key: str, start: int = 0, end: int | None = None) -> BinaryIO:
+        """A stream over a stored object (or a byte range of it)."""
+        return self.store.open(key, start, end)
 
     def counts(self) -> dict[str, int]:
         """How many studies, series and instances the index holds."""
