@@ -15,6 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from pacs import retrieve
+from pacs.audit import AuditTrail
 from pacs.index.database import make_engine, make_session_factory
 from pacs.index.migrate import upgrade
 from pacs.index.models import Instance, Series, Study
@@ -38,6 +39,7 @@ class Archive:
             duplicate_policy=settings.duplicate_policy,
             charset_fallback=settings.charset_fallback_for,
         )
+        self.audit = AuditTrail(self.sessions)
 
     @classmethod
     def open(cls, settings: Settings, migrate: bool = True) -> Archive:

@@ -13,6 +13,7 @@ import signal
 import uvicorn
 
 from pacs.archive import Archive
+from pacs.auth.accounts import ensure_admin
 from pacs.dimse.server import DimseServer
 from pacs.http.app import create_app
 from pacs.settings import Settings
@@ -20,8 +21,25 @@ from pacs.settings import Settings
 log = logging.getLogger(__name__)
 
 
+def _bootstrap_admin(archive: Archive) -> None:
+    """On first start, create the admin account and show its password exactly once."""
+    given = archive.settings.admin_password
+    password = ensure_admin(archive.sessions, given.get_secret_value() if given else None)
+    if password is None:
+        return
+    if given:
+        log.warning("created user 'admin' with the password from PACS_ADMIN_PASSWORD")
+    else:
+        print(
+            "\n  First start: created user 'admin' with password  "
+            f"{password}\n  It is shown only now; change it with `pacs user passwd admin`.\n",
+            flush=True,
+        )
+
+
 def serve(settings: Settings) -> int:
     archive = Archive.open(settings)
+    _bootstrap_admin(archive)
     dimse = DimseServer(archive)
     dimse.start()
     app = create_app(archive)

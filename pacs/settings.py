@@ -86,6 +86,8 @@ class Settings(BaseSettings):
     remote_aes: list[RemoteAE] = Field(default_factory=list)
 
     log_level: str = "INFO"
+    # First start only: the first admin's password (else a random one is printed once).
+    admin_password: SecretStr | None = None
 
     @field_validator("ae_title")
     @classmethod

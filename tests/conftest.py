@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from pacs.archive import Archive
+from pacs.auth.accounts import create_account
+from pacs.auth.principal import Role
+from pacs.dimse.server import DimseServer
 from pacs.settings import Settings
 
 POSTGRES_URL = os.environ.get(
@@ -99,3 +106,69 @@ def dcmtk() -> None:
         if IN_CI:
             pytest.fail(message)
         pytest.skip(message)
+
+
+ADMIN_PASSWORD = "admin-test-password"
+
+
+@pytest.fixture
+def admin_auth(archive: Archive) -> tuple[str, str]:
+    """(user name, password) of an admin account in the archive under test."""
+    create_account(archive.sessions, "admin", ADMIN_PASSWORD, Role.ADMIN)
+    return ("admin", ADMIN_PASSWORD)
+
+
+@pytest.fixture
+def client(archive: Archive, admin_auth: tuple[str, str]) -> Iterator[TestClient]:
+    """The HTTP app in-process, logged in as the admin (HTTP Basic)."""
+    from pacs.http.app import create_app
+
+    with TestClient(create_app(archive), auth=admin_auth) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def anonymous_client(archive: Archive) -> Iterator[TestClient]:
+    from pacs.http.app import create_app
+
+    with TestClient(create_app(archive)) as test_client:
+        yield test_client
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def live_http(archive: Archive) -> Iterator[str]:
+    """A real HTTP server (uvicorn in a thread) for clients such as dicomweb-client."""
+    import uvicorn
+
+    from pacs.http.app import create_app
+
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(archive), host="127.0.0.1", port=port, log_level="warning", access_log=False
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("test HTTP server did not start")
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def dimse_server(archive: Archive) -> Iterator[DimseServer]:
+    """The archive's DIMSE listener on a free loopback port (AE title from settings, "PACS")."""
+    server = DimseServer(archive)
+    server.start("127.0.0.1", 0)
+    yield server
+    server.stop(grace=2)

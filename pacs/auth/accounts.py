@@ -1,0 +1,209 @@
+"""Accounts, password checks with lockout, and API tokens.
+
+Tokens look like ``pacs_<id>_<secret>``: the id finds the row, the secret is
+compared by hash (a SHA-256 is enough for 256-bit random secrets, and keeps
+every API call fast, unlike a password hash).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from pacs.auth.models import Account, ApiToken
+from pacs.auth.passwords import hash_password, needs_rehash, random_password, verify_password
+from pacs.auth.principal import Kind, Principal, Role
+
+MAX_FAILED_LOGINS = 5
+LOCKOUT = timedelta(minutes=15)
+HUMAN_ROLES = {Role.ADMIN, Role.RADIOLOGIST, Role.CLINICIAN, Role.INTEGRATION, Role.AUDITOR}
+
+
+class AccountError(Exception):
+    """A request to change accounts that cannot be honoured (duplicate name, bad role...)."""
+
+
+@dataclass(frozen=True)
+class AccountInfo:
+    username: str
+    role: Role
+    disabled: bool
+    created_at: datetime
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes for timezone-aware columns; they were stored in UTC."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def create_account(
+    sessions: sessionmaker[Session], username: str, password: str, role: Role | str
+) -> None:
+    role = Role(role)
+    if role not in HUMAN_ROLES:
+        raise AccountError(f"role {role} cannot be given to an account")
+    if not username or len(username) > 64 or not username.isprintable():
+        raise AccountError("user name must be 1-64 printable characters")
+    if len(password) < 8:
+        raise AccountError("password must have at least 8 characters")
+    try:
+        with sessions.begin() as session:
+            session.add(
+                Account(
+                    username=username,
+                    password_hash=hash_password(password),
+                    role=str(role),
+                    disabled=False,
+                    failed_logins=0,
+                    created_at=_now(),
+                )
+            )
+    except IntegrityError as exc:
+        raise AccountError(f"user {username!r} already exists") from exc
+
+
+def list_accounts(sessions: sessionmaker[Session]) -> list[AccountInfo]:
+    with sessions() as session:
+        return [
+            AccountInfo(a.username, Role(a.role), a.disabled, _aware(a.created_at) or _now())
+            for a in session.scalars(select(Account).order_by(Account.username))
+        ]
+
+
+def _account(session: Session, username: str) -> Account:
+    account = session.scalar(select(Account).where(Account.username == username))
+    if account is None:
+        raise AccountError(f"no user {username!r}")
+    return account
+
+
+def set_password(sessions: sessionmaker[Session], username: str, password: str) -> None:
+    if len(password) < 8:
+        raise AccountError("password must have at least 8 characters")
+    with sessions.begin() as session:
+        account = _account(session, username)
+        account.password_hash = hash_password(password)
+        account.failed_logins = 0
+        account.locked_until = None
+
+
+def set_disabled(sessions: sessionmaker[Session], username: str, disabled: bool = True) -> None:
+    with sessions.begin() as session:
+        _account(session, username).disabled = disabled
+
+
+def ensure_admin(sessions: sessionmaker[Session], password: str | None = None) -> str | None:
+    """Create the first admin when no account exists; return its password (to print once)."""
+    with sessions() as session:
+        if session.scalar(select(Account.pk).limit(1)) is not None:
+            return None
+    password = password or random_password()
+    try:
+        create_account(sessions, "admin", password, Role.ADMIN)
+    except AccountError:  # another node created it first
+        return None
+    return password
+
+
+def check_password(
+    sessions: sessionmaker[Session], username: str, password: str, address: str = ""
+) -> Principal | None:
+    """The principal for valid credentials, else ``None``; counts failures and locks out."""
+    with sessions.begin() as session:
+        account = session.scalar(select(Account).where(Account.username == username))
+        if account is None:
+            verify_password(None, password)  # same cost as a real check
+            return None
+        locked_until = _aware(account.locked_until)
+        if account.disabled or (locked_until is not None and locked_until > _now()):
+            return None
+        if not verify_password(account.password_hash, password):
+            account.failed_logins += 1
+            if account.failed_logins >= MAX_FAILED_LOGINS:
+                account.locked_until = _now() + LOCKOUT
+                account.failed_logins = 0
+            return None
+        account.failed_logins = 0
+        account.locked_until = None
+        if needs_rehash(account.password_hash):
+            account.password_hash = hash_password(password)
+        return Principal(Kind.USER, account.username, Role(account.role), address)
+
+
+def _secret_hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def create_token(
+    sessions: sessionmaker[Session],
+    username: str,
+    name: str = "",
+    expires_in: timedelta | None = None,
+) -> str:
+    """A new bearer token for ``username``: returned once, stored only as a hash."""
+    token_id = secrets.token_hex(8)
+    secret = secrets.token_urlsafe(32)
+    with sessions.begin() as session:
+        account = _account(session, username)
+        session.add(
+            ApiToken(
+                account_pk=account.pk,
+                token_id=token_id,
+                secret_hash=_secret_hash(secret),
+                name=name,
+                created_at=_now(),
+                expires_at=_now() + expires_in if expires_in else None,
+            )
+        )
+    return f"pacs_{token_id}_{secret}"
+
+
+def revoke_token(sessions: sessionmaker[Session], token_id: str) -> bool:
+    with sessions.begin() as session:
+        token = session.scalar(select(ApiToken).where(ApiToken.token_id == token_id))
+        if token is None or token.revoked_at is not None:
+            return False
+        token.revoked_at = _now()
+        return True
+
+
+def check_token(sessions: sessionmaker[Session], token: str, address: str = "") -> Principal | None:
+    """The principal of a valid, unexpired, unrevoked token of an enabled account."""
+    if not token.startswith("pacs_"):
+        return None
+    token_id, _, secret = token.removeprefix("pacs_").partition("_")
+    if not token_id or not secret:
+        return None
+    with sessions.begin() as session:
+        row = session.execute(
+            select(ApiToken, Account)
+            .join(Account, ApiToken.account_pk == Account.pk)
+            .where(ApiToken.token_id == token_id)
+        ).first()
+        if row is None:
+            return None
+        api_token, account = row
+        if not hmac.compare_digest(api_token.secret_hash, _secret_hash(secret)):
+            return None
+        expires_at = _aware(api_token.expires_at)
+        if api_token.revoked_at is not None or account.disabled:
+            return None
+        if expires_at is not None and expires_at <= _now():
+            return None
+        last_used = _aware(api_token.last_used_at)
+        if last_used is None or _now() - last_used > timedelta(minutes=1):
+            api_token.last_used_at = _now()  # coarse, so that API calls stay read-only
+        return Principal(Kind.TOKEN, account.username, Role(account.role), address)

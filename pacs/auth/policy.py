@@ -1,0 +1,39 @@
+"""Who may do what: one table, operation x role, read by every door.
+
+A route declares its operation (``authorize("retrieve")``); this table says
+which roles may perform it. A test enumerates every registered route and
+fails when one has no operation, so a new route cannot slip through. The same
+table is rendered in the README.
+"""
+
+from __future__ import annotations
+
+from fastapi import HTTPException, status
+
+from pacs.auth.principal import Principal, Role
+
+R = Role
+POLICY: dict[str, frozenset[Role]] = {
+    # patient data
+    "search": frozenset({R.ADMIN, R.RADIOLOGIST, R.CLINICIAN, R.INTEGRATION, R.SHARE}),
+    "retrieve": frozenset({R.ADMIN, R.RADIOLOGIST, R.CLINICIAN, R.INTEGRATION, R.SHARE}),
+    "store": frozenset({R.ADMIN, R.RADIOLOGIST, R.INTEGRATION}),
+    "delete": frozenset({R.ADMIN}),
+    "share": frozenset({R.ADMIN, R.RADIOLOGIST, R.CLINICIAN}),
+    # administration and oversight
+    "admin": frozenset({R.ADMIN}),
+    "audit": frozenset({R.ADMIN, R.AUDITOR}),
+    # no patient data
+    "public": frozenset(set(Role)),
+}
+
+
+def permits(principal: Principal, operation: str) -> bool:
+    """Whether ``principal`` may perform ``operation``; unknown operations are refused."""
+    return principal.role in POLICY.get(operation, frozenset())
+
+
+def check_study_scope(principal: Principal, study_uid: str | None) -> None:
+    """Refuse (403) a share-grant principal any study but the one it was granted."""
+    if principal.study_uid is not None and study_uid != principal.study_uid:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "this link opens only one study")

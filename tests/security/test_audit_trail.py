@@ -1,0 +1,65 @@
+"""The audit trail is append-only in effect: any edit or deletion breaks the hash chain."""
+
+from __future__ import annotations
+
+import threading
+
+from sqlalchemy import delete, func, select, update
+
+from pacs.archive import Archive
+from pacs.audit.models import AuditEvent
+from pacs.auth.principal import Kind, Principal, Role
+
+DOCTOR = Principal(Kind.USER, "bs.lan", Role.RADIOLOGIST, "10.0.0.5")
+MODALITY = Principal(Kind.AE, "CT01", Role.MODALITY, "10.0.0.9:4000")
+
+
+def _fill(archive: Archive) -> None:
+    archive.audit.record(DOCTOR, "qido", patient_id="BN1", study_uid="1.2.3")
+    archive.audit.record(MODALITY, "c-store", patient_id="BN1", study_uid="1.2.3")
+    archive.audit.record(DOCTOR, "wado", "failure: not found", patient_id="BN2", study_uid="1.2.4")
+
+
+def test_intact_chain_verifies(archive: Archive) -> None:
+    _fill(archive)
+    assert archive.audit.verify() is None
+    for_patient = archive.audit.events(patient_id="BN1")
+    assert [(e.actor, e.action) for e in for_patient] == [("bs.lan", "qido"), ("CT01", "c-store")]
+
+
+def test_edit_is_detected(archive: Archive) -> None:
+    _fill(archive)
+    with archive.sessions.begin() as session:
+        second = session.scalars(select(AuditEvent).order_by(AuditEvent.pk)).all()[1]
+        session.execute(
+            update(AuditEvent).where(AuditEvent.pk == second.pk).values(actor="someone-else")
+        )
+        pk = second.pk
+    broken = archive.audit.verify()
+    assert broken is not None and broken.pk == pk and "altered" in broken.reason
+
+
+def test_deletion_is_detected(archive: Archive) -> None:
+    _fill(archive)
+    with archive.sessions.begin() as session:
+        first = session.scalar(select(func.min(AuditEvent.pk)))
+        session.execute(delete(AuditEvent).where(AuditEvent.pk == first))
+    broken = archive.audit.verify()
+    assert broken is not None and "missing" in broken.reason
+
+
+def test_concurrent_appends_keep_one_chain(archive: Archive) -> None:
+    threads = [
+        threading.Thread(
+            target=lambda n=n: [
+                archive.audit.record(DOCTOR, "qido", detail=f"{n}-{i}") for i in range(10)
+            ]
+        )
+        for n in range(4)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(archive.audit.events()) == 40
+    assert archive.audit.verify() is None
