@@ -57,8 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_optional_commands(sub: argparse._SubParsersAction) -> None:
     """Commands defined in their own modules (import, check, reindex)."""
     from pacs import maintenance_cli
+    from pacs.auth import cli as auth_cli
 
     maintenance_cli.register(sub)
+    auth_cli.register(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,139 @@
+"""``pacs user ...`` and ``pacs audit ...``: account and audit administration from the shell."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import sys
+from datetime import timedelta
+
+from pacs.archive import Archive
+from pacs.auth import accounts
+from pacs.auth.principal import Kind, Principal, Role
+from pacs.settings import Settings
+
+
+def _operator() -> Principal:
+    """The shell user running an administrative command, as the audit trail records it."""
+    return Principal(Kind.USER, f"os:{getpass.getuser()}", Role.ADMIN, "console")
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    first = getpass.getpass("new password: ")
+    if getpass.getpass("again: ") != first:
+        raise accounts.AccountError("the two passwords differ")
+    return first
+
+
+def cmd_user(args: argparse.Namespace, settings: Settings) -> int:
+    archive = Archive.open(settings)
+    try:
+        return _user(args, archive)
+    except accounts.AccountError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        archive.close()
+
+
+def _user(args: argparse.Namespace, archive: Archive) -> int:
+    sessions = archive.sessions
+    action = args.user_command
+    if action == "list":
+        for info in accounts.list_accounts(sessions):
+            state = "disabled" if info.disabled else "active"
+            print(f"{info.username}\t{info.role}\t{state}")
+        return 0
+    if action == "add":
+        accounts.create_account(sessions, args.username, _read_password(args), args.role)
+    elif action == "passwd":
+        accounts.set_password(sessions, args.username, _read_password(args))
+    elif action in ("disable", "enable"):
+        accounts.set_disabled(sessions, args.username, action == "disable")
+    elif action == "token":
+        days = args.expires_days
+        token = accounts.create_token(
+            sessions, args.username, args.name, timedelta(days=days) if days else None
+        )
+        print(token)  # shown once; only its hash is kept
+    elif action == "revoke" and not accounts.revoke_token(sessions, args.token_id):
+        print(f"error: no active token {args.token_id!r}", file=sys.stderr)
+        return 2
+    archive.audit.record(_operator(), f"user-{action}", detail=getattr(args, "username", ""))
+    if action != "token":
+        print(f"{action}: done")
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
+    archive = Archive.open(settings)
+    try:
+        if args.audit_command == "verify":
+            broken = archive.audit.verify()
+            if broken is None:
+                print("audit trail intact")
+                return 0
+            print(f"audit trail BROKEN at record {broken.pk}: {broken.reason}")
+            return 1
+        events = archive.audit.events(patient_id=args.patient, study_uid=args.study)
+        archive.audit.record(
+            _operator(), "audit-read", patient_id=args.patient, study_uid=args.study
+        )
+        for event in events:
+            print(
+                json.dumps(
+                    {
+                        "at": event.at.isoformat(),
+                        "actor": event.actor,
+                        "kind": event.actor_kind,
+                        "role": event.role,
+                        "address": event.address,
+                        "action": event.action,
+                        "outcome": event.outcome,
+                        "patient_id": event.patient_id,
+                        "study_uid": event.study_uid,
+                        "detail": event.detail,
+                    },
+                    ensure_ascii=False,
+                )
+            )
+        return 0
+    finally:
+        archive.close()
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    user = sub.add_parser("user", help="manage accounts and API tokens")
+    user.set_defaults(func=cmd_user)
+    users = user.add_subparsers(dest="user_command", required=True)
+    users.add_parser("list", help="list accounts")
+    add = users.add_parser("add", help="create an account")
+    add.add_argument("username")
+    add.add_argument("--role", required=True, choices=sorted(str(r) for r in accounts.HUMAN_ROLES))
+    passwd = users.add_parser("passwd", help="set an account's password (and unlock it)")
+    passwd.add_argument("username")
+    for command in (add, passwd):
+        command.add_argument(
+            "--password-stdin", action="store_true", help="read the password from stdin"
+        )
+    for name in ("disable", "enable"):
+        users.add_parser(name, help=f"{name} an account").add_argument("username")
+    token = users.add_parser("token", help="create an API token (printed once)")
+    token.add_argument("username")
+    token.add_argument("--name", default="", help="what the token is for")
+    token.add_argument(
+        "--expires-days", type=int, default=int(os.environ.get("PACS_TOKEN_DAYS", 0))
+    )
+    users.add_parser("revoke", help="revoke an API token").add_argument("token_id")
+
+    audit = sub.add_parser("audit", help="verify or read the audit trail")
+    audit.set_defaults(func=cmd_audit)
+    audits = audit.add_subparsers(dest="audit_command", required=True)
+    audits.add_parser("verify", help="check the hash chain; exit 1 when broken")
+    show = audits.add_parser("list", help="records as JSON lines (e.g. every access to a patient)")
+    show.add_argument("--patient", help="only records about this Patient ID")
+    show.add_argument("--study", help="only records about this Study Instance UID")
