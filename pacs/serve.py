@@ -16,6 +16,7 @@ from pacs.archive import Archive
 from pacs.auth.accounts import ensure_admin
 from pacs.dimse.server import DimseServer
 from pacs.http.app import create_app
+from pacs.http.transport import InsecureListen, uvicorn_tls_options
 from pacs.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,11 @@ def _bootstrap_admin(archive: Archive) -> None:
 
 
 def serve(settings: Settings) -> int:
+    try:
+        tls = uvicorn_tls_options(settings)
+    except InsecureListen as exc:
+        log.error("%s", exc)
+        return 2
     archive = Archive.open(settings)
     _bootstrap_admin(archive)
     dimse = DimseServer(archive)
@@ -50,6 +56,8 @@ def serve(settings: Settings) -> int:
         log_level=settings.log_level.lower(),
         access_log=False,
         timeout_graceful_shutdown=30,
+        proxy_headers=settings.behind_tls_proxy,
+        **tls,
     )
     server = uvicorn.Server(config)
     # uvicorn re-raises the stop signal once it has shut down, restoring the
@@ -57,7 +65,8 @@ def serve(settings: Settings) -> int:
     # there, before the DIMSE listener could drain. Ours just asks to stop.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: setattr(server, "should_exit", True))
-    log.info("HTTP on http://%s:%s", settings.http_host, settings.http_port)
+    scheme = "https" if tls else "http"
+    log.info("HTTP on %s://%s:%s", scheme, settings.http_host, settings.http_port)
     try:
         server.run()
     finally:

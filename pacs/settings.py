@@ -80,6 +80,11 @@ class Settings(BaseSettings):
 
     http_host: str = "127.0.0.1"
     http_port: int = 8080
+    # HTTPS: certificate and key (PEM). Without them the HTTP server listens only on
+    # loopback, unless a TLS-terminating reverse proxy in front is declared.
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    behind_tls_proxy: bool = False
 
     duplicate_policy: DuplicatePolicy = DuplicatePolicy.KEEP
     default_charset: str = "ISO_IR 100"  # assumed when a dataset declares no character set

@@ -28,6 +28,13 @@ POLICY: dict[str, frozenset[Role]] = {
 }
 
 
+# Routes reachable without credentials, and why they expose no patient data.
+PUBLIC_ROUTES: dict[str, str] = {
+    "/health": "liveness for load balancers: index and storage status only",
+    "/": "status page: version, AE title, port and counts, no names",
+}
+
+
 def permits(principal: Principal, operation: str) -> bool:
     """Whether ``principal`` may perform ``operation``; unknown operations are refused."""
     return principal.role in POLICY.get(operation, frozenset())

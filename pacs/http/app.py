@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from pacs import __version__
 from pacs.archive import Archive
+from pacs.http.security import install_security_headers
 
 
 def get_archive(request: Request) -> Archive:
@@ -26,6 +27,7 @@ ArchiveDep = Annotated[Archive, Depends(get_archive)]
 def create_app(archive: Archive) -> FastAPI:
     app = FastAPI(title="PACS", version=__version__, docs_url=None, redoc_url=None)
     app.state.archive = archive
+    install_security_headers(app)
 
     @app.get("/health", include_in_schema=False)
     def health(archive: ArchiveDep) -> JSONResponse:

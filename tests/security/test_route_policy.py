@@ -1,0 +1,62 @@
+"""Every HTTP route either declares an operation of the policy table or is listed as public.
+
+This is the guard that keeps a new route from slipping out unauthenticated:
+it walks the routes actually registered on the application.
+"""
+
+from __future__ import annotations
+
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
+
+from pacs.archive import Archive
+from pacs.auth.policy import POLICY, PUBLIC_ROUTES
+from pacs.http.app import create_app
+from pacs.http.security import HEADERS
+
+
+def _operations(dependant: Dependant) -> set[str]:
+    found: set[str] = set()
+    for sub in dependant.dependencies:
+        operation = getattr(sub.call, "operation", None)
+        if operation is not None:
+            found.add(operation)
+        found |= _operations(sub)
+    return found
+
+
+def test_every_route_is_in_the_policy_table(sqlite_archive: Archive) -> None:
+    app = create_app(sqlite_archive)
+    unguarded = []
+    for route in app.routes:
+        if not isinstance(route, APIRoute):
+            continue
+        operations = _operations(route.dependant)
+        assert operations <= POLICY.keys(), route.path
+        if not operations and route.path not in PUBLIC_ROUTES:
+            unguarded.append(f"{sorted(route.methods)} {route.path}")
+    assert not unguarded, f"routes without an authorize() operation: {unguarded}"
+
+
+def test_anonymous_gets_401_on_every_guarded_get_route(sqlite_archive: Archive) -> None:
+    app = create_app(sqlite_archive)
+    with TestClient(app) as http:
+        for route in app.routes:
+            if not isinstance(route, APIRoute) or route.path in PUBLIC_ROUTES:
+                continue
+            path = route.path
+            for name in route.param_convertors:
+                path = path.replace("{" + name + "}", "1.2.3")
+            for method in sorted(route.methods - {"HEAD"}):
+                response = http.request(method, path)
+                assert response.status_code == 401, (method, path, response.status_code)
+
+
+def test_hardening_headers(sqlite_archive: Archive) -> None:
+    with TestClient(create_app(sqlite_archive)) as http:
+        for path in ("/health", "/", "/does-not-exist"):
+            response = http.get(path)
+            for name, value in HEADERS.items():
+                assert response.headers[name] == value, (path, name)
+    assert "frame-ancestors 'none'" in HEADERS["Content-Security-Policy"]
