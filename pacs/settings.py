@@ -93,6 +93,14 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     # First start only: the first admin's password (else a random one is printed once).
     admin_password: SecretStr | None = None
+    # Signs session cookies and share links; default: a random key kept in data_dir/secret.key.
+    # Every node of a cluster must share it.
+    secret_key: SecretStr | None = None
+    session_hours: float = 12.0
+    admin_totp_required: bool = False  # admins must enrol a TOTP second factor to log in
+    login_attempts_per_minute: int = 10  # per client address
+    share_default_days: int = 30
+    share_max_days: int = 365
 
     @field_validator("ae_title")
     @classmethod

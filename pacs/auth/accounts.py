@@ -13,6 +13,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import pyotp
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -28,6 +29,10 @@ HUMAN_ROLES = {Role.ADMIN, Role.RADIOLOGIST, Role.CLINICIAN, Role.INTEGRATION, R
 
 class AccountError(Exception):
     """A request to change accounts that cannot be honoured (duplicate name, bad role...)."""
+
+
+class SecondFactorRequired(Exception):
+    """The password was right but the account needs a (valid) TOTP code, or must enrol one."""
 
 
 @dataclass(frozen=True)
@@ -119,9 +124,20 @@ def ensure_admin(sessions: sessionmaker[Session], password: str | None = None) -
 
 
 def check_password(
-    sessions: sessionmaker[Session], username: str, password: str, address: str = ""
+    sessions: sessionmaker[Session],
+    username: str,
+    password: str,
+    address: str = "",
+    *,
+    totp: str | None = None,
+    admin_totp_required: bool = False,
 ) -> Principal | None:
-    """The principal for valid credentials, else ``None``; counts failures and locks out."""
+    """The principal for valid credentials, else ``None``; counts failures and locks out.
+
+    An account with a TOTP secret also needs the current code; a wrong code
+    counts as a failed login. Raises :class:`SecondFactorRequired` when the
+    password is right but the code is missing (or an admin has none to give).
+    """
     with sessions.begin() as session:
         account = session.scalar(select(Account).where(Account.username == username))
         if account is None:
@@ -130,12 +146,19 @@ def check_password(
         locked_until = _aware(account.locked_until)
         if account.disabled or (locked_until is not None and locked_until > _now()):
             return None
-        if not verify_password(account.password_hash, password):
+        password_ok = verify_password(account.password_hash, password)
+        if password_ok and account.totp_secret and totp is None:
+            raise SecondFactorRequired("this account needs its one-time code")
+        if password_ok and account.totp_secret and totp is not None:
+            password_ok = pyotp.TOTP(account.totp_secret).verify(totp, valid_window=1)
+        if not password_ok:
             account.failed_logins += 1
             if account.failed_logins >= MAX_FAILED_LOGINS:
                 account.locked_until = _now() + LOCKOUT
                 account.failed_logins = 0
             return None
+        if admin_totp_required and account.role == Role.ADMIN and not account.totp_secret:
+            raise SecondFactorRequired("admins must enrol a one-time code: pacs user totp NAME")
         account.failed_logins = 0
         account.locked_until = None
         if needs_rehash(account.password_hash):
@@ -207,3 +230,38 @@ def check_token(sessions: sessionmaker[Session], token: str, address: str = "") 
         if last_used is None or _now() - last_used > timedelta(minutes=1):
             api_token.last_used_at = _now()  # coarse, so that API calls stay read-only
         return Principal(Kind.TOKEN, account.username, Role(account.role), address)
+
+
+def enrol_totp(sessions: sessionmaker[Session], username: str) -> str:
+    """Give the account a new TOTP secret; return the otpauth:// URI for an authenticator app."""
+    secret = pyotp.random_base32()
+    with sessions.begin() as session:
+        _account(session, username).totp_secret = secret
+    return pyotp.TOTP(secret).provisioning_uri(name=username, issuer_name="PACS")
+
+
+def remove_totp(sessions: sessionmaker[Session], username: str) -> None:
+    with sessions.begin() as session:
+        _account(session, username).totp_secret = None
+
+
+def session_fingerprint(password_hash: str) -> str:
+    """Changes whenever the password does, so a new password ends every open session."""
+    return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
+
+
+def check_session_account(
+    sessions: sessionmaker[Session], username: str, fingerprint: str, address: str = ""
+) -> Principal | None:
+    with sessions() as session:
+        account = session.scalar(select(Account).where(Account.username == username))
+        if account is None or account.disabled:
+            return None
+        if not hmac.compare_digest(session_fingerprint(account.password_hash), fingerprint):
+            return None
+        return Principal(Kind.USER, account.username, Role(account.role), address)
+
+
+def password_fingerprint(sessions: sessionmaker[Session], username: str) -> str:
+    with sessions() as session:
+        return session_fingerprint(_account(session, username).password_hash)

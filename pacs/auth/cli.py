@@ -60,11 +60,13 @@ def _user(args: argparse.Namespace, archive: Archive) -> int:
             sessions, args.username, args.name, timedelta(days=days) if days else None
         )
         print(token)  # shown once; only its hash is kept
+    elif action == "totp":
+        print(accounts.enrol_totp(sessions, args.username))  # scan as a QR code or type in
     elif action == "revoke" and not accounts.revoke_token(sessions, args.token_id):
         print(f"error: no active token {args.token_id!r}", file=sys.stderr)
         return 2
     archive.audit.record(_operator(), f"user-{action}", detail=getattr(args, "username", ""))
-    if action != "token":
+    if action not in ("token", "totp"):
         print(f"{action}: done")
     return 0
 
@@ -129,6 +131,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--expires-days", type=int, default=int(os.environ.get("PACS_TOKEN_DAYS", 0))
     )
     users.add_parser("revoke", help="revoke an API token").add_argument("token_id")
+    users.add_parser(
+        "totp", help="enrol a TOTP second factor (prints the otpauth:// URI)"
+    ).add_argument("username")
 
     audit = sub.add_parser("audit", help="verify or read the audit trail")
     audit.set_defaults(func=cmd_audit)

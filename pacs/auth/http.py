@@ -1,7 +1,7 @@
 """HTTP authentication and authorization as one FastAPI dependency per operation.
 
-``authorize("retrieve")`` reads the credentials (bearer API token or HTTP
-Basic; the session cookie and share grants plug in here too), checks the
+``authorize("retrieve")`` reads the credentials (bearer API token, HTTP
+Basic, the web UI's session cookie or a share link's grant cookie), checks the
 policy table and returns the :class:`Principal`, which routes hand to the
 audit trail. Basic sends the password with every request, so it is refused
 over plain HTTP except from the loopback interface.
@@ -16,9 +16,11 @@ from collections.abc import Callable
 
 from fastapi import HTTPException, Request, status
 
-from pacs.auth import accounts
+from pacs.auth import accounts, grants
+from pacs.auth.keys import signing_key
 from pacs.auth.policy import POLICY, permits
 from pacs.auth.principal import ANONYMOUS, Principal
+from pacs.auth.sessions import GRANT_COOKIE, SESSION_COOKIE, unsign
 
 CHALLENGE = {"WWW-Authenticate": 'Basic realm="PACS", charset="UTF-8"'}
 
@@ -53,7 +55,9 @@ def authenticate(request: Request) -> Principal:
     header = request.headers.get("authorization", "")
     scheme, _, credentials = header.partition(" ")
     principal: Principal | None = ANONYMOUS
-    if scheme.lower() == "bearer":
+    if not header:
+        principal = _from_cookies(request, address) or ANONYMOUS
+    elif scheme.lower() == "bearer":
         principal = accounts.check_token(archive.sessions, credentials.strip(), address)
         if principal is None:
             raise _unauthorized("invalid, expired or revoked token")
@@ -67,7 +71,10 @@ def authenticate(request: Request) -> Principal:
         except (binascii.Error, UnicodeDecodeError) as exc:
             raise _unauthorized("malformed Basic credentials") from exc
         username, _, password = decoded.partition(":")
-        principal = accounts.check_password(archive.sessions, username, password, address)
+        try:
+            principal = accounts.check_password(archive.sessions, username, password, address)
+        except accounts.SecondFactorRequired as exc:
+            raise _unauthorized(f"{exc}; scripts use an API token instead") from exc
         if principal is None:
             raise _unauthorized("wrong user name or password, or account locked")
     elif header:
@@ -75,6 +82,42 @@ def authenticate(request: Request) -> Principal:
     assert principal is not None
     request.state.principal = principal
     return principal
+
+
+def server_key(request: Request) -> str:
+    key: str | None = getattr(request.app.state, "signing_key", None)
+    if key is None:
+        key = signing_key(request.app.state.archive.settings)
+        request.app.state.signing_key = key
+    return key
+
+
+def _from_cookies(request: Request, address: str) -> Principal | None:
+    """A logged-in browser (session cookie) or a share-link holder (grant cookie)."""
+    archive = request.app.state.archive
+    settings = archive.settings
+    session_cookie = request.cookies.get(SESSION_COOKIE)
+    if session_cookie:
+        max_age = settings.session_hours * 3600
+        payload = unsign(server_key(request), "session", session_cookie, max_age)
+        if payload is not None:
+            principal = accounts.check_session_account(
+                archive.sessions, str(payload.get("u")), str(payload.get("f")), address
+            )
+            if principal is not None:
+                return principal
+    grant_cookie = request.cookies.get(GRANT_COOKIE)
+    if grant_cookie:
+        max_age = settings.share_max_days * 86400
+        payload = unsign(server_key(request), "grant", grant_cookie, max_age)
+        if payload is not None:
+            try:
+                return grants.open_grant(
+                    archive.sessions, str(payload.get("g")), address=address, pin_checked=True
+                )
+            except grants.GrantError:
+                return None
+    return None
 
 
 def authorize(operation: str) -> Callable[[Request], Principal]:

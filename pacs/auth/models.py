@@ -40,3 +40,19 @@ class ApiToken(Base):
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class ShareGrant(Base):
+    """Read-only access to one study for whoever holds the link (and the PIN, when set)."""
+
+    __tablename__ = "share_grant"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    grant_id: Mapped[str] = mapped_column(String(32), unique=True)
+    study_uid: Mapped[str] = mapped_column(String(64), index=True)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    pin_hash: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    failed_pins: Mapped[int] = mapped_column(Integer, default=0)

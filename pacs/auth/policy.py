@@ -24,6 +24,7 @@ POLICY: dict[str, frozenset[Role]] = {
     "admin": frozenset({R.ADMIN}),
     "audit": frozenset({R.ADMIN, R.AUDITOR}),
     # no patient data
+    "self": frozenset(set(Role) - {R.ANONYMOUS}),  # who am I, log out
     "public": frozenset(set(Role)),
 }
 
@@ -32,6 +33,9 @@ POLICY: dict[str, frozenset[Role]] = {
 PUBLIC_ROUTES: dict[str, str] = {
     "/health": "liveness for load balancers: index and storage status only",
     "/": "status page: version, AE title, port and counts, no names",
+    "/login": "checks credentials (rate-limited, audited), returns no patient data",
+    "/logout": "clears the session cookie",
+    "/s/{token}": "share link landing: the signed token (and PIN) is the credential",
 }
 
 

@@ -63,11 +63,25 @@ def upgrade() -> None:
         sa.Column("prev_hash", sa.String(64), nullable=False),
         sa.Column("hash", sa.String(64), nullable=False),
     )
+    op.create_table(
+        "share_grant",
+        sa.Column("pk", sa.Integer(), primary_key=True),
+        sa.Column("grant_id", sa.String(32), nullable=False, unique=True),
+        sa.Column("study_uid", sa.String(64), nullable=False),
+        sa.Column("created_by", sa.String(64), nullable=False),
+        sa.Column("created_at", TZ, nullable=False),
+        sa.Column("expires_at", TZ, nullable=False),
+        sa.Column("revoked_at", TZ, nullable=True),
+        sa.Column("pin_hash", sa.String(256), nullable=True),
+        sa.Column("failed_pins", sa.Integer(), nullable=False),
+    )
+    op.create_index("ix_share_grant_study_uid", "share_grant", ["study_uid"])
     op.create_index("ix_audit_event_patient", "audit_event", ["patient_id"])
     op.create_index("ix_audit_event_study", "audit_event", ["study_uid"])
 
 
 def downgrade() -> None:
+    op.drop_table("share_grant")
     op.drop_table("audit_event")
     op.drop_table("api_token")
     op.drop_table("account")

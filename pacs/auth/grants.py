@@ -1,0 +1,137 @@
+"""Share grants: a link (or QR code on a result slip) that opens one study, read-only.
+
+The link carries ``<grant id>.<signature>``, never a patient identifier. The
+signature (the server key over the grant id) lets forged or mistyped links be
+refused without a database lookup; the row makes the grant expiring and
+revocable, and an optional PIN protects a slip that gets lost. Five wrong PINs
+revoke the grant.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from itsdangerous import BadSignature, Signer
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from pacs.auth.accounts import _aware
+from pacs.auth.models import ShareGrant
+from pacs.auth.passwords import hash_password, verify_password
+from pacs.auth.principal import Kind, Principal, Role
+
+MAX_PIN_FAILURES = 5
+
+
+class GrantError(Exception):
+    """The link is unknown, forged, expired or revoked (one reason, shown to the holder)."""
+
+
+class PinRequired(GrantError):
+    """The grant is valid but asks for its PIN."""
+
+
+@dataclass(frozen=True)
+class GrantInfo:
+    grant_id: str
+    study_uid: str
+    created_by: str
+    expires_at: datetime
+    revoked: bool
+    has_pin: bool
+
+
+def _signer(key: str) -> Signer:
+    return Signer(key, salt="pacs-share-grant")
+
+
+def link_token(key: str, grant_id: str) -> str:
+    return _signer(key).sign(grant_id).decode()
+
+
+def create_grant(
+    sessions: sessionmaker[Session],
+    study_uid: str,
+    created_by: str,
+    days: float,
+    pin: str | None = None,
+) -> GrantInfo:
+    if pin is not None and not (4 <= len(pin) <= 12 and pin.isdigit()):
+        raise GrantError("a PIN has 4 to 12 digits")
+    now = datetime.now(UTC)
+    grant = ShareGrant(
+        grant_id=secrets.token_urlsafe(16),
+        study_uid=study_uid,
+        created_by=created_by,
+        created_at=now,
+        expires_at=now + timedelta(days=days),
+        pin_hash=hash_password(pin) if pin else None,
+        failed_pins=0,
+    )
+    with sessions.begin() as session:
+        session.add(grant)
+    return GrantInfo(grant.grant_id, study_uid, created_by, grant.expires_at, False, bool(pin))
+
+
+def revoke_grant(sessions: sessionmaker[Session], grant_id: str) -> GrantInfo | None:
+    with sessions.begin() as session:
+        grant = session.scalar(select(ShareGrant).where(ShareGrant.grant_id == grant_id))
+        if grant is None:
+            return None
+        grant.revoked_at = grant.revoked_at or datetime.now(UTC)
+        return _info(grant)
+
+
+def get_grant(sessions: sessionmaker[Session], grant_id: str) -> GrantInfo | None:
+    with sessions() as session:
+        grant = session.scalar(select(ShareGrant).where(ShareGrant.grant_id == grant_id))
+        return _info(grant) if grant else None
+
+
+def _info(grant: ShareGrant) -> GrantInfo:
+    return GrantInfo(
+        grant.grant_id,
+        grant.study_uid,
+        grant.created_by,
+        _aware(grant.expires_at) or grant.expires_at,
+        grant.revoked_at is not None,
+        grant.pin_hash is not None,
+    )
+
+
+def grant_id_from_token(key: str, token: str) -> str:
+    try:
+        return _signer(key).unsign(token).decode()
+    except BadSignature as exc:
+        raise GrantError("this link is not valid") from exc
+
+
+def open_grant(
+    sessions: sessionmaker[Session],
+    grant_id: str,
+    pin: str | None = None,
+    address: str = "",
+    *,
+    pin_checked: bool = False,
+) -> Principal:
+    """The read-only principal of a live grant; checks the PIN unless already checked."""
+    with sessions.begin() as session:
+        grant = session.scalar(select(ShareGrant).where(ShareGrant.grant_id == grant_id))
+        if grant is None or grant.revoked_at is not None:
+            raise GrantError("this link has been withdrawn")
+        expires_at = _aware(grant.expires_at)
+        if expires_at is not None and expires_at <= datetime.now(UTC):
+            raise GrantError("this link has expired")
+        if grant.pin_hash and not pin_checked:
+            if pin is None:
+                raise PinRequired("enter the PIN printed with this link")
+            if not verify_password(grant.pin_hash, pin):
+                grant.failed_pins += 1
+                if grant.failed_pins >= MAX_PIN_FAILURES:
+                    grant.revoked_at = datetime.now(UTC)
+                    raise GrantError("too many wrong PINs: this link has been withdrawn")
+                raise PinRequired("wrong PIN")
+            grant.failed_pins = 0
+        return Principal(Kind.GRANT, grant.grant_id, Role.SHARE, address, grant.study_uid)

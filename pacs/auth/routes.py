@@ -1,0 +1,251 @@
+"""Login, logout, who-am-I, and share grants (create, QR code, revoke, open).
+
+Share links are what lets a patient or a referring clinician give up film: the
+result slip carries a QR code; opening it sets a grant cookie that lets the
+browser see that one study, read-only, and is audited on every use.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+from typing import Annotated
+from urllib.parse import parse_qs, quote
+
+import qrcode
+import qrcode.image.svg
+from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from pydantic import BaseModel, Field
+
+from pacs.archive import Archive
+from pacs.auth import accounts, grants
+from pacs.auth.http import authorize, client_address, server_key
+from pacs.auth.principal import Kind, Principal, Role
+from pacs.auth.ratelimit import RateLimiter
+from pacs.auth.sessions import GRANT_COOKIE, SESSION_COOKIE, sign
+
+router = APIRouter()
+
+
+def _archive(request: Request) -> Archive:
+    archive: Archive = request.app.state.archive
+    return archive
+
+
+def _limiter(request: Request) -> RateLimiter:
+    limiter: RateLimiter | None = getattr(request.app.state, "login_limiter", None)
+    if limiter is None:
+        limiter = RateLimiter(_archive(request).settings.login_attempts_per_minute)
+        request.app.state.login_limiter = limiter
+    return limiter
+
+
+class Credentials(BaseModel):
+    username: str = Field(max_length=64)
+    password: str = Field(max_length=1024)
+    totp: str | None = Field(default=None, max_length=10)
+
+
+@router.post("/login")
+def login(credentials: Credentials, request: Request) -> JSONResponse:
+    """Check a password (and one-time code) and set the HttpOnly session cookie."""
+    archive = _archive(request)
+    address = client_address(request)
+    wait = _limiter(request).hit(address)
+    if wait:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            "too many login attempts; try again later",
+            headers={"Retry-After": str(int(wait) + 1)},
+        )
+    who = Principal(Kind.USER, credentials.username, Role.ANONYMOUS, address)
+    try:
+        principal = accounts.check_password(
+            archive.sessions,
+            credentials.username,
+            credentials.password,
+            address,
+            totp=credentials.totp,
+            admin_totp_required=archive.settings.admin_totp_required,
+        )
+    except accounts.SecondFactorRequired as exc:
+        archive.audit.record(who, "login", "failure: second factor needed")
+        return JSONResponse({"detail": str(exc), "totp_required": True}, status_code=401)
+    if principal is None:
+        archive.audit.record(who, "login", "failure: bad credentials or locked")
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong user name or password")
+    archive.audit.record(principal, "login")
+    fingerprint = accounts.password_fingerprint(archive.sessions, principal.name)
+    response = JSONResponse({"username": principal.name, "role": str(principal.role)})
+    response.set_cookie(
+        SESSION_COOKIE,
+        sign(server_key(request), "session", {"u": principal.name, "f": fingerprint}),
+        max_age=int(archive.settings.session_hours * 3600),
+        httponly=True,
+        secure=request.url.scheme == "https",
+        samesite="lax",
+        path="/",
+    )
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request) -> Response:
+    response = Response(status_code=204)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    response.delete_cookie(GRANT_COOKIE, path="/")
+    return response
+
+
+@router.get("/api/me")
+def me(principal: Annotated[Principal, Depends(authorize("self"))]) -> dict[str, str | None]:
+    return {
+        "name": principal.name,
+        "kind": str(principal.kind),
+        "role": str(principal.role),
+        "study_uid": principal.study_uid,
+    }
+
+
+class ShareRequest(BaseModel):
+    days: float | None = Field(default=None, gt=0)
+    pin: str | None = None
+
+
+def _share_url(request: Request, grant_id: str) -> str:
+    base = getattr(_archive(request).settings, "public_base_url", None) or str(request.base_url)
+    token = grants.link_token(server_key(request), grant_id)
+    return f"{base.rstrip('/')}/s/{quote(token, safe='.-_')}"
+
+
+@router.post("/api/studies/{study_uid}/shares", status_code=201)
+def create_share(
+    study_uid: str,
+    body: ShareRequest,
+    request: Request,
+    principal: Annotated[Principal, Depends(authorize("share"))],
+) -> dict[str, str | bool]:
+    """Create a link (and QR code) that opens this one study, read-only, until it expires."""
+    archive = _archive(request)
+    instances = archive.locate(study_uid=study_uid)
+    if not instances:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such study")
+    settings = archive.settings
+    days = min(body.days or settings.share_default_days, settings.share_max_days)
+    try:
+        info = grants.create_grant(archive.sessions, study_uid, principal.name, days, body.pin)
+    except grants.GrantError as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from exc
+    archive.audit.record(
+        principal,
+        "share-create",
+        patient_id=instances[0].patient_id,
+        study_uid=study_uid,
+        detail=f"grant {info.grant_id} until {info.expires_at.isoformat()}",
+    )
+    base = f"/api/shares/{info.grant_id}"
+    return {
+        "grant_id": info.grant_id,
+        "url": _share_url(request, info.grant_id),
+        "expires_at": info.expires_at.isoformat(),
+        "pin": info.has_pin,
+        "qr_png": f"{base}/qr.png",
+        "qr_svg": f"{base}/qr.svg",
+    }
+
+
+def _live_grant(request: Request, grant_id: str) -> grants.GrantInfo:
+    info = grants.get_grant(_archive(request).sessions, grant_id)
+    if info is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such share")
+    return info
+
+
+@router.get("/api/shares/{grant_id}/qr.{fmt}")
+def share_qr(
+    grant_id: str,
+    fmt: str,
+    request: Request,
+    principal: Annotated[Principal, Depends(authorize("share"))],
+) -> Response:
+    """The share link as a QR code to print on the result slip (PNG or SVG)."""
+    _live_grant(request, grant_id)
+    url = _share_url(request, grant_id)
+    if fmt == "png":
+        buffer = io.BytesIO()
+        qrcode.make(url, box_size=8, border=2).save(buffer)
+        return Response(buffer.getvalue(), media_type="image/png")
+    if fmt == "svg":
+        svg = qrcode.make(url, image_factory=qrcode.image.svg.SvgPathImage).to_string()
+        return Response(svg, media_type="image/svg+xml")
+    raise HTTPException(status.HTTP_404_NOT_FOUND, "QR codes come as .png or .svg")
+
+
+@router.delete("/api/shares/{grant_id}", status_code=204)
+def revoke_share(
+    grant_id: str,
+    request: Request,
+    principal: Annotated[Principal, Depends(authorize("share"))],
+) -> Response:
+    archive = _archive(request)
+    info = grants.revoke_grant(archive.sessions, grant_id)
+    if info is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such share")
+    archive.audit.record(principal, "share-revoke", study_uid=info.study_uid, detail=grant_id)
+    return Response(status_code=204)
+
+
+def _pin_form(token: str, message: str) -> HTMLResponse:
+    page = (
+        "<!doctype html><html lang='vi'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width,initial-scale=1'>"
+        "<title>PACS</title></head><body style='font-family:sans-serif;margin:2em'>"
+        f"<p>{html.escape(message)}</p>"
+        f"<form method='post' action='/s/{html.escape(token, quote=True)}'>"
+        "<label>PIN <input name='pin' inputmode='numeric' autocomplete='off' required></label> "
+        "<button>OK / Mở</button></form></body></html>"
+    )
+    return HTMLResponse(page, status_code=401)
+
+
+def _viewer_url(study_uid: str) -> str:
+    return f"/viewer/?StudyInstanceUIDs={quote(study_uid)}"
+
+
+def _open(request: Request, token: str, pin: str | None) -> Response:
+    archive = _archive(request)
+    address = client_address(request)
+    key = server_key(request)
+    try:
+        grant_id = grants.grant_id_from_token(key, token)
+        principal = grants.open_grant(archive.sessions, grant_id, pin, address)
+    except grants.PinRequired as exc:
+        return _pin_form(token, str(exc))
+    except grants.GrantError as exc:
+        return HTMLResponse(f"<!doctype html><p>{html.escape(str(exc))}</p>", status_code=410)
+    archive.audit.record(principal, "share-open", study_uid=principal.study_uid)
+    assert principal.study_uid is not None
+    response = RedirectResponse(_viewer_url(principal.study_uid), status_code=303)
+    response.set_cookie(
+        GRANT_COOKIE,
+        sign(key, "grant", {"g": grant_id}),
+        max_age=archive.settings.share_max_days * 86400,
+        httponly=True,
+        secure=request.url.scheme == "https",
+        samesite="lax",
+        path="/",
+    )
+    return response
+
+
+@router.get("/s/{token}")
+def open_share(token: str, request: Request) -> Response:
+    return _open(request, token, None)
+
+
+@router.post("/s/{token}")
+async def open_share_with_pin(token: str, request: Request) -> Response:
+    body = (await request.body())[:1024].decode("utf-8", "replace")
+    pin = (parse_qs(body).get("pin") or [""])[0]
+    return _open(request, token, pin)
