@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from pacs import retrieve
 from pacs.audit import AuditTrail
+from pacs.audit.syslog import SyslogSender
 from pacs.index.database import make_engine, make_session_factory
 from pacs.index.migrate import upgrade
 from pacs.index.models import Instance, Series, Study
@@ -39,7 +40,14 @@ class Archive:
             duplicate_policy=settings.duplicate_policy,
             charset_fallback=settings.charset_fallback_for,
         )
-        self.audit = AuditTrail(self.sessions)
+        syslog = None
+        if settings.audit_syslog_host:
+            syslog = SyslogSender(
+                settings.audit_syslog_host,
+                settings.audit_syslog_port,
+                settings.audit_syslog_protocol,
+            )
+        self.audit = AuditTrail(self.sessions, syslog=syslog, source_id=settings.ae_title)
 
     @classmethod
     def open(cls, settings: Settings, migrate: bool = True) -> Archive:
@@ -51,6 +59,7 @@ class Archive:
         return cls(settings, engine, settings.open_store())
 
     def close(self) -> None:
+        self.audit.close()
         self.engine.dispose()
 
     def ingest(

@@ -101,6 +101,10 @@ class Settings(BaseSettings):
     login_attempts_per_minute: int = 10  # per client address
     share_default_days: int = 30
     share_max_days: int = 365
+    # Audit messages (DICOM PS3.15 XML) also go to this syslog collector when set.
+    audit_syslog_host: str | None = None
+    audit_syslog_port: int = 514
+    audit_syslog_protocol: str = "udp"  # or "tcp"
 
     @field_validator("ae_title")
     @classmethod

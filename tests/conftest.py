@@ -123,7 +123,8 @@ def client(archive: Archive, admin_auth: tuple[str, str]) -> Iterator[TestClient
     """The HTTP app in-process, logged in as the admin (HTTP Basic)."""
     from pacs.http.app import create_app
 
-    with TestClient(create_app(archive), auth=admin_auth) as test_client:
+    with TestClient(create_app(archive)) as test_client:
+        test_client.auth = admin_auth
         yield test_client
 
 

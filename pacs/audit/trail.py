@@ -21,7 +21,9 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from pacs.audit.dicom_xml import to_xml
 from pacs.audit.models import AuditEvent
+from pacs.audit.syslog import SyslogSender
 from pacs.auth.principal import Principal
 
 log = logging.getLogger(__name__)
@@ -60,8 +62,16 @@ def _fields(event: AuditEvent) -> dict[str, str]:
 
 
 class AuditTrail:
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        *,
+        syslog: SyslogSender | None = None,
+        source_id: str = "PACS",
+    ) -> None:
         self.sessions = sessions
+        self.syslog = syslog
+        self.source_id = source_id
         self._lock = threading.Lock()
 
     def record(
@@ -102,6 +112,12 @@ class AuditTrail:
         except SQLAlchemyError:
             log.exception("AUDIT RECORD LOST: %s %s by %s", action, outcome, principal.name)
             raise
+        if self.syslog is not None:
+            self.syslog.send(to_xml(event, self.source_id), failure=outcome != "success")
+
+    def close(self) -> None:
+        if self.syslog is not None:
+            self.syslog.close()
 
     def events(
         self,

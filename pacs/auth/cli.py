@@ -10,6 +10,7 @@ import sys
 from datetime import timedelta
 
 from pacs.archive import Archive
+from pacs.audit.dicom_xml import to_xml
 from pacs.auth import accounts
 from pacs.auth.principal import Kind, Principal, Role
 from pacs.settings import Settings
@@ -86,6 +87,9 @@ def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
             _operator(), "audit-read", patient_id=args.patient, study_uid=args.study
         )
         for event in events:
+            if args.format == "dicom-xml":
+                print(to_xml(event, settings.ae_title))
+                continue
             print(
                 json.dumps(
                     {
@@ -142,3 +146,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     show = audits.add_parser("list", help="records as JSON lines (e.g. every access to a patient)")
     show.add_argument("--patient", help="only records about this Patient ID")
     show.add_argument("--study", help="only records about this Study Instance UID")
+    show.add_argument(
+        "--format", choices=["json", "dicom-xml"], default="json", help="JSON lines or PS3.15 XML"
+    )

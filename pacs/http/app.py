@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from pacs import __version__
 from pacs.archive import Archive
+from pacs.audit import routes as audit_routes
 from pacs.auth import routes as auth_routes
 from pacs.http.security import install_security_headers
 
@@ -30,6 +31,7 @@ def create_app(archive: Archive) -> FastAPI:
     app.state.archive = archive
     install_security_headers(app)
     app.include_router(auth_routes.router)
+    app.include_router(audit_routes.router)
 
     @app.get("/health", include_in_schema=False)
     def health(archive: ArchiveDep) -> JSONResponse:

@@ -122,3 +122,7 @@ def test_basic_refused_over_plain_http_from_the_network(archive: Archive) -> Non
     with TestClient(_app(archive), base_url="https://pacs.example", client=("10.0.0.7", 1)) as http:
         response = http.get("/search", headers={"Authorization": f"Basic {basic}"})
         assert response.status_code == 200
+
+
+def test_client_fixture_is_logged_in_as_admin(client: TestClient) -> None:
+    assert client.get("/api/me").json()["role"] == "admin"
