@@ -102,6 +102,7 @@ class IngestResult:
     size: int
     blob_key: str
     warning: str = ""
+    patient_id: str = ""  # for the audit trail
 
 
 @dataclass
@@ -203,6 +204,7 @@ class Ingestor:
             sha256,
             stored.size,
             key,
+            patient_id=_str(parsed.dataset, "PatientID"),
         )
 
     # -- reading -----------------------------------------------------------------------
@@ -274,6 +276,7 @@ class Ingestor:
                 existing.size,
                 existing.blob_key,
                 warning,
+                patient_id=_str(parsed.dataset, "PatientID"),
             )
 
         if existing.sha256 == sha256:

@@ -76,6 +76,12 @@ class Settings(BaseSettings):
     network_timeout: float = 120.0
     maximum_pdu_size: int = 0  # 0: unlimited, the peer decides
     allowed_calling_aes: list[str] = Field(default_factory=list)  # empty: any
+    dicom_strict: bool = False  # refuse associations from AEs not in remote_aes/allowed list
+    # DICOM TLS on a second port: certificate and key (PEM); a CA file requires client certs.
+    dicom_tls_port: int | None = None
+    dicom_tls_cert_file: Path | None = None
+    dicom_tls_key_file: Path | None = None
+    dicom_tls_ca_file: Path | None = None
     spool_dir: Path | None = None  # where DIMSE spools incoming datasets; default data_dir/spool
 
     http_host: str = "127.0.0.1"

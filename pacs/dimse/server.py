@@ -11,6 +11,7 @@ import contextlib
 import logging
 import socket
 import socketserver
+import ssl
 import threading
 import time
 from typing import Any
@@ -23,6 +24,8 @@ from pynetdicom.transport import ThreadedAssociationServer
 
 from pacs.archive import Archive
 from pacs.dimse.store import make_store_handler
+from pacs.dimse.store_audit import StoreAudit
+from pacs.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -57,13 +60,28 @@ def build_ae(archive: Archive) -> AE:
     ae.dimse_timeout = settings.dimse_timeout
     ae.network_timeout = settings.network_timeout
     ae.maximum_pdu_size = settings.maximum_pdu_size
-    if settings.allowed_calling_aes:
-        ae.require_calling_aet = settings.allowed_calling_aes
+    if settings.allowed_calling_aes or settings.dicom_strict:
+        registered = [remote.ae_title for remote in settings.remote_aes]
+        # Strict mode: only registered AEs may even associate (storage included).
+        ae.require_calling_aet = [*settings.allowed_calling_aes, *registered] or [""]
     ae.add_supported_context(Verification)
     for context in AllStoragePresentationContexts:
         assert context.abstract_syntax is not None
         ae.add_supported_context(context.abstract_syntax, AllTransferSyntaxes)
     return ae
+
+
+def dicom_tls_context(settings: Settings) -> ssl.SSLContext | None:
+    """Server-side TLS for DICOM (PS3.15 B.1 secure transport), client certificates optional."""
+    if not (settings.dicom_tls_cert_file and settings.dicom_tls_key_file):
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(settings.dicom_tls_cert_file, settings.dicom_tls_key_file)
+    if settings.dicom_tls_ca_file:
+        context.load_verify_locations(settings.dicom_tls_ca_file)
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context
 
 
 class DimseServer:
@@ -72,10 +90,16 @@ class DimseServer:
     def __init__(self, archive: Archive, extra_handlers: list[Handler] | None = None) -> None:
         self.archive = archive
         self.ae = build_ae(archive)
-        self.handlers: list[Handler] = [(evt.EVT_C_STORE, make_store_handler(archive))]
+        self.store_audit = StoreAudit(archive)
+        self.handlers: list[Handler] = [
+            (evt.EVT_C_STORE, make_store_handler(archive, self.store_audit)),
+            *self.store_audit.handlers(),
+        ]
         self.handlers.extend(extra_handlers or [])
         self.server: ThreadedAssociationServer | None = None
+        self.tls_server: ThreadedAssociationServer | None = None
         self._thread: threading.Thread | None = None
+        self._tls_thread: threading.Thread | None = None
 
     @property
     def port(self) -> int:
@@ -94,19 +118,40 @@ class DimseServer:
         )
         self._thread.start()
         log.info("DICOM %s listening on %s:%s", settings.ae_title, address[0], self.port)
+        tls = dicom_tls_context(settings)
+        if tls is not None and settings.dicom_tls_port is not None:
+            tls_address = (address[0], settings.dicom_tls_port)
+            self.tls_server = self.ae.make_server(
+                tls_address,
+                evt_handlers=self.handlers,
+                server_class=NoDelayAssociationServer,
+                ssl_context=tls,
+            )
+            self._tls_thread = threading.Thread(
+                target=self.tls_server.serve_forever, name="dimse-tls-acceptor", daemon=True
+            )
+            self._tls_thread.start()
+            log.info("DICOM TLS listening on %s:%s", address[0], self.tls_port)
+
+    @property
+    def tls_port(self) -> int:
+        assert self.tls_server is not None
+        return int(self.tls_server.server_address[1])
 
     def stop(self, grace: float = 30.0) -> None:
         """Stop accepting, let running associations finish (up to ``grace`` s), then abort them."""
-        if self.server is None:
-            return
-        server, self.server = self.server, None
-        # Not server.shutdown(): pynetdicom's expects servers it started itself.
-        socketserver.BaseServer.shutdown(server)
-        server.server_close()
+        servers = [server for server in (self.server, self.tls_server) if server is not None]
+        self.server = self.tls_server = None
+        for server in servers:
+            # Not server.shutdown(): pynetdicom's expects servers it started itself.
+            socketserver.BaseServer.shutdown(server)
+            server.server_close()
         deadline = time.monotonic() + grace
-        while server.active_associations and time.monotonic() < deadline:
+        while any(s.active_associations for s in servers) and time.monotonic() < deadline:
             time.sleep(0.05)
-        for assoc in server.active_associations:
-            assoc.abort()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        for server in servers:
+            for assoc in server.active_associations:
+                assoc.abort()
+        for thread in (self._thread, self._tls_thread):
+            if thread is not None:
+                thread.join(timeout=5)

@@ -12,6 +12,7 @@ from pynetdicom.events import Event
 
 from pacs.archive import Archive
 from pacs.dimse import status as st
+from pacs.dimse.store_audit import StoreAudit
 from pacs.ingest import InvalidObject, Origin, Outcome, Rejected, Unavailable
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,9 @@ def origin_of(event: Event) -> Origin:
     )
 
 
-def make_store_handler(archive: Archive) -> Callable[[Event], Dataset]:
+def make_store_handler(
+    archive: Archive, audit: StoreAudit | None = None
+) -> Callable[[Event], Dataset]:
     """An EVT_C_STORE handler bound to ``archive``.
 
     pynetdicom has already spooled the dataset to a file in the DICOM File
@@ -48,16 +51,24 @@ def make_store_handler(archive: Archive) -> Callable[[Event], Dataset]:
                 )
         except Unavailable as exc:
             log.error("C-STORE from %s refused, archive unavailable: %s", origin.calling_ae, exc)
+            if audit:
+                audit.failed(event, f"unavailable: {exc}")
             return st.status(st.OUT_OF_RESOURCES, str(exc))
         except Rejected as exc:
+            if audit:
+                audit.failed(event, f"duplicate refused: {exc}")
             return st.status(st.DUPLICATE_REFUSED, str(exc))
         except InvalidObject as exc:
             log.warning("C-STORE from %s rejected: %s", origin.calling_ae, exc)
+            if audit:
+                audit.failed(event, f"invalid: {exc}")
             code = st.DATASET_DOES_NOT_MATCH if exc.mismatch else st.CANNOT_UNDERSTAND
             return st.status(code, str(exc))
         except Exception as exc:  # a bug must not take the association down silently
             log.exception("C-STORE from %s failed", origin.calling_ae)
             return st.status(st.OUT_OF_RESOURCES, f"internal error: {exc.__class__.__name__}")
+        if audit:
+            audit.stored(event, result)
         if result.outcome is Outcome.CONFLICT_KEPT:
             return st.status(st.WARNING_DUPLICATE_KEPT, "duplicate SOP Instance UID; original kept")
         return st.status(st.SUCCESS)
