@@ -48,3 +48,16 @@ def check_study_scope(principal: Principal, study_uid: str | None) -> None:
     """Refuse (403) a share-grant principal any study but the one it was granted."""
     if principal.study_uid is not None and study_uid != principal.study_uid:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "this link opens only one study")
+
+
+def render_policy_table() -> str:
+    """The table as Markdown, for docs/SECURITY.md (a test keeps the two equal)."""
+    roles = list(Role)
+    lines = [
+        "| operation | " + " | ".join(str(role) for role in roles) + " |",
+        "|---|" + "---|" * len(roles),
+    ]
+    for operation, allowed in POLICY.items():
+        cells = " | ".join("yes" if role in allowed else "-" for role in roles)
+        lines.append(f"| `{operation}` | {cells} |")
+    return "\n".join(lines)

@@ -132,3 +132,30 @@ def test_c_store_audited_once_per_association_and_study(
     failures = [e for e in events if not e.study_uid]
     assert len(failures) == 1 and failures[0].outcome.startswith("failure: 1 x invalid")
     assert archive.audit.verify() is None
+
+
+def test_dcmtk_storescu_over_tls_with_client_certificate(
+    tmp_path: Path, pki: Path, stopper: list[DimseServer], dcmtk: None
+) -> None:
+    server = _tls_server(tmp_path, pki, require_client_cert=True)
+    stopper.append(server)
+    path = tmp_path / "slice.dcm"
+    ct_slice().save_as(path, enforce_file_format=True)
+    tls = ["+tls", str(pki / "client.key"), str(pki / "client.pem"), "+cf", str(pki / "ca.pem")]
+    result = subprocess.run(
+        ["storescu", *tls, "-aec", "PACS", "127.0.0.1", str(server.tls_port), str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert server.archive.counts()["instances"] == 1
+    # Without a client certificate the handshake fails and nothing is stored.
+    anonymous = ["+tla", "+cf", str(pki / "ca.pem")]
+    result = subprocess.run(
+        ["storescu", *anonymous, "-aec", "PACS", "127.0.0.1", str(server.tls_port), str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0

@@ -60,3 +60,13 @@ def test_hardening_headers(sqlite_archive: Archive) -> None:
             for name, value in HEADERS.items():
                 assert response.headers[name] == value, (path, name)
     assert "frame-ancestors 'none'" in HEADERS["Content-Security-Policy"]
+
+
+def test_policy_table_in_the_docs_matches_the_code() -> None:
+    from pathlib import Path
+
+    from pacs.auth.policy import render_policy_table
+
+    docs = (Path(__file__).parents[2] / "docs" / "SECURITY.md").read_text()
+    documented = docs.split("<!-- policy-table -->\n")[1].split("\n<!-- /policy-table -->")[0]
+    assert documented == render_policy_table()
