@@ -110,7 +110,8 @@ def _first(value: object) -> float:
 
 def _linear_window(values: np.ndarray, center: float, width: float) -> np.ndarray:
     """PS3.3 C.11.2.1.2.1 linear window to 0..255."""
-    width = max(width, 1.0)
+    if width <= 1:  # a threshold at the center
+        return np.where(values < center - 0.5, 0, 255).astype(np.uint8)
     low = center - 0.5 - (width - 1) / 2
     scaled = ((values - (center - 0.5)) / (width - 1) + 0.5) * 255
     scaled = np.where(values <= low, 0, scaled)

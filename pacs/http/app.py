@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
+from dicomweb import rendered
 from pacs import __version__
 from pacs.archive import Archive
 from pacs.audit import routes as audit_routes
@@ -32,6 +33,7 @@ def create_app(archive: Archive) -> FastAPI:
     install_security_headers(app)
     app.include_router(auth_routes.router)
     app.include_router(audit_routes.router)
+    app.include_router(rendered.router, prefix="/dicom-web")
 
     @app.get("/health", include_in_schema=False)
     def health(archive: ArchiveDep) -> JSONResponse:

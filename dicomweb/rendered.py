@@ -1,0 +1,290 @@
+"""WADO-RS ``rendered`` and ``thumbnail`` resources (PS3.18 8.3.5.1, 10.4.1.1.3-4).
+
+Consumer-format pictures for study lists, EHR previews and phones: one frame
+through the display pipeline of :mod:`pacs.rendering`, as JPEG, PNG or GIF,
+with ``window``, ``viewport``, ``quality`` and ``accept``. Thumbnails are
+cached on local disk under a hash of what they show (never a path built from
+request text).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, BinaryIO
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+from fastapi.responses import StreamingResponse
+
+from pacs.archive import Archive
+from pacs.auth.http import authorize
+from pacs.auth.policy import check_study_scope
+from pacs.auth.principal import Principal
+from pacs.rendering import MEDIA_TYPES, RenderError, RenderOptions, render_frame
+from pacs.retrieve import StoredInstance
+
+router = APIRouter()
+RetrievePrincipal = Annotated[Principal, Depends(authorize("retrieve"))]
+THUMBNAIL_VIEWPORT = (128, 128)
+
+
+class RenderQuery:
+    """The query parameters every rendered resource takes."""
+
+    def __init__(
+        self,
+        request: Request,
+        window: Annotated[str | None, Query(description="center,width[,function]")] = None,
+        viewport: Annotated[str | None, Query(description="vw,vh[,sx,sy,sw,sh]")] = None,
+        quality: Annotated[int, Query(ge=1, le=100)] = 90,
+        accept: Annotated[str | None, Query(description="media type, overrides Accept")] = None,
+    ) -> None:
+        self.media_type = pick_image_type(accept or request.headers.get("accept", ""))
+        self.window = _window(window)
+        self.viewport = _viewport(viewport)
+        self.quality = quality
+
+    def options(self, default_viewport: tuple[int, int] | None = None) -> RenderOptions:
+        return RenderOptions(
+            self.media_type, self.quality, self.window, self.viewport or default_viewport
+        )
+
+
+def pick_image_type(accept: str) -> str:
+    """The first acceptable consumer image type (q-values honoured); JPEG by default."""
+    choices: list[tuple[float, int, str]] = []
+    for position, item in enumerate(part for part in accept.split(",") if part.strip()):
+        media, *params = (piece.strip() for piece in item.split(";"))
+        quality = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                with contextlib.suppress(ValueError):
+                    quality = float(value.strip().strip('"'))
+        choices.append((-quality, position, media.lower()))
+    if not choices:
+        return "image/jpeg"
+    for negative_q, _, media in sorted(choices):
+        if negative_q == 0:
+            continue
+        if media in MEDIA_TYPES:
+            return media
+        if media in ("*/*", "image/*"):
+            return "image/jpeg"
+    raise HTTPException(
+        status.HTTP_406_NOT_ACCEPTABLE,
+        f"rendered images come as {', '.join(MEDIA_TYPES)}; Accept was {accept!r}",
+    )
+
+
+def _window(value: str | None) -> tuple[float, float] | None:
+    if value is None:
+        return None
+    parts = value.split(",")
+    try:
+        center, width = float(parts[0]), float(parts[1])
+    except (IndexError, ValueError) as exc:
+        raise HTTPException(400, "window must be center,width[,function]") from exc
+    if len(parts) > 2 and parts[2].strip().lower() not in ("", "linear"):
+        raise HTTPException(400, f"window function {parts[2]!r} is not supported (linear only)")
+    if width < 1:
+        raise HTTPException(400, "window width must be at least 1")
+    return center, width
+
+
+def _viewport(value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    parts = value.split(",")
+    try:
+        width, height = int(parts[0]), int(parts[1])
+    except (IndexError, ValueError) as exc:
+        raise HTTPException(400, "viewport must be vw,vh[,sx,sy,sw,sh]") from exc
+    if not (1 <= width <= 8192 and 1 <= height <= 8192):
+        raise HTTPException(400, "viewport sides must be 1-8192")
+    return width, height
+
+
+def _archive(request: Request) -> Archive:
+    archive: Archive = request.app.state.archive
+    return archive
+
+
+@contextlib.contextmanager
+def seekable_blob(archive: Archive, key: str) -> Iterator[BinaryIO]:
+    """The blob as a seekable file: object stores stream, the decoder needs to seek."""
+    blob = archive.open_blob(key)
+    try:
+        if blob.seekable():
+            yield blob
+            return
+        with tempfile.SpooledTemporaryFile(max_size=32 << 20) as spool:
+            shutil.copyfileobj(blob, spool, 1 << 20)
+            spool.seek(0)
+            yield spool  # type: ignore[misc]
+    finally:
+        blob.close()
+
+
+def _render(
+    archive: Archive, instance: StoredInstance, frame: int, options: RenderOptions
+) -> bytes:
+    with seekable_blob(archive, instance.blob_key) as source:
+        try:
+            return render_frame(source, frame, options)
+        except RenderError as exc:
+            code = 404 if "out of range" in str(exc) else 422
+            raise HTTPException(code, str(exc)) from exc
+
+
+def _instances(
+    archive: Archive,
+    principal: Principal,
+    study: str,
+    series: str | None = None,
+    instance: str | None = None,
+) -> list[StoredInstance]:
+    check_study_scope(principal, study)
+    found = archive.locate(study, series, instance)
+    if not found:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such study, series or instance")
+    return found
+
+
+def _audit(archive: Archive, principal: Principal, found: list[StoredInstance], what: str) -> None:
+    archive.audit.record(
+        principal, "wado", patient_id=found[0].patient_id, study_uid=found[0].study_uid, detail=what
+    )
+
+
+@router.get("/studies/{study}/series/{series}/instances/{instance}/rendered")
+def rendered_instance(
+    study: str,
+    series: str,
+    instance: str,
+    request: Request,
+    principal: RetrievePrincipal,
+    query: Annotated[RenderQuery, Depends()],
+) -> Response:
+    archive = _archive(request)
+    found = _instances(archive, principal, study, series, instance)
+    body = _render(archive, found[0], 0, query.options())
+    _audit(archive, principal, found, "rendered instance")
+    return Response(body, media_type=query.media_type)
+
+
+@router.get("/studies/{study}/series/{series}/instances/{instance}/frames/{frames}/rendered")
+def rendered_frame(
+    study: str,
+    series: str,
+    instance: str,
+    frames: str,
+    request: Request,
+    principal: RetrievePrincipal,
+    query: Annotated[RenderQuery, Depends()],
+) -> Response:
+    try:
+        frame = int(frames.split(",")[0])
+    except ValueError as exc:
+        raise HTTPException(400, "frame numbers are positive integers") from exc
+    if frame < 1:
+        raise HTTPException(400, "frame numbers start at 1")
+    archive = _archive(request)
+    found = _instances(archive, principal, study, series, instance)
+    body = _render(archive, found[0], frame - 1, query.options())
+    _audit(archive, principal, found, f"rendered frame {frame}")
+    return Response(body, media_type=query.media_type)
+
+
+@router.get("/studies/{study}/series/{series}/rendered")
+def rendered_series(
+    study: str,
+    series: str,
+    request: Request,
+    principal: RetrievePrincipal,
+    query: Annotated[RenderQuery, Depends()],
+) -> StreamingResponse:
+    """Every instance's first frame as one multipart/related response, rendered one at a time."""
+    archive = _archive(request)
+    found = _instances(archive, principal, study, series)
+    options = query.options()
+    boundary = hashlib.sha256(f"{study}{series}".encode()).hexdigest()[:32]
+    _audit(archive, principal, found, f"rendered series {series}")
+
+    def parts() -> Iterator[bytes]:
+        for instance in found:
+            body = _render(archive, instance, 0, options)
+            yield f"--{boundary}\r\nContent-Type: {options.media_type}\r\n\r\n".encode()
+            yield body + b"\r\n"
+        yield f"--{boundary}--\r\n".encode()
+
+    media = f'multipart/related; type="{options.media_type}"; boundary={boundary}'
+    return StreamingResponse(parts(), media_type=media)
+
+
+def _representative(found: list[StoredInstance]) -> StoredInstance:
+    """The middle image of the first series: what a radiologist would pick for a preview."""
+    first_series = [i for i in found if i.series_uid == found[0].series_uid]
+    return first_series[len(first_series) // 2]
+
+
+def _thumbnail(
+    request: Request, principal: Principal, query: RenderQuery, found: list[StoredInstance]
+) -> Response:
+    archive = _archive(request)
+    instance = _representative(found)
+    options = query.options(THUMBNAIL_VIEWPORT)
+    identity = f"{instance.sha256}|{options}".encode()
+    cache = Path(archive.settings.data_dir) / "cache" / "thumbnails"
+    path = cache / (hashlib.sha256(identity).hexdigest() + ".img")
+    if path.is_file():
+        body = path.read_bytes()
+    else:
+        body = _render(archive, instance, 0, options)
+        cache.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=cache, delete=False) as tmp:
+            tmp.write(body)
+        Path(tmp.name).replace(path)
+    _audit(archive, principal, found, "thumbnail")
+    return Response(
+        body, media_type=options.media_type, headers={"Cache-Control": "private, max-age=86400"}
+    )
+
+
+@router.get("/studies/{study}/thumbnail")
+def study_thumbnail(
+    study: str,
+    request: Request,
+    principal: RetrievePrincipal,
+    query: Annotated[RenderQuery, Depends()],
+) -> Response:
+    return _thumbnail(request, principal, query, _instances(_archive(request), principal, study))
+
+
+@router.get("/studies/{study}/series/{series}/thumbnail")
+def series_thumbnail(
+    study: str,
+    series: str,
+    request: Request,
+    principal: RetrievePrincipal,
+    query: Annotated[RenderQuery, Depends()],
+) -> Response:
+    found = _instances(_archive(request), principal, study, series)
+    return _thumbnail(request, principal, query, found)
+
+
+@router.get("/studies/{study}/series/{series}/instances/{instance}/thumbnail")
+def instance_thumbnail(
+    study: str,
+    series: str,
+    instance: str,
+    request: Request,
+    principal: RetrievePrincipal,
+    query: Annotated[RenderQuery, Depends()],
+) -> Response:
+    found = _instances(_archive(request), principal, study, series, instance)
+    return _thumbnail(request, principal, query, found)
