@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, BinaryIO
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
@@ -24,6 +23,7 @@ from pacs.archive import Archive
 from pacs.auth.http import authorize
 from pacs.auth.policy import check_study_scope
 from pacs.auth.principal import Principal
+from pacs.blobfile import seekable_blob
 from pacs.rendering import MEDIA_TYPES, RenderError, RenderOptions, render_frame
 from pacs.retrieve import StoredInstance
 
@@ -114,26 +114,10 @@ def _archive(request: Request) -> Archive:
     return archive
 
 
-@contextlib.contextmanager
-def seekable_blob(archive: Archive, key: str) -> Iterator[BinaryIO]:
-    """The blob as a seekable file: object stores stream, the decoder needs to seek."""
-    blob = archive.open_blob(key)
-    try:
-        if blob.seekable():
-            yield blob
-            return
-        with tempfile.SpooledTemporaryFile(max_size=32 << 20) as spool:
-            shutil.copyfileobj(blob, spool, 1 << 20)
-            spool.seek(0)
-            yield spool  # type: ignore[misc]
-    finally:
-        blob.close()
-
-
 def _render(
     archive: Archive, instance: StoredInstance, frame: int, options: RenderOptions
 ) -> bytes:
-    with seekable_blob(archive, instance.blob_key) as source:
+    with seekable_blob(archive.store, instance.blob_key) as source:
         try:
             return render_frame(source, frame, options)
         except RenderError as exc:

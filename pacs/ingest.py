@@ -57,6 +57,16 @@ class Outcome(enum.StrEnum):
     REPLACED = "replaced"  # different object, newcomer kept by policy
 
 
+class Adoption(enum.StrEnum):
+    """What happened to a blob found in storage (see :meth:`Ingestor.adopt`)."""
+
+    INDEXED = "indexed"  # it had no index row; now it has, under its own key
+    REKEYED = "rekeyed"  # ingested again under the key ingest derives; the stray can go
+    ALREADY_INDEXED = "already-indexed"
+    REDUNDANT_COPY = "redundant-copy"  # the same content is indexed under another key
+    CONFLICT = "conflict"  # another object holds that SOP Instance UID: left for a human
+
+
 class IngestError(Exception):
     """Base of the reasons an object was not taken."""
 
@@ -206,6 +216,36 @@ class Ingestor:
             key,
             patient_id=_str(parsed.dataset, "PatientID"),
         )
+
+    def adopt(self, key: str, fp: BinaryIO, origin: Origin) -> Adoption:
+        """Index a blob already in storage (reconciling, or rebuilding the index).
+
+        ``fp`` is the blob's content, seekable. The blob is never rewritten when
+        its key is the one ingest would have chosen; otherwise the object is
+        ingested under the right key and the caller removes the stray one.
+        """
+        parsed = self._parse(fp, origin)
+        sha256 = _sha256(fp, parsed.header)
+        derived = blob_key(parsed.study_uid, parsed.series_uid, parsed.sop_uid, sha256)
+        existing = self._existing(parsed.sop_uid)
+        if existing is not None:
+            if existing.blob_key == key:
+                return Adoption.ALREADY_INDEXED
+            if existing.sha256 == sha256:
+                return Adoption.REDUNDANT_COPY
+            return Adoption.CONFLICT
+        if derived != key:
+            fp.seek(0)
+            self.ingest(fp, origin)
+            return Adoption.REKEYED
+        size = sum(len(chunk) for chunk in iter_stored_bytes(fp, parsed.header))
+        try:
+            self._index(parsed, key, sha256, size, origin, replace=False)
+        except IntegrityError:
+            return Adoption.ALREADY_INDEXED  # indexed concurrently by its own ingest
+        except SQLAlchemyError as exc:
+            raise Unavailable(f"index unavailable: {exc.__class__.__name__}") from exc
+        return Adoption.INDEXED
 
     # -- reading -----------------------------------------------------------------------
 

@@ -43,6 +43,7 @@ def ct_slice(
     ds.StudyDate = "20261120"
     ds.StudyTime = "101500"
     ds.AccessionNumber = "ACC0001"
+    ds.StudyID = "1"
     ds.Modality = "CT"
     ds.SeriesNumber = 1
     ds.InstanceNumber = index + 1
