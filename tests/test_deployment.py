@@ -1,0 +1,64 @@
+"""The deployment files stay true to the code: every PACS_* they set is a real setting.
+
+No Docker engine runs here, so these files are checked by reading: a renamed
+setting would otherwise silently fall back to its default in production.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pacs.settings import Settings
+
+ROOT = Path(__file__).parents[1]
+
+
+def _setting_names() -> set[str]:
+    return {f"PACS_{name.upper()}" for name in Settings.model_fields}
+
+
+def test_compose_sets_only_real_settings() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    pacs = compose["services"]["pacs"]
+    names = {name for name in pacs["environment"] if name.startswith("PACS_")}
+    assert names and names <= _setting_names(), names - _setting_names()
+    assert pacs["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert pacs["environment"]["PACS_STORAGE_URL"].startswith("s3://")
+    assert pacs["environment"]["PACS_DATABASE_URL"].startswith("postgresql+psycopg://")
+
+
+def test_dockerfile_runs_as_non_root_with_healthcheck_and_volume() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    env_names = set(re.findall(r"\b(PACS_[A-Z0-9_]+)=", text))
+    assert env_names <= _setting_names(), env_names - _setting_names()
+    assert re.search(r"^USER pacs$", text, re.M)
+    assert "HEALTHCHECK" in text and "/health" in text
+    assert 'VOLUME ["/data"]' in text
+    assert text.count("FROM python:3.11-slim") == 2
+
+
+@pytest.mark.slow
+def test_wheel_carries_the_migrations(tmp_path: Path) -> None:
+    """A non-editable install (the Docker image) must find Alembic's env.py and revisions."""
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", str(ROOT), "-w", str(tmp_path)],
+        check=True,
+        capture_output=True,
+    )
+    wheel = next(tmp_path.glob("pacs-*.whl"))
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert "pacs/index/migrations/env.py" in names
+    assert "pacs/index/migrations/script.py.mako" in names
+    revisions = {n for n in names if n.startswith("pacs/index/migrations/versions/")}
+    shipped = {
+        f"pacs/index/migrations/versions/{p.name}"
+        for p in (ROOT / "pacs/index/migrations/versions").glob("*.py")
+    }
+    assert revisions == shipped
