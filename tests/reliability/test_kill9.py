@@ -43,18 +43,18 @@ def _start(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     )
 
 
-def _wait_ready(port: int, process: subprocess.Popen[bytes]) -> None:
+def _wait_ready(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
     ae = AE(ae_title="PROBE")
     ae.add_requested_context(Verification)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        assert process.poll() is None, "server exited during start"
+        assert process.poll() is None, "server exited during start:\n" + log.read_text()[-2000:]
         assoc = ae.associate("127.0.0.1", port, ae_title="PACS")
         if assoc.is_established:
             assoc.release()
             return
         time.sleep(0.2)
-    raise AssertionError("server did not start")
+    raise AssertionError("server did not start:\n" + log.read_text()[-2000:])
 
 
 def _body_sha256(data: bytes) -> str:
@@ -108,7 +108,7 @@ def test_kill9_loses_nothing_acknowledged(tmp_path: Path) -> None:
     acked: dict[str, str] = {}
     lock = threading.Lock()
     try:
-        _wait_ready(dicom_port, server)
+        _wait_ready(dicom_port, server, log)
         study = generate_uid()
         outbox = tmp_path / "outbox"
         outbox.mkdir()
@@ -134,7 +134,7 @@ def test_kill9_loses_nothing_acknowledged(tmp_path: Path) -> None:
     # Restart: the server must come up on what the crash left.
     server = _start(env, log)
     try:
-        _wait_ready(dicom_port, server)
+        _wait_ready(dicom_port, server, log)
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=60)
