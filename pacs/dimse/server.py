@@ -16,7 +16,13 @@ import threading
 import time
 from typing import Any
 
-from pydicom.uid import AllTransferSyntaxes
+from pydicom.uid import (
+    UID,
+    AllTransferSyntaxes,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
 from pynetdicom import AE, _config, evt
 from pynetdicom.presentation import AllStoragePresentationContexts
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
@@ -52,6 +58,22 @@ def set_nodelay(sock: socket.socket) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
+def _storage_syntaxes() -> list[UID]:
+    """Every syntax, in the order we prefer when a sender offers several for one context.
+
+    pynetdicom picks the first of *our* list that the sender proposed, so the
+    order decides what a modality sends. Compressed (and deflated) forms come
+    first, so an image arrives and is kept exactly as the modality encoded it
+    instead of being decompressed by the sender; then explicit little endian,
+    implicit little endian, and retired explicit big endian last.
+    """
+    native = [ExplicitVRLittleEndian, ImplicitVRLittleEndian, ExplicitVRBigEndian]
+    return [uid for uid in AllTransferSyntaxes if uid not in native] + native
+
+
+STORAGE_SYNTAXES = _storage_syntaxes()
+
+
 def build_ae(archive: Archive) -> AE:
     settings = archive.settings
     ae = AE(ae_title=settings.ae_title)
@@ -67,7 +89,7 @@ def build_ae(archive: Archive) -> AE:
     ae.add_supported_context(Verification)
     for context in AllStoragePresentationContexts:
         assert context.abstract_syntax is not None
-        ae.add_supported_context(context.abstract_syntax, AllTransferSyntaxes)
+        ae.add_supported_context(context.abstract_syntax, STORAGE_SYNTAXES)
     return ae
 
 
