@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
@@ -38,6 +38,9 @@ class RemoteAE(BaseModel):
     port: int = 104
     charset_fallback: str | None = None
     services: list[str] = Field(default_factory=lambda: ["store", "find", "move", "get"])
+    # Character set of our C-FIND responses to it: "utf8" (ISO_IR 192), "ascii" (accents
+    # folded, for old consoles) or "latin1" (ISO_IR 100, unencodable letters approximated).
+    charset_profile: Literal["utf8", "ascii", "latin1"] = "utf8"
 
 
 def _config_file() -> Path | None:
@@ -91,10 +94,20 @@ class Settings(BaseSettings):
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
     behind_tls_proxy: bool = False
+    # DICOMweb: the URL clients reach us under (BulkDataURI, RetrieveURL); empty: derived per
+    # request from Host, or from Forwarded/X-Forwarded-* sent by a proxy listed below.
+    public_base_url: str = ""
+    forwarded_allow_ips: list[str] = Field(default_factory=lambda: ["127.0.0.1", "::1"])
+    # CORS: "*" lets any web origin call us with a token but never with our cookies;
+    # explicit origins are echoed and may also use the session cookie (credentials).
+    cors_origins: list[str] = Field(default_factory=lambda: ["*"])
+    stow_max_bytes: int = 2 * 1024**3  # largest STOW-RS request body
 
     duplicate_policy: DuplicatePolicy = DuplicatePolicy.KEEP
     default_charset: str = "ISO_IR 100"  # assumed when a dataset declares no character set
     remote_aes: list[RemoteAE] = Field(default_factory=list)
+    # C-FIND has no fuzzymatching flag: match PatientName words in any order, as prefixes.
+    cfind_fuzzy_names: bool = False
 
     log_level: str = "INFO"
     # First start only: the first admin's password (else a random one is printed once).

@@ -11,11 +11,12 @@ from typing import Annotated
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from dicomweb import rendered
+from dicomweb import rendered, stow, wado, wado_uri
 from pacs import __version__
 from pacs.archive import Archive
 from pacs.audit import routes as audit_routes
 from pacs.auth import routes as auth_routes
+from pacs.http.cors import install_cors
 from pacs.http.security import install_security_headers
 
 
@@ -31,9 +32,13 @@ def create_app(archive: Archive) -> FastAPI:
     app = FastAPI(title="PACS", version=__version__, docs_url=None, redoc_url=None)
     app.state.archive = archive
     install_security_headers(app)
+    install_cors(app, archive.settings)
     app.include_router(auth_routes.router)
     app.include_router(audit_routes.router)
     app.include_router(rendered.router, prefix="/dicom-web")
+    app.include_router(wado.router, prefix="/dicom-web")
+    app.include_router(stow.router, prefix="/dicom-web")
+    app.include_router(wado_uri.router)
 
     @app.get("/health", include_in_schema=False)
     def health(archive: ArchiveDep) -> JSONResponse:

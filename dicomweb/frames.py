@@ -1,0 +1,319 @@
+"""Where each frame (and each bulk data value) lies inside a stored instance.
+
+A viewer asks for frame 37 of a 1 GB multi-frame object many times a second;
+parsing the object, or reading it up to frame 37, each time is not an option.
+So the header is parsed once (only the bytes before Pixel Data, read in
+growing ranged reads), and for encapsulated pixel data the fragment item
+headers are walked once (seeking over the values). The result, a list of byte
+spans per frame, is cached by blob key: keys contain the content hash, so a
+cached table can never describe other bytes.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from pydicom.dataset import Dataset
+from pydicom.filereader import read_partial
+from pydicom.tag import BaseTag
+from pydicom.uid import UID, ExplicitVRBigEndian, ImplicitVRLittleEndian
+
+ITEM = 0xFFFEE000
+SEQUENCE_DELIMITER = 0xFFFEE0DD
+PIXEL_TAGS = {0x7FE00008, 0x7FE00009, 0x7FE00010}
+_LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT"}
+_FIRST_READ = 64 * 1024
+_MAX_HEAD_IN_MEMORY = 4 * 1024 * 1024
+_DEFER = 1 << 20  # values above this stay in the blob (offset tables are smaller)
+_CACHE_SIZE = 256
+
+Opener = Callable[[int, int | None], BinaryIO]  # (start, end) -> stream over blob bytes
+
+
+class FrameError(Exception):
+    """The frames cannot be located (no pixel data, inconsistent offsets)."""
+
+
+@dataclass(frozen=True)
+class Span:
+    offset: int
+    length: int
+
+
+@dataclass(frozen=True)
+class FrameTable:
+    """Byte spans of every frame; native frames may be bit-packed (BitsAllocated 1)."""
+
+    frames: tuple[tuple[Span, ...], ...]
+    encapsulated: bool
+    frame_bits: int = 0  # for bit-packed native frames: bits per frame (0: byte aligned)
+
+
+@dataclass(frozen=True)
+class Header:
+    dataset: Dataset  # everything before Pixel Data
+    pixel_offset: int  # first byte of the Pixel Data element header (-1: none)
+    value_offset: int  # first byte of its value
+    value_length: int  # 0xFFFFFFFF when encapsulated
+
+
+def _stop_at_pixels(tag: BaseTag, vr: str | None, length: int) -> bool:
+    return int(tag) in PIXEL_TAGS
+
+
+def read_header(open_range: Opener, size: int, transfer_syntax: str) -> Header:
+    """Parse the dataset up to Pixel Data: ranged reads of the head, growing up to 4 MiB.
+
+    A longer head (a big embedded document, a dataset without pixels) is parsed
+    from a seekable stream with large values deferred, so memory stays small.
+    """
+    if transfer_syntax == ExplicitVRBigEndian:
+        raise FrameError("frames of big endian instances need transcoding (not available yet)")
+    implicit = transfer_syntax == ImplicitVRLittleEndian
+    want = _FIRST_READ
+    while want <= _MAX_HEAD_IN_MEMORY:
+        with open_range(0, min(want, size)) as fp:
+            head = fp.read()
+        stream = io.BytesIO(head)
+        try:
+            ds = read_partial(stream, _stop_at_pixels)
+        except Exception as exc:
+            if len(head) >= size:
+                raise FrameError(f"cannot parse the stored instance: {exc}") from exc
+            ds = None
+        if ds is not None:
+            found = _pixel_header(head, stream.tell(), implicit)
+            if found is not None:
+                return Header(ds, *found)
+            if len(head) >= size:
+                return Header(ds, -1, -1, 0)
+        if len(head) >= size:
+            raise FrameError("no pixel data header found in the stored instance")
+        want *= 4
+    return _read_header_streaming(open_range, implicit)
+
+
+def _read_header_streaming(open_range: Opener, implicit: bool) -> Header:
+    with open_range(0, None) as fp:
+        if not fp.seekable():
+            raise FrameError("the header before Pixel Data is over 4 MiB on a store without seek")
+        try:
+            ds = read_partial(fp, _stop_at_pixels, defer_size=_DEFER)
+        except Exception as exc:
+            raise FrameError(f"cannot parse the stored instance: {exc}") from exc
+        position = fp.tell()
+        raw = fp.read(12)
+    found = _pixel_header(raw, 0, implicit)
+    if found is None:
+        return Header(ds, -1, -1, 0)
+    return Header(ds, found[0] + position, found[1] + position, found[2])
+
+
+def _pixel_header(head: bytes, position: int, implicit: bool) -> tuple[int, int, int] | None:
+    """(element offset, value offset, value length) if a Pixel Data header starts here."""
+    raw = head[position : position + 12]
+    if len(raw) < 8:
+        return None
+    group, element = struct.unpack("<HH", raw[:4])
+    if (group << 16) | element not in PIXEL_TAGS:
+        return None
+    if implicit:
+        return position, position + 8, struct.unpack("<I", raw[4:8])[0]
+    if raw[4:6] in _LONG_VRS:
+        if len(raw) < 12:
+            return None
+        return position, position + 12, struct.unpack("<I", raw[8:12])[0]
+    return position, position + 8, struct.unpack("<H", raw[6:8])[0]
+
+
+def _native(header: Header, number_of_frames: int) -> FrameTable:
+    ds = header.dataset
+    try:
+        rows, columns = int(ds.Rows), int(ds.Columns)
+        samples = int(ds.get("SamplesPerPixel", 1))
+        bits = int(ds.BitsAllocated)
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise FrameError(f"image pixel attributes missing: {exc}") from exc
+    frame_bits = rows * columns * samples * bits
+    if frame_bits * number_of_frames > header.value_length * 8:
+        raise FrameError("pixel data is shorter than Rows x Columns x frames")
+    if frame_bits % 8:
+        spans = []
+        for index in range(number_of_frames):
+            first = index * frame_bits
+            start = header.value_offset + first // 8
+            end = header.value_offset + (first + frame_bits + 7) // 8
+            spans.append((Span(start, end - start),))
+        return FrameTable(tuple(spans), False, frame_bits)
+    size = frame_bits // 8
+    return FrameTable(
+        tuple((Span(header.value_offset + i * size, size),) for i in range(number_of_frames)),
+        False,
+    )
+
+
+class _Cursor:
+    """Sequential item-header reads over the blob, seeking over values when it can."""
+
+    def __init__(self, open_range: Opener, start: int) -> None:
+        self._fp = open_range(0, None)
+        self._seekable = self._fp.seekable()
+        if self._seekable:
+            self._fp.seek(start)
+        else:
+            self._fp.close()
+            self._fp = open_range(start, None)
+        self.position = start
+
+    def read(self, size: int) -> bytes:
+        data = self._fp.read(size)
+        self.position += len(data)
+        return data
+
+    def skip(self, size: int) -> None:
+        if self._seekable:
+            self._fp.seek(self.position + size)
+            self.position += size
+            return
+        while size:
+            got = len(self._fp.read(min(size, 1 << 20)))
+            if not got:
+                break
+            size -= got
+            self.position += got
+
+    def close(self) -> None:
+        self._fp.close()
+
+
+def _items(open_range: Opener, start: int) -> list[tuple[int, Span]]:
+    """(item header offset, value span) of every item of the encapsulated sequence."""
+    cursor = _Cursor(open_range, start)
+    found: list[tuple[int, Span]] = []
+    try:
+        while True:
+            item_at = cursor.position
+            head = cursor.read(8)
+            if len(head) < 8:
+                raise FrameError("encapsulated pixel data ends without a sequence delimiter")
+            group, element, length = struct.unpack("<HHI", head)
+            tag = (group << 16) | element
+            if tag == SEQUENCE_DELIMITER:
+                return found
+            if tag != ITEM or length == 0xFFFFFFFF:
+                raise FrameError("encapsulated pixel data holds something other than items")
+            found.append((item_at, Span(cursor.position, length)))
+            cursor.skip(length)
+    finally:
+        cursor.close()
+
+
+_SOI_MARKERS = (b"\xff\xd8", b"\xff\x4f\xff\x51", b"\x00\x00\x00\x0c\x6a\x50")
+
+
+def _encapsulated(open_range: Opener, header: Header, number_of_frames: int) -> FrameTable:
+    items = _items(open_range, header.value_offset)
+    if not items:
+        raise FrameError("encapsulated pixel data has no offset table item")
+    (_bot_at, bot), fragments = items[0], items[1:]
+    if not fragments:
+        raise FrameError("encapsulated pixel data has no fragments")
+    first = fragments[0][0]
+    starts: list[int] | None = None
+    eot = header.dataset.get("ExtendedOffsetTable")
+    if isinstance(eot, bytes) and eot:
+        starts = [first + value for value in struct.unpack(f"<{len(eot) // 8}Q", eot)]
+    elif bot.length:
+        with open_range(bot.offset, bot.offset + bot.length) as fp:
+            table = fp.read()
+        starts = [first + value for value in struct.unpack(f"<{len(table) // 4}I", table)]
+    if starts is None:
+        if number_of_frames == 1:
+            return FrameTable((tuple(span for _, span in fragments),), True)
+        if len(fragments) == number_of_frames:
+            return FrameTable(tuple((span,) for _, span in fragments), True)
+        starts = _marker_starts(open_range, fragments)
+    boundaries = set(starts)
+    frames: list[list[Span]] = []
+    for item_at, span in fragments:
+        if item_at in boundaries or not frames:
+            frames.append([])
+        frames[-1].append(span)
+    if len(frames) != number_of_frames:
+        raise FrameError(
+            f"found {len(frames)} frames in the pixel data but NumberOfFrames is {number_of_frames}"
+        )
+    return FrameTable(tuple(tuple(frame) for frame in frames), True)
+
+
+def _marker_starts(open_range: Opener, fragments: list[tuple[int, Span]]) -> list[int]:
+    """Frame starts without an offset table: fragments that begin with a start-of-image marker."""
+    starts = []
+    for item_at, span in fragments:
+        with open_range(span.offset, span.offset + min(span.length, 6)) as fp:
+            if fp.read().startswith(_SOI_MARKERS):
+                starts.append(item_at)
+    return starts
+
+
+def build_table(
+    open_range: Opener, size: int, transfer_syntax: str, frames: int | None
+) -> FrameTable:
+    header = read_header(open_range, size, transfer_syntax)
+    if header.pixel_offset < 0:
+        raise FrameError("the instance has no pixel data")
+    number = frames or _int(header.dataset.get("NumberOfFrames")) or 1
+    if header.value_length == 0xFFFFFFFF:
+        return _encapsulated(open_range, header, number)
+    if UID(transfer_syntax).is_compressed:
+        raise FrameError("compressed transfer syntax with native pixel data")
+    return _native(header, number)
+
+
+def _int(value: object) -> int | None:
+    try:
+        return int(str(value)) if value not in (None, "") else None
+    except ValueError:
+        return None
+
+
+class FrameCache:
+    """A small LRU of frame tables by blob key (content-addressed, so never stale)."""
+
+    def __init__(self, size: int = _CACHE_SIZE) -> None:
+        self._tables: OrderedDict[str, FrameTable] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def get(
+        self, key: str, open_range: Opener, size: int, transfer_syntax: str, frames: int | None
+    ) -> FrameTable:
+        with self._lock:
+            table = self._tables.get(key)
+            if table is not None:
+                self._tables.move_to_end(key)
+                return table
+        table = build_table(open_range, size, transfer_syntax, frames)
+        with self._lock:
+            self._tables[key] = table
+            while len(self._tables) > self._size:
+                self._tables.popitem(last=False)
+        return table
+
+
+def read_bit_packed(open_range: Opener, table: FrameTable, index: int) -> bytes:
+    """One bit-packed frame, shifted to start at bit 0 (PS3.5 8.1.1, little endian bit order)."""
+    import numpy as np
+
+    span = table.frames[index][0]
+    with open_range(span.offset, span.offset + span.length) as fp:
+        data = np.frombuffer(fp.read(), dtype=np.uint8)
+    first_bit = (index * table.frame_bits) % 8
+    bits = np.unpackbits(data, bitorder="little")[first_bit : first_bit + table.frame_bits]
+    return bytes(np.packbits(bits, bitorder="little").tobytes())

@@ -1,0 +1,334 @@
+"""STOW-RS (PS3.18 10.5): upload instances over HTTP through the one ingest path.
+
+The body is parsed as it arrives: each part is spooled (memory while small,
+then a temporary file in the spool folder) and handed to
+``archive.ingest`` as soon as it is complete, so a 2 GiB upload never sits in
+memory. The answer is the PS3.18 response dataset: what was stored
+(ReferencedSOPSequence, with RetrieveURLs) and what was not and why
+(FailedSOPSequence with the PS3.4/PS3.18 failure reason codes).
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import dataclass, field
+from typing import Annotated, Any, BinaryIO, cast
+
+from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi.responses import JSONResponse
+from pydicom import dcmread
+from starlette.concurrency import run_in_threadpool
+
+from dicomweb.accept import parse_accept
+from dicomweb.multipart import MultipartError, MultipartReader, PartData, PartEnd, PartStart
+from dicomweb.negotiation import DICOM, DICOM_JSON
+from dicomweb.urls import dicomweb_root, instance_path, study_path
+from pacs.archive import Archive
+from pacs.auth.http import authorize, client_address
+from pacs.auth.policy import check_study_scope
+from pacs.auth.principal import Principal
+from pacs.ingest import IngestResult, InvalidObject, Origin, Outcome, Rejected, Unavailable
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+StorePrincipal = Annotated[Principal, Depends(authorize("store"))]
+SPOOL_IN_MEMORY = 8 << 20
+
+# Failure reasons (PS3.18 Table 10.5.3-2, PS3.4 Annex B / PS3.7 C).
+OUT_OF_RESOURCES = 0xA700
+DOES_NOT_MATCH = 0xA900  # dataset does not match the SOP Class, or the study in the URL
+CANNOT_UNDERSTAND = 0xC000
+DUPLICATE = 0x0111
+NOT_AUTHORIZED = 0x0124
+PROCESSING_FAILURE = 0x0110
+
+# Tags of the response dataset.
+RETRIEVE_URL = "00081190"
+FAILED_SOP_SEQUENCE = "00081198"
+REFERENCED_SOP_SEQUENCE = "00081199"
+REFERENCED_SOP_CLASS = "00081150"
+REFERENCED_SOP_INSTANCE = "00081155"
+FAILURE_REASON = "00081197"
+WARNING_REASON = "00081196"
+
+
+def _archive(request: Request) -> Archive:
+    archive: Archive = request.app.state.archive
+    return archive
+
+
+ArchiveDep = Annotated[Archive, Depends(_archive)]
+
+
+@dataclass
+class StowReport:
+    """What happened to each part, turned into the PS3.18 response at the end."""
+
+    root: str
+    stored: list[IngestResult] = field(default_factory=list)
+    failed: list[tuple[str, str, int, str]] = field(default_factory=list)  # class, sop, code, why
+
+    def response_json(self, study_uid: str | None) -> dict[str, Any]:
+        body: dict[str, Any] = {}
+        if study_uid:
+            body[RETRIEVE_URL] = {"vr": "UR", "Value": [self.root + study_path(study_uid)]}
+        if self.stored:
+            body[REFERENCED_SOP_SEQUENCE] = {
+                "vr": "SQ",
+                "Value": [self._referenced(result) for result in self.stored],
+            }
+        if self.failed:
+            body[FAILED_SOP_SEQUENCE] = {
+                "vr": "SQ",
+                "Value": [
+                    {
+                        REFERENCED_SOP_CLASS: _ui(sop_class),
+                        REFERENCED_SOP_INSTANCE: _ui(sop_uid),
+                        FAILURE_REASON: {"vr": "US", "Value": [code]},
+                    }
+                    for sop_class, sop_uid, code, _why in self.failed
+                ],
+            }
+        return body
+
+    def _referenced(self, result: IngestResult) -> dict[str, Any]:
+        url = self.root + instance_path(
+            result.study_uid, result.series_uid, result.sop_instance_uid
+        )
+        return {
+            REFERENCED_SOP_CLASS: _ui(result.sop_class_uid),
+            REFERENCED_SOP_INSTANCE: _ui(result.sop_instance_uid),
+            RETRIEVE_URL: {"vr": "UR", "Value": [url]},
+        }
+
+    def status_code(self) -> int:
+        if not self.failed:
+            return status.HTTP_200_OK
+        if self.stored:
+            return status.HTTP_202_ACCEPTED
+        if all(code == OUT_OF_RESOURCES for *_ignored, code, _why in self.failed):
+            return status.HTTP_503_SERVICE_UNAVAILABLE  # storage down: the client should retry
+        return status.HTTP_409_CONFLICT
+
+
+def _ui(value: str) -> dict[str, Any]:
+    return {"vr": "UI", "Value": [value]} if value else {"vr": "UI"}
+
+
+def _identify(fp: BinaryIO) -> tuple[str, str, str]:
+    """(SOP Class, SOP Instance, Study) UIDs of a part, or empty strings when unreadable."""
+    try:
+        fp.seek(0)
+        ds = dcmread(
+            fp,
+            stop_before_pixels=True,
+            force=True,
+            specific_tags=["SOPClassUID", "SOPInstanceUID", "StudyInstanceUID"],
+        )
+        return (
+            str(ds.get("SOPClassUID", "") or ""),
+            str(ds.get("SOPInstanceUID", "") or ""),
+            str(ds.get("StudyInstanceUID", "") or ""),
+        )
+    except Exception:
+        return "", "", ""
+    finally:
+        fp.seek(0)
+
+
+def store_part(
+    archive: Archive,
+    principal: Principal,
+    fp: BinaryIO,
+    origin: Origin,
+    study_uid: str | None,
+    report: StowReport,
+) -> None:
+    """Ingest one spooled part and note the outcome (never raises for a bad part)."""
+    sop_class, sop_uid, part_study = _identify(fp)
+    if study_uid is not None and part_study and part_study != study_uid:
+        reason = f"instance belongs to study {part_study}, not {study_uid}"
+        report.failed.append((sop_class, sop_uid, DOES_NOT_MATCH, reason))
+        return
+    if principal.study_uid is not None and part_study != principal.study_uid:
+        report.failed.append((sop_class, sop_uid, NOT_AUTHORIZED, "outside the granted study"))
+        return
+    try:
+        result = archive.ingest(fp, origin)
+    except Unavailable as exc:
+        report.failed.append((sop_class, sop_uid, OUT_OF_RESOURCES, str(exc)))
+        return
+    except Rejected as exc:
+        report.failed.append((sop_class, sop_uid, DUPLICATE, str(exc)))
+        return
+    except InvalidObject as exc:
+        code = DOES_NOT_MATCH if exc.mismatch else CANNOT_UNDERSTAND
+        report.failed.append((sop_class, sop_uid, code, str(exc)))
+        return
+    except Exception as exc:  # a bug must not lose the report of the other parts
+        log.exception("STOW-RS part failed")
+        report.failed.append((sop_class, sop_uid, PROCESSING_FAILURE, exc.__class__.__name__))
+        return
+    if result.outcome is Outcome.CONFLICT_KEPT:
+        report.failed.append(
+            (result.sop_class_uid, result.sop_instance_uid, DUPLICATE, result.warning)
+        )
+    else:
+        report.stored.append(result)
+
+
+def _boundary(content_type: str) -> str:
+    """The boundary of a ``multipart/related; type="application/dicom"`` body, else 415."""
+    media = parse_accept(content_type)
+    if not media or not media[0].is_multipart:
+        raise HTTPException(
+            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+            'STOW-RS takes multipart/related; type="application/dicom"',
+        )
+    part_type = media[0].params.get("type")
+    if part_type not in (None, DICOM):
+        raise HTTPException(
+            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+            f"parts of type {part_type} are not supported; send application/dicom instances",
+        )
+    boundary = media[0].params.get("boundary", "")
+    if not boundary:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "multipart body without a boundary")
+    return boundary
+
+
+def _too_large(limit: int, report: StowReport) -> HTTPException:
+    stored = (
+        f"; {len(report.stored)} instance(s) before the limit were stored" if report.stored else ""
+    )
+    return HTTPException(
+        status.HTTP_413_CONTENT_TOO_LARGE,
+        f"request body exceeds the STOW-RS limit of {limit} bytes{stored}",
+    )
+
+
+async def _receive(
+    request: Request,
+    archive: Archive,
+    principal: Principal,
+    study_uid: str | None,
+) -> JSONResponse:
+    settings = archive.settings
+    limit = settings.stow_max_bytes
+    boundary = _boundary(request.headers.get("content-type", ""))
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        await _audit(archive, principal, study_uid, None, "failure: request too large")
+        raise _too_large(limit, StowReport(""))
+    if study_uid is not None:
+        check_study_scope(principal, study_uid)
+    report = StowReport(dicomweb_root(request, settings))
+    origin = Origin(door="stow", user=principal.name, address=client_address(request))
+    reader = MultipartReader(boundary)
+    spool: tempfile.SpooledTemporaryFile[bytes] | None = None
+    part_ok = False
+    received = 0
+    spool_dir = str(settings.spool_dir) if settings.spool_dir else None
+    if spool_dir:
+        settings.spool_dir.mkdir(parents=True, exist_ok=True)  # type: ignore[union-attr]
+    try:
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > limit:
+                await _audit(archive, principal, study_uid, report, "failure: request too large")
+                raise _too_large(limit, report)
+            for event in reader.feed(chunk):
+                if isinstance(event, PartStart):
+                    part_type = event.headers.get("content-type", DICOM).split(";")[0].strip()
+                    part_ok = part_type.lower() == DICOM
+                    if part_ok:
+                        spool = tempfile.SpooledTemporaryFile(SPOOL_IN_MEMORY, dir=spool_dir)  # noqa: SIM115 closed at PartEnd or in finally
+                    else:
+                        reason = f"part of type {part_type} is not a DICOM instance"
+                        report.failed.append(("", "", CANNOT_UNDERSTAND, reason))
+                elif isinstance(event, PartData):
+                    if spool is not None:
+                        spool.write(event.data)
+                elif isinstance(event, PartEnd) and spool is not None:
+                    part, spool = spool, None
+                    with part:
+                        await run_in_threadpool(
+                            store_part,
+                            archive,
+                            principal,
+                            cast(BinaryIO, part),
+                            origin,
+                            study_uid,
+                            report,
+                        )
+        reader.close()
+    except MultipartError as exc:
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST, f"malformed multipart body: {exc}"
+        ) from exc
+    finally:
+        if spool is not None:
+            spool.close()
+    if not report.stored and not report.failed:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "the multipart body holds no instances")
+    await _audit(archive, principal, study_uid, report, "")
+    return JSONResponse(
+        report.response_json(study_uid or _single_study(report)),
+        status_code=report.status_code(),
+        media_type=DICOM_JSON,
+    )
+
+
+def _single_study(report: StowReport) -> str | None:
+    studies = {result.study_uid for result in report.stored}
+    return studies.pop() if len(studies) == 1 else None
+
+
+async def _audit(
+    archive: Archive,
+    principal: Principal,
+    study_uid: str | None,
+    report: StowReport | None,
+    failure: str,
+) -> None:
+    """One record per study touched (stored instances), plus one for the failures."""
+    records: list[tuple[str, str | None, str | None, str]] = []
+    if failure:
+        records.append((failure, None, study_uid, ""))
+    elif report is not None:
+        per_study: dict[str, list[IngestResult]] = {}
+        for result in report.stored:
+            per_study.setdefault(result.study_uid, []).append(result)
+        for uid, results in per_study.items():
+            records.append(("success", results[0].patient_id, uid, f"{len(results)} stored"))
+        if report.failed:
+            reasons = "; ".join(why for *_ignored, why in report.failed[:5])
+            records.append(
+                (f"failure: {len(report.failed)} refused", None, study_uid, reasons[:1000])
+            )
+    for outcome, patient_id, record_study, detail in records:
+        await run_in_threadpool(
+            archive.audit.record,
+            principal,
+            "stow",
+            outcome,
+            patient_id=patient_id,
+            study_uid=record_study,
+            detail=detail,
+        )
+
+
+@router.post("/studies")
+async def store_instances(
+    request: Request, archive: ArchiveDep, principal: StorePrincipal
+) -> JSONResponse:
+    return await _receive(request, archive, principal, None)
+
+
+@router.post("/studies/{study_uid}")
+async def store_study_instances(
+    study_uid: str, request: Request, archive: ArchiveDep, principal: StorePrincipal
+) -> JSONResponse:
+    return await _receive(request, archive, principal, study_uid)

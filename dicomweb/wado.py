@@ -1,0 +1,512 @@
+"""WADO-RS (PS3.18 10.4): instances, metadata, frames and bulk data.
+
+Everything is streamed from the blob store: a study goes out part by part,
+1 MiB at a time, with a Content-Length computed from the index so that a
+client can tell a complete answer from a cut one. Metadata comes from the
+index alone (the DICOM JSON kept at ingest), with BulkDataURIs made absolute
+for the URL the client used. Frames and bulk data are byte ranges of the
+stored object, located once and cached (:mod:`dicomweb.frames`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator
+from typing import Annotated, BinaryIO
+
+from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
+from fastapi.responses import StreamingResponse
+
+from dicomweb import multipart
+from dicomweb.accept import parse_accept
+from dicomweb.frames import (
+    FrameCache,
+    FrameError,
+    FrameTable,
+    Span,
+    read_bit_packed,
+    read_header,
+)
+from dicomweb.negotiation import (
+    DICOM,
+    DICOM_JSON,
+    NotAcceptable,
+    Representation,
+    accepts_json,
+    choose_bulkdata,
+    choose_frames,
+    choose_instance,
+)
+from dicomweb.urls import dicomweb_root, instance_path
+from pacs.archive import Archive
+from pacs.auth.http import authorize
+from pacs.auth.policy import check_study_scope
+from pacs.auth.principal import Principal
+from pacs.retrieve import StoredInstance
+from storage import BlobNotFound, StorageError
+
+router = APIRouter()
+frame_tables = FrameCache()
+
+RetrievePrincipal = Annotated[Principal, Depends(authorize("retrieve"))]
+CHUNK = 1 << 20
+_TAG = re.compile(r"^[0-9A-Fa-f]{8}$")
+_PIXEL_TAGS = {0x7FE00008, 0x7FE00009, 0x7FE00010}
+
+
+def _archive(request: Request) -> Archive:
+    archive: Archive = request.app.state.archive
+    return archive
+
+
+ArchiveDep = Annotated[Archive, Depends(_archive)]
+
+
+# -- shared steps ---------------------------------------------------------------------
+
+
+def audit(
+    archive: Archive,
+    principal: Principal,
+    study_uid: str,
+    found: list[StoredInstance],
+    detail: str,
+    outcome: str = "success",
+) -> None:
+    patient_id = found[0].patient_id if found else None
+    archive.audit.record(
+        principal, "wado", outcome, patient_id=patient_id, study_uid=study_uid, detail=detail
+    )
+
+
+def locate_or_404(
+    archive: Archive,
+    principal: Principal,
+    detail: str,
+    study_uid: str,
+    series_uid: str | None = None,
+    sop_uid: str | None = None,
+) -> list[StoredInstance]:
+    """The stored instances a request names, after the share-grant scope check; else 404."""
+    check_study_scope(principal, study_uid)
+    found = archive.locate(study_uid, series_uid, sop_uid)
+    if not found:
+        audit(archive, principal, study_uid, [], detail, "failure: not found")
+        what = "instance" if sop_uid else "series" if series_uid else "study"
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no such {what} in the archive")
+    return found
+
+
+def _refuse(
+    archive: Archive,
+    principal: Principal,
+    study_uid: str,
+    found: list[StoredInstance],
+    detail: str,
+    exc: NotAcceptable,
+) -> HTTPException:
+    audit(archive, principal, study_uid, found, detail, f"failure: not acceptable: {exc}")
+    return HTTPException(status.HTTP_406_NOT_ACCEPTABLE, str(exc))
+
+
+def _open(archive: Archive, key: str, start: int = 0, end: int | None = None) -> BinaryIO:
+    try:
+        return archive.open_blob(key, start, end)
+    except BlobNotFound as exc:
+        raise HTTPException(
+            status.HTTP_500_INTERNAL_SERVER_ERROR, "a stored object is missing; run `pacs check`"
+        ) from exc
+    except StorageError as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"storage: {exc}") from exc
+
+
+def _chunks(fp: BinaryIO) -> Iterator[bytes]:
+    with fp:
+        while chunk := fp.read(CHUNK):
+            yield chunk
+
+
+def _lazy_chunks(
+    archive: Archive, key: str, start: int = 0, end: int | None = None
+) -> Iterator[bytes]:
+    """Open the blob only when the part is reached, so a study never holds many files open."""
+    yield from _chunks(archive.open_blob(key, start, end))
+
+
+def _multipart_response(
+    parts: list[multipart.Part], part_type: str, status_code: int = 200
+) -> StreamingResponse:
+    boundary = multipart.new_boundary()
+    length = multipart.message_length(parts, boundary)
+    headers = {"Content-Length": str(length)} if length is not None else {}
+    return StreamingResponse(
+        multipart.iter_message(parts, boundary),
+        status_code=status_code,
+        media_type=multipart.content_type(part_type, boundary),
+        headers=headers,
+    )
+
+
+# -- instances --------------------------------------------------------------------------
+
+
+def _retrieve(
+    request: Request,
+    archive: Archive,
+    principal: Principal,
+    study_uid: str,
+    series_uid: str | None = None,
+    sop_uid: str | None = None,
+) -> Response:
+    detail = "instances"
+    found = locate_or_404(archive, principal, detail, study_uid, series_uid, sop_uid)
+    accept = parse_accept(request.headers.get("accept"))
+    try:
+        chosen = [
+            choose_instance(accept, item.transfer_syntax_uid, single_allowed=sop_uid is not None)
+            for item in found
+        ]
+    except NotAcceptable as exc:
+        raise _refuse(archive, principal, study_uid, found, detail, exc) from exc
+    first = _open(archive, found[0].blob_key)  # fail early, before the 200 goes out
+    audit(archive, principal, study_uid, found, f"{detail}: {len(found)}")
+    if not chosen[0].multipart:
+        return StreamingResponse(
+            _chunks(first),
+            media_type=chosen[0].part_content_type,
+            headers={"Content-Length": str(found[0].size)},
+        )
+    parts = [
+        multipart.Part(
+            representation.part_content_type,
+            _chunks(first) if index == 0 else _lazy_chunks(archive, item.blob_key),
+            item.size,
+        )
+        for index, (item, representation) in enumerate(zip(found, chosen, strict=True))
+    ]
+    return _multipart_response(parts, DICOM)
+
+
+@router.get("/studies/{study_uid}")
+def retrieve_study(
+    study_uid: str, request: Request, archive: ArchiveDep, principal: RetrievePrincipal
+) -> Response:
+    return _retrieve(request, archive, principal, study_uid)
+
+
+@router.get("/studies/{study_uid}/series/{series_uid}")
+def retrieve_series(
+    study_uid: str,
+    series_uid: str,
+    request: Request,
+    archive: ArchiveDep,
+    principal: RetrievePrincipal,
+) -> Response:
+    return _retrieve(request, archive, principal, study_uid, series_uid)
+
+
+@router.get("/studies/{study_uid}/series/{series_uid}/instances/{sop_uid}")
+def retrieve_instance(
+    study_uid: str,
+    series_uid: str,
+    sop_uid: str,
+    request: Request,
+    archive: ArchiveDep,
+    principal: RetrievePrincipal,
+) -> Response:
+    return _retrieve(request, archive, principal, study_uid, series_uid, sop_uid)
+
+
+# -- metadata ---------------------------------------------------------------------------
+
+
+def _etag(base: str, found: list[StoredInstance]) -> str:
+    """Changes when any instance's content changes (or the URLs we would write do)."""
+    digest = hashlib.sha256(base.encode())
+    for item in found:
+        digest.update(item.sha256.encode())
+    return f'"{digest.hexdigest()[:32]}"'
+
+
+def _etag_matches(header: str | None, etag: str) -> bool:
+    if not header:
+        return False
+    tags = [tag.strip().removeprefix("W/") for tag in header.split(",")]
+    return "*" in tags or etag in tags
+
+
+def _metadata(
+    request: Request,
+    archive: Archive,
+    principal: Principal,
+    study_uid: str,
+    series_uid: str | None = None,
+    sop_uid: str | None = None,
+) -> Response:
+    detail = "metadata"
+    found = locate_or_404(archive, principal, detail, study_uid, series_uid, sop_uid)
+    if not accepts_json(parse_accept(request.headers.get("accept"))):
+        raise _refuse(
+            archive,
+            principal,
+            study_uid,
+            found,
+            detail,
+            NotAcceptable("metadata is available as application/dicom+json only"),
+        )
+    root = dicomweb_root(request, archive.settings)
+    etag = _etag(root, found)
+    headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
+    if _etag_matches(request.headers.get("if-none-match"), etag):
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
+    series_of = {item.sop_instance_uid: item.series_uid for item in found}
+    documents = []
+    for uid, text in archive.metadata(study_uid, series_uid, sop_uid):
+        base = root + instance_path(study_uid, series_of.get(uid, series_uid or ""), uid)
+        # The stored JSON is compact and ours: this key/value pair can only be a BulkDataURI.
+        documents.append(
+            text.replace('"BulkDataURI":"bulkdata/', f'"BulkDataURI":"{base}/bulkdata/')
+        )
+    audit(archive, principal, study_uid, found, f"{detail}: {len(documents)}")
+    body = "[" + ",".join(documents) + "]"
+    return Response(body.encode("utf-8"), media_type=DICOM_JSON, headers=headers)
+
+
+@router.get("/studies/{study_uid}/metadata")
+def study_metadata(
+    study_uid: str, request: Request, archive: ArchiveDep, principal: RetrievePrincipal
+) -> Response:
+    return _metadata(request, archive, principal, study_uid)
+
+
+@router.get("/studies/{study_uid}/series/{series_uid}/metadata")
+def series_metadata(
+    study_uid: str,
+    series_uid: str,
+    request: Request,
+    archive: ArchiveDep,
+    principal: RetrievePrincipal,
+) -> Response:
+    return _metadata(request, archive, principal, study_uid, series_uid)
+
+
+@router.get("/studies/{study_uid}/series/{series_uid}/instances/{sop_uid}/metadata")
+def instance_metadata(
+    study_uid: str,
+    series_uid: str,
+    sop_uid: str,
+    request: Request,
+    archive: ArchiveDep,
+    principal: RetrievePrincipal,
+) -> Response:
+    return _metadata(request, archive, principal, study_uid, series_uid, sop_uid)
+
+
+# -- frames -----------------------------------------------------------------------------
+
+
+def parse_frame_list(text: str) -> list[int]:
+    """``1,3,5`` -> [1, 3, 5]; anything but positive integers is a 400."""
+    try:
+        numbers = [int(item) for item in text.split(",") if item.strip()]
+    except ValueError:
+        numbers = []
+    if not numbers or any(number < 1 for number in numbers):
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST, "frame list must be positive integers separated by commas"
+        )
+    return numbers
+
+
+def frame_table(archive: Archive, item: StoredInstance) -> FrameTable:
+    def open_range(start: int, end: int | None) -> BinaryIO:
+        return archive.open_blob(item.blob_key, start, end)
+
+    try:
+        return frame_tables.get(
+            item.blob_key, open_range, item.size, item.transfer_syntax_uid, item.number_of_frames
+        )
+    except FrameError as exc:
+        code = 404 if "no pixel data" in str(exc) else 500
+        raise HTTPException(code, str(exc)) from exc
+    except StorageError as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"storage: {exc}") from exc
+
+
+def _span_chunks(archive: Archive, key: str, spans: tuple[Span, ...]) -> Iterator[bytes]:
+    for span in spans:
+        yield from _lazy_chunks(archive, key, span.offset, span.offset + span.length)
+
+
+def frame_part(
+    archive: Archive, item: StoredInstance, table: FrameTable, number: int, chosen: Representation
+) -> multipart.Part:
+    """Frame ``number`` (1-based) as a part: byte ranges of the blob, never the whole instance."""
+    if table.frame_bits % 8:
+
+        def open_range(start: int, end: int | None) -> BinaryIO:
+            return archive.open_blob(item.blob_key, start, end)
+
+        data = read_bit_packed(open_range, table, number - 1)
+        return multipart.Part(chosen.part_content_type, [data], len(data))
+    spans = table.frames[number - 1]
+    return multipart.Part(
+        chosen.part_content_type,
+        _span_chunks(archive, item.blob_key, spans),
+        sum(span.length for span in spans),
+    )
+
+
+@router.get("/studies/{study_uid}/series/{series_uid}/instances/{sop_uid}/frames/{frame_list}")
+def retrieve_frames(
+    study_uid: str,
+    series_uid: str,
+    sop_uid: str,
+    frame_list: str,
+    request: Request,
+    archive: ArchiveDep,
+    principal: RetrievePrincipal,
+) -> Response:
+    numbers = parse_frame_list(frame_list)
+    detail = f"frames {frame_list[:64]}"
+    found = locate_or_404(archive, principal, detail, study_uid, series_uid, sop_uid)
+    item = found[0]
+    try:
+        chosen = choose_frames(
+            parse_accept(request.headers.get("accept")), item.transfer_syntax_uid
+        )
+    except NotAcceptable as exc:
+        raise _refuse(archive, principal, study_uid, found, detail, exc) from exc
+    table = frame_table(archive, item)
+    missing = [number for number in numbers if number > len(table.frames)]
+    if missing:
+        audit(archive, principal, study_uid, found, detail, "failure: frame out of range")
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND,
+            f"frame {missing[0]} does not exist; the instance has {len(table.frames)} frame(s)",
+        )
+    parts = [frame_part(archive, item, table, number, chosen) for number in numbers]
+    audit(archive, principal, study_uid, found, detail)
+    if not chosen.multipart and len(parts) == 1:
+        return StreamingResponse(
+            iter(parts[0].body),
+            media_type=chosen.part_content_type,
+            headers={"Content-Length": str(parts[0].length)},
+        )
+    return _multipart_response(parts, chosen.media_type)
+
+
+# -- bulk data --------------------------------------------------------------------------
+
+
+def _value_span(archive: Archive, item: StoredInstance, tag: int) -> Span:
+    """Where the value of top-level element ``tag`` lies in the stored object."""
+    if tag in _PIXEL_TAGS:
+        table = frame_table(archive, item)
+        if table.encapsulated:
+            raise HTTPException(
+                status.HTTP_404_NOT_FOUND,
+                "encapsulated pixel data is retrieved frame by frame (/frames/{list})",
+            )
+        first, last = table.frames[0][0], table.frames[-1][-1]
+        return Span(first.offset, last.offset + last.length - first.offset)
+    if item.transfer_syntax_uid in ("1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"):
+        raise HTTPException(
+            status.HTTP_406_NOT_ACCEPTABLE,
+            "bulk data of big endian or deflated instances needs transcoding (not available yet)",
+        )
+
+    def open_range(start: int, end: int | None) -> BinaryIO:
+        return archive.open_blob(item.blob_key, start, end)
+
+    try:  # the header before Pixel Data, read in ranges: works on any store
+        ds = read_header(open_range, item.size, item.transfer_syntax_uid).dataset
+    except FrameError as exc:
+        raise HTTPException(500, f"cannot parse the stored instance: {exc}") from exc
+    except StorageError as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"storage: {exc}") from exc
+    raw = ds.get_item(tag, keep_deferred=True) if tag in ds else None
+    value_tell = getattr(raw, "value_tell", None)
+    length = getattr(raw, "length", None)
+    if raw is None or value_tell is None or length in (None, 0xFFFFFFFF):
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND,
+            "no bulk data under that tag (only top-level elements before Pixel Data)",
+        )
+    return Span(int(value_tell), int(length))
+
+
+def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """``[start, end)`` of one ``bytes=`` range; ``None``: send it all; 416 if unsatisfiable."""
+    if not header:
+        return None
+    unit, _, spec = header.partition("=")
+    if unit.strip().lower() != "bytes" or "," in spec:
+        return None  # other units or several ranges: ignored, the whole value is sent
+    first, dash, last = spec.strip().partition("-")
+    if not dash:
+        return None
+    try:
+        if not first:
+            start, end = max(0, size - int(last)), size  # the last N bytes
+            if int(last) <= 0:
+                return None
+        else:
+            start, end = int(first), size
+            if last:
+                if int(last) < start:
+                    return None  # syntactically invalid: ignored (RFC 9110 14.2)
+                end = min(size, int(last) + 1)
+    except ValueError:
+        return None
+    if start >= size or start < 0:
+        raise HTTPException(
+            status.HTTP_416_RANGE_NOT_SATISFIABLE,
+            f"range {spec} is outside the {size}-byte value",
+            headers={"Content-Range": f"bytes */{size}"},
+        )
+    return start, end
+
+
+@router.get("/studies/{study_uid}/series/{series_uid}/instances/{sop_uid}/bulkdata/{tag}")
+def retrieve_bulkdata(
+    study_uid: str,
+    series_uid: str,
+    sop_uid: str,
+    tag: str,
+    request: Request,
+    archive: ArchiveDep,
+    principal: RetrievePrincipal,
+) -> Response:
+    detail = f"bulkdata {tag[:8]}"
+    found = locate_or_404(archive, principal, detail, study_uid, series_uid, sop_uid)
+    try:
+        chosen = choose_bulkdata(parse_accept(request.headers.get("accept")))
+    except NotAcceptable as exc:
+        raise _refuse(archive, principal, study_uid, found, detail, exc) from exc
+    if not _TAG.match(tag):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "bulk data is addressed by an 8-digit tag")
+    item = found[0]
+    span = _value_span(archive, item, int(tag, 16))
+    wanted = _byte_range(request.headers.get("range"), span.length)
+    start, end = wanted or (0, span.length)
+    body = _lazy_chunks(archive, item.blob_key, span.offset + start, span.offset + end)
+    audit(archive, principal, study_uid, found, detail)
+    code = status.HTTP_206_PARTIAL_CONTENT if wanted else status.HTTP_200_OK
+    content_range = f"bytes {start}-{end - 1}/{span.length}"
+    headers = {"Accept-Ranges": "bytes"}
+    if not chosen.multipart:
+        headers["Content-Length"] = str(end - start)
+        if wanted:
+            headers["Content-Range"] = content_range
+        return StreamingResponse(body, code, headers, media_type=chosen.media_type)
+    part = multipart.Part(
+        chosen.media_type,
+        body,
+        end - start,
+        {"Content-Range": content_range} if wanted else {},
+    )
+    response = _multipart_response([part], chosen.media_type, code)
+    response.headers["Accept-Ranges"] = "bytes"
+    return response
