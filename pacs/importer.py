@@ -18,11 +18,12 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO, cast
 
 from pydicom import dcmread
-from pydicom.errors import InvalidDicomError
+from pydicom.filereader import read_file_meta_info
+from pydicom.uid import MediaStorageDirectoryStorage
 
 from pacs.archive import Archive
 from pacs.auth.principal import Kind, Principal, Role
@@ -70,16 +71,34 @@ def _file_opener(path: Path) -> Opener:
     return lambda: cast(AbstractContextManager[BinaryIO], path.open("rb"))
 
 
+class UnreadableSource(Exception):
+    """A candidate that cannot be read at all (encrypted or damaged zip member, I/O error)."""
+
+
 def _zip_member_opener(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> Opener:
     @contextmanager
     def opener() -> Iterator[BinaryIO]:
-        # Ingest needs to seek; members are streamed into a spool, never to a named path.
+        # Ingest needs to seek; members are streamed into an anonymous spool, never to a
+        # path named by the archive.
         with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as spool:
-            with archive.open(info) as member:
-                while chunk := member.read(1 << 20):
-                    spool.write(chunk)
+            try:
+                with archive.open(info) as member:
+                    while chunk := member.read(1 << 20):
+                        spool.write(chunk)
+            except (zipfile.BadZipFile, RuntimeError, NotImplementedError, EOFError) as exc:
+                # RuntimeError: encrypted member; NotImplementedError: unknown compression.
+                raise UnreadableSource(f"damaged or unsupported zip member: {exc}") from exc
             spool.seek(0)
             yield cast(BinaryIO, spool)
+
+    return opener
+
+
+def _refusal(reason: str) -> Opener:
+    """An opener for a candidate that must not or cannot be opened: reported, not read."""
+
+    def opener() -> AbstractContextManager[BinaryIO]:
+        raise UnreadableSource(reason)
 
     return opener
 
@@ -95,58 +114,104 @@ def _inside(root: Path, candidate: Path) -> bool:
 def _dicomdir_sources(dicomdir: Path) -> Iterator[Source]:
     """The files a DICOMDIR references, resolved inside its own folder only."""
     root = dicomdir.parent
-    ds = dcmread(dicomdir)
+    try:
+        ds = dcmread(dicomdir)
+    except Exception as exc:  # damaged media: fall back to walking the folder
+        log.warning("DICOMDIR %s unreadable (%s); walking its folder instead", dicomdir, exc)
+        yield from _walk(root)
+        return
     for record in ds.get("DirectoryRecordSequence", []):
         file_id = record.get("ReferencedFileID")
         if not file_id:
             continue
         parts = [file_id] if isinstance(file_id, str) else list(file_id)
-        if any(p in ("", ".", "..") or "/" in p or "\\" in p for p in parts):
-            log.warning("DICOMDIR %s: refusing reference %r", dicomdir, file_id)
-            continue
+        name = f"{dicomdir}: {'/'.join(parts)}"
         path = root.joinpath(*parts)
-        if not _inside(root, path):
-            log.warning("DICOMDIR %s: reference %r leaves the media", dicomdir, file_id)
-            continue
-        if path.is_file():
+        unsafe = any(p in ("", ".", "..") or "/" in p or "\\" in p for p in parts)
+        if unsafe or not _inside(root, path):
+            yield Source(name, _refusal("DICOMDIR reference leaves the media folder"))
+        elif path.is_file():
             yield Source(str(path), _file_opener(path))
         else:  # media made on Windows may differ in case
             matches = [p for p in path.parent.glob("*") if p.name.upper() == path.name.upper()]
             if matches and _inside(root, matches[0]):
                 yield Source(str(matches[0]), _file_opener(matches[0]))
+            else:
+                yield Source(name, _refusal("file listed in the DICOMDIR is missing"))
 
 
 def _is_dicomdir(path: Path) -> bool:
     if path.name.upper() != "DICOMDIR":
         return False
     try:
-        meta = dcmread(path, stop_before_pixels=True, specific_tags=["MediaStorageSOPClassUID"])
-    except (InvalidDicomError, OSError, ValueError):
+        meta = read_file_meta_info(path)
+    except Exception:  # anything named DICOMDIR that is not one is just skipped
         return False
-    return str(meta.file_meta.get("MediaStorageSOPClassUID", "")) == "1.2.840.10008.1.3.10"
+    return str(meta.get("MediaStorageSOPClassUID", "")) == MediaStorageDirectoryStorage
+
+
+def _has_part10_prefix(path: Path) -> bool:
+    with path.open("rb") as fh:
+        return fh.read(132)[128:] == b"DICM"
+
+
+def _walk(folder: Path) -> Iterator[Source]:
+    """Files below ``folder``; a sub-folder holding a DICOMDIR is read as media instead."""
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames.sort()
+        here = Path(dirpath)
+        if here != folder:
+            dicomdir = _dicomdir_in(here)
+            if dicomdir is not None:
+                dirnames.clear()
+                yield from _dicomdir_sources(dicomdir)
+                continue
+        for name in sorted(filenames):
+            if name.upper() != "DICOMDIR":
+                yield from _file_sources(here / name)
+
+
+def _dicomdir_in(folder: Path) -> Path | None:
+    try:
+        return next((p for p in folder.iterdir() if p.is_file() and _is_dicomdir(p)), None)
+    except OSError:
+        return None  # unreadable folder: walking it reports nothing either
+
+
+def _file_sources(path: Path) -> Iterator[Source]:
+    """One file: a zip yields its members, anything else is one candidate."""
+    if not path.is_file():
+        return  # sockets, broken links
+    try:
+        is_zip = not _has_part10_prefix(path) and zipfile.is_zipfile(path)
+    except OSError:
+        is_zip = False  # unreadable: ingest reports why
+    if not is_zip:
+        yield Source(str(path), _file_opener(path))
+        return
+    try:
+        bundle = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError):
+        yield Source(str(path), _file_opener(path))  # only looked like a zip
+        return
+    with bundle:
+        for info in bundle.infolist():
+            if not info.is_dir() and PurePosixPath(info.filename).name.upper() != "DICOMDIR":
+                yield Source(f"{path}!{info.filename}", _zip_member_opener(bundle, info))
 
 
 def iter_sources(path: Path) -> Iterator[Source]:
     """Every candidate object below ``path`` (a folder, a zip, a DICOMDIR or a file)."""
     if path.is_dir():
-        dicomdir = next((p for p in path.iterdir() if _is_dicomdir(p)), None)
+        dicomdir = _dicomdir_in(path)
         if dicomdir is not None:
             yield from _dicomdir_sources(dicomdir)
-            return
-        for dirpath, dirnames, filenames in os.walk(path):
-            dirnames.sort()
-            for name in sorted(filenames):
-                yield from iter_sources(Path(dirpath) / name)
-        return
-    if _is_dicomdir(path):
+        else:
+            yield from _walk(path)
+    elif _is_dicomdir(path):
         yield from _dicomdir_sources(path)
-    elif zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as bundle:
-            for info in bundle.infolist():
-                if not info.is_dir() and Path(info.filename).name.upper() != "DICOMDIR":
-                    yield Source(f"{path}!{info.filename}", _zip_member_opener(bundle, info))
-    elif path.is_file():
-        yield Source(str(path), _file_opener(path))
+    else:
+        yield from _file_sources(path)
 
 
 def import_paths(
@@ -155,7 +220,7 @@ def import_paths(
     progress: Callable[[str], None] | None = None,
 ) -> ImportSummary:
     summary = ImportSummary()
-    user = getpass.getuser()
+    user = _os_user()
     origin = Origin(door="import", user=user)
     for path in paths:
         if not path.exists():
@@ -178,6 +243,14 @@ def import_paths(
     return summary
 
 
+def _os_user() -> str:
+    """Who ran the import, for the audit trail (containers may have no passwd entry)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid:{os.getuid()}"
+
+
 def _import_one(archive: Archive, source: Source, origin: Origin, summary: ImportSummary) -> None:
     try:
         with source.open() as fp:
@@ -195,8 +268,13 @@ def _import_one(archive: Archive, source: Source, origin: Origin, summary: Impor
     except Unavailable as exc:
         summary.rejected[f"archive unavailable: {exc}"] += 1
         return
-    except (OSError, zipfile.BadZipFile) as exc:
-        summary.rejected[f"unreadable file: {exc}"] += 1
+    except UnreadableSource as exc:
+        summary.rejected[str(exc)] += 1
+        log.warning("rejected %s: %s", source.name, exc)
+        return
+    except OSError as exc:
+        summary.rejected[f"unreadable file: {exc.strerror or exc}"] += 1
+        log.warning("rejected %s: %s", source.name, exc)
         return
     if result.outcome is Outcome.DUPLICATE:
         summary.duplicates += 1

@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from pacs.index.models import Instance, Patient, PatientIdentifier, Series, Study
 from pacs.index.upsert import insert_ignore
-from pacs.integrity import MalformedDataset, check_structure
+from pacs.integrity import MalformedDataset, check_deflated_structure, check_structure
 from pacs.names import fold, normalize
 from pacs.part10 import (
     ChunkStream,
@@ -179,7 +179,7 @@ class Ingestor:
 
         try:
             stored = self.store.put(key, ChunkStream(iter_stored_bytes(fp, parsed.header)))
-        except StorageError as exc:
+        except (StorageError, OSError) as exc:  # OSError: a store that does not wrap its own
             raise Unavailable(f"storage unavailable: {exc}") from exc
 
         try:
@@ -231,12 +231,13 @@ class Ingestor:
         if existing is not None:
             if existing.blob_key == key:
                 return Adoption.ALREADY_INDEXED
-            if existing.sha256 == sha256:
+            if existing.sha256 == sha256 and self.store.stat(existing.blob_key) is not None:
                 return Adoption.REDUNDANT_COPY
-            return Adoption.CONFLICT
+            return Adoption.CONFLICT  # or the indexed blob is gone: keep this copy
         if derived != key:
             fp.seek(0)
-            self.ingest(fp, origin)
+            if self.ingest(fp, origin).outcome is not Outcome.STORED:
+                return Adoption.CONFLICT  # indexed concurrently: leave the copy for a human
             return Adoption.REKEYED
         size = sum(len(chunk) for chunk in iter_stored_bytes(fp, parsed.header))
         try:
@@ -271,8 +272,10 @@ class Ingestor:
             raise InvalidObject(f"unreadable identifying attributes: {exc}") from exc
         if header.meta_synthesized:
             header = with_synthesized_meta(header, sop_class, sop_uid)
-        if not header.deflated:
-            try:
+        try:
+            if header.deflated:
+                check_deflated_structure(fp, header.body_offset, header.source_size)
+            else:
                 check_structure(
                     fp,
                     header.body_offset,
@@ -280,8 +283,8 @@ class Ingestor:
                     implicit=header.implicit_vr,
                     little=header.little_endian,
                 )
-            except MalformedDataset as exc:
-                raise InvalidObject(str(exc)) from exc
+        except MalformedDataset as exc:
+            raise InvalidObject(str(exc)) from exc
         injected = "SpecificCharacterSet" not in ds
         if injected:
             ds.SpecificCharacterSet = self.charset_fallback(origin.calling_ae)

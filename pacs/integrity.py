@@ -10,8 +10,10 @@ values, so it costs a few hundred small reads per instance and no memory.
 from __future__ import annotations
 
 import struct
+import tempfile
+import zlib
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 UNDEFINED = 0xFFFFFFFF
 ITEM = 0xFFFEE000
@@ -168,3 +170,30 @@ def check_structure(
     if fp.tell() != end:
         raise MalformedDataset(f"the last element runs past the end of the data at byte {end}")
     return walker.pixel_data
+
+
+def check_deflated_structure(fp: BinaryIO, start: int, end: int) -> None:
+    """:func:`check_structure` for Deflated Explicit VR Little Endian.
+
+    The declared lengths count inflated bytes, so the walk runs over the
+    inflated dataset (spooled to disk past 8 MB). Without it a deflated object
+    whose inner lengths do not add up would parse (pixel data is deferred) and
+    be stored unreadable.
+    """
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    with tempfile.SpooledTemporaryFile(max_size=8 << 20) as plain:
+        fp.seek(start)
+        remaining = end - start
+        try:
+            while remaining > 0 and not inflater.eof:
+                chunk = fp.read(min(1 << 20, remaining))
+                if not chunk:
+                    break
+                remaining -= len(chunk)
+                plain.write(inflater.decompress(chunk))
+            plain.write(inflater.flush())
+        except zlib.error as exc:
+            raise MalformedDataset(f"the deflated dataset cannot be inflated: {exc}") from exc
+        if not inflater.eof:
+            raise MalformedDataset("the deflated dataset is truncated")
+        check_structure(cast(BinaryIO, plain), 0, plain.tell(), implicit=False, little=True)

@@ -14,10 +14,17 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from pacs.settings import Settings
 
 
+def _bar_wanted(args: argparse.Namespace) -> bool:
+    """A bar only for a person watching: on a terminal, without --quiet or --json."""
+    return not args.quiet and not args.json and sys.stderr.isatty()
+
+
 @contextmanager
-def _progress(enabled: bool, label: str) -> Iterator[Callable[[str], None] | None]:
-    """A live counter on a terminal; nothing when piped or quiet."""
-    if not enabled or not sys.stderr.isatty():
+def _progress(
+    enabled: bool, label: str, count: Callable[[], int]
+) -> Iterator[Callable[[str], None] | None]:
+    """A live bar on a terminal; nothing when piped or quiet. ``count`` gives its total."""
+    if not enabled:
         yield None
         return
     with Progress(
@@ -28,18 +35,23 @@ def _progress(enabled: bool, label: str) -> Iterator[Callable[[str], None] | Non
         TextColumn("{task.fields[name]}", style="dim"),
         transient=True,
     ) as bar:
-        task = bar.add_task(label, total=None, name="")
+        task = bar.add_task(label, total=count(), name="")
         yield lambda name: bar.update(task, advance=1, name=name[-60:])
 
 
 def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     from pacs.archive import Archive
-    from pacs.importer import import_paths
+    from pacs.importer import import_paths, iter_sources
 
+    paths = [Path(p) for p in args.paths]
     archive = Archive.open(settings)
     try:
-        with _progress(not args.quiet and not args.json, "importing") as progress:
-            summary = import_paths(archive, [Path(p) for p in args.paths], progress)
+        with _progress(
+            _bar_wanted(args),
+            "importing",
+            lambda: sum(1 for path in paths if path.exists() for _ in iter_sources(path)),
+        ) as progress:
+            summary = import_paths(archive, paths, progress)
     finally:
         archive.close()
     report = summary.as_dict()
@@ -74,7 +86,8 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
             ("orphan blob", report.orphan_blobs),
             ("missing blob", report.missing_blobs),
             ("hash mismatch", report.hash_mismatches),
-            ("temporary file", report.temporary_files),
+            ("stale temporary file", report.temporary_files),
+            ("write in progress (left alone)", report.writes_in_progress),
             ("adopted", report.adopted),
             ("removed", report.removed),
             ("conflict (left in place)", report.conflicts),
@@ -97,7 +110,9 @@ def cmd_reindex(args: argparse.Namespace, settings: Settings) -> int:
     try:
         if args.drop:
             clear_index(archive)
-        with _progress(not args.json, "reindexing") as progress:
+        with _progress(
+            _bar_wanted(args), "reindexing", lambda: sum(1 for _ in archive.store.list())
+        ) as progress:
             outcomes = reindex(archive, progress)
     finally:
         archive.close()
@@ -126,4 +141,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     rei.add_argument("--drop", action="store_true", help="clear the index first")
     rei.add_argument("--yes", action="store_true", help="confirm --drop")
     rei.add_argument("--json", action="store_true")
+    rei.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     rei.set_defaults(func=cmd_reindex)

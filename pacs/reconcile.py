@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -37,7 +38,8 @@ class CheckReport:
     orphan_blobs: list[str] = field(default_factory=list)
     missing_blobs: list[str] = field(default_factory=list)
     hash_mismatches: list[str] = field(default_factory=list)
-    temporary_files: list[str] = field(default_factory=list)
+    temporary_files: list[str] = field(default_factory=list)  # stale: older than a minute
+    writes_in_progress: list[str] = field(default_factory=list)  # fresh temporaries, left alone
     adopted: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
@@ -72,6 +74,10 @@ def _sha256_of(archive: Archive, key: str) -> str:
 
 
 def check(archive: Archive, *, repair: bool = False, quick: bool = False) -> CheckReport:
+    """Compare every index row with its blob and every blob with the index.
+
+    ``quick`` compares sizes only; otherwise each blob is hashed again.
+    """
     report = CheckReport()
     stored = {blob.key: blob.size for blob in archive.store.list()}
     report.blobs = len(stored)
@@ -79,28 +85,71 @@ def check(archive: Archive, *, repair: bool = False, quick: bool = False) -> Che
     for key, sha256, size in _index_rows(archive):
         report.index_rows += 1
         indexed.add(key)
-        if key not in stored:
-            report.missing_blobs.append(key)
-        elif stored[key] != size or (not quick and _sha256_of(archive, key) != sha256):
-            report.hash_mismatches.append(key)
+        _check_row(archive, key, sha256, size, stored, quick, report)
     report.orphan_blobs = sorted(set(stored) - indexed)
-    list_temporary = getattr(archive.store, "list_temporary", None)
-    temporaries = list(list_temporary()) if list_temporary else []
+    temporaries = _temporaries(archive, report)
     report.temporary_files = sorted(str(path) for path in temporaries)
     if repair:
         for key in report.orphan_blobs:
             _repair_orphan(archive, key, report)
-        now = time.time()
         for path in temporaries:
-            try:
-                if now - path.stat().st_mtime > STALE_TEMPORARY_SECONDS:
-                    path.unlink()
-                    report.removed.append(str(path))
-            except FileNotFoundError:
-                report.removed.append(str(path))
-            except OSError as exc:
-                report.errors.append(f"{path}: {exc.strerror}")
+            _remove_temporary(path, report)
     return report
+
+
+def _check_row(
+    archive: Archive,
+    key: str,
+    sha256: str,
+    size: int,
+    stored: dict[str, int],
+    quick: bool,
+    report: CheckReport,
+) -> None:
+    try:
+        if key not in stored:
+            # The store was listed before this row was read: a blob stored meanwhile is there.
+            info = archive.store.stat(key)
+            if info is None:
+                report.missing_blobs.append(key)
+                return
+            stored[key] = info.size
+        if stored[key] != size or (not quick and _sha256_of(archive, key) != sha256):
+            report.hash_mismatches.append(key)
+    except BlobNotFound:
+        report.missing_blobs.append(key)
+    except StorageError as exc:
+        report.errors.append(f"{key}: {exc}")
+
+
+def _temporaries(archive: Archive, report: CheckReport) -> list[Path]:
+    """Stale temporary files of interrupted writes; fresh ones may be writes in progress."""
+    list_temporary = getattr(archive.store, "list_temporary", None)
+    if list_temporary is None:
+        return []  # object stores write atomically: nothing half-written is visible
+    stale_before = time.time() - STALE_TEMPORARY_SECONDS
+    stale: list[Path] = []
+    for path in list_temporary():
+        try:
+            fresh = path.stat().st_mtime > stale_before
+        except FileNotFoundError:
+            continue  # finished (renamed) meanwhile
+        if fresh:
+            report.writes_in_progress.append(str(path))
+        else:
+            stale.append(path)
+    return stale
+
+
+def _remove_temporary(path: Path, report: CheckReport) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        report.errors.append(f"{path}: {exc.strerror}")
+        return
+    report.removed.append(str(path))
 
 
 def _repair_orphan(archive: Archive, key: str, report: CheckReport) -> None:

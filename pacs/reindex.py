@@ -17,7 +17,7 @@ from sqlalchemy import delete
 from pacs.archive import Archive
 from pacs.blobfile import seekable_blob
 from pacs.index.models import Instance, Patient, PatientIdentifier, Series, Study
-from pacs.ingest import IngestError, Origin
+from pacs.ingest import Adoption, IngestError, Origin
 from storage import StorageError
 
 log = logging.getLogger(__name__)
@@ -31,13 +31,21 @@ def clear_index(archive: Archive) -> None:
 
 
 def reindex(archive: Archive, progress: Callable[[str], None] | None = None) -> Counter[str]:
-    """Adopt every blob; return how many ended in each outcome (plus 'invalid', 'error')."""
+    """Adopt every blob; return how many ended in each outcome (plus 'invalid', 'error').
+
+    Blobs are never rewritten; a copy under a key ingest would not choose (moved
+    in by hand) is indexed under its proper key and the copy removed. Blobs that
+    are not valid DICOM are left in place for ``pacs check`` to report.
+    """
     outcomes: Counter[str] = Counter()
     origin = Origin(door="reindex")
     for blob in archive.store.list():
         try:
             with seekable_blob(archive.store, blob.key) as fp:
-                outcomes[archive.ingestor.adopt(blob.key, fp, origin).value] += 1
+                outcome = archive.ingestor.adopt(blob.key, fp, origin)
+            outcomes[outcome.value] += 1
+            if outcome in (Adoption.REKEYED, Adoption.REDUNDANT_COPY):
+                archive.store.delete(blob.key)  # its content is indexed under the proper key
         except IngestError as exc:
             log.warning("not indexed: %s: %s", blob.key, exc)
             outcomes["invalid"] += 1

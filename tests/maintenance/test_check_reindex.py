@@ -7,6 +7,7 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -30,7 +31,7 @@ def cli(monkeypatch: pytest.MonkeyPatch, archive: Archive) -> Archive:
     return archive
 
 
-def _check(capsys: pytest.CaptureFixture[str], *flags: str) -> tuple[int, dict[str, object]]:
+def _check(capsys: pytest.CaptureFixture[str], *flags: str) -> tuple[int, dict[str, Any]]:
     code = main(["check", "--json", *flags])
     return code, json.loads(capsys.readouterr().out)
 
@@ -83,12 +84,12 @@ def test_orphans_adopted_or_removed(cli: Archive, capsys: pytest.CaptureFixture[
     cli.store.put("stray/garbage.bin", io.BytesIO(b"not dicom"))
     code, report = _check(capsys)
     assert code == 1
-    assert sorted(report["orphan_blobs"]) == sorted(  # type: ignore[arg-type]
+    assert sorted(report["orphan_blobs"]) == sorted(
         [result.blob_key, "stray/copy.dcm", "stray/garbage.bin"]
     )
     code, repaired = _check(capsys, "--repair")
     assert code == 0, repaired
-    assert set(repaired["removed"]) == {"stray/copy.dcm", "stray/garbage.bin"}  # type: ignore[arg-type]
+    assert set(repaired["removed"]) == {"stray/copy.dcm", "stray/garbage.bin"}
     assert len(cli.locate(STUDY)) == 5  # original 3 + adopted + rekeyed
     code, after = _check(capsys)
     assert code == 0 and after["orphan_blobs"] == []
@@ -100,7 +101,7 @@ def test_stale_temporary_files_removed(cli: Archive, capsys: pytest.CaptureFixtu
     old = time.time() - 3600
     os.utime(temp, (old, old))
     code, report = _check(capsys, "--repair")
-    assert str(temp) in report["removed"]  # type: ignore[operator]
+    assert str(temp) in report["removed"]
     assert code == 0 and not temp.exists()
 
 
@@ -117,6 +118,7 @@ def test_reindex_into_an_empty_database(
     assert json.loads(capsys.readouterr().out) == {"indexed": 3}
     rebuilt = Archive.open(Settings(data_dir=cli.settings.data_dir, database_url=fresh))
     try:
+        assert rebuilt.counts() == cli.counts() == {"studies": 1, "series": 3, "instances": 3}
         assert {i.sop_instance_uid: i.sha256 for i in rebuilt.locate(STUDY)} == before
         original_json = cli.metadata(STUDY)
         assert sorted(rebuilt.metadata(STUDY)) == sorted(original_json)
@@ -127,7 +129,48 @@ def test_reindex_into_an_empty_database(
 def test_reindex_drop_requires_confirmation(
     cli: Archive, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    before = {i.sop_instance_uid: i.sha256 for i in cli.locate(STUDY)}
+    counts = cli.counts()
     assert main(["reindex", "--drop"]) == 2
     assert main(["reindex", "--drop", "--yes", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == {"indexed": 3}
-    assert len(cli.locate(STUDY)) == 3
+    assert {i.sop_instance_uid: i.sha256 for i in cli.locate(STUDY)} == before
+    assert cli.counts() == counts
+
+
+def test_fresh_temporary_file_is_a_write_in_progress(
+    cli: Archive, capsys: pytest.CaptureFixture[str]
+) -> None:
+    temp = Path(cli.store.root) / STUDY / ".inflight.tmp"  # type: ignore[attr-defined]
+    temp.write_bytes(b"being written")
+    code, report = _check(capsys, "--repair")
+    assert code == 0 and report["temporary_files"] == []
+    assert report["writes_in_progress"] == [str(temp)] and temp.exists()
+
+
+def test_copy_of_an_instance_whose_blob_is_gone_is_kept(
+    cli: Archive, capsys: pytest.CaptureFixture[str]
+) -> None:
+    instance = cli.locate(STUDY)[0]
+    with cli.open_blob(instance.blob_key) as blob:
+        content = blob.read()
+    cli.store.put("backup/restored.dcm", io.BytesIO(content))
+    _blob_path(cli, instance.blob_key).unlink()
+    code, report = _check(capsys, "--repair")
+    assert code == 1 and report["missing_blobs"] == [instance.blob_key]
+    assert report["conflicts"] == ["backup/restored.dcm"] and report["removed"] == []
+    assert cli.store.stat("backup/restored.dcm") is not None  # the only copy left
+
+
+def test_reindex_moves_a_stray_copy_to_its_proper_key(
+    cli: Archive, capsys: pytest.CaptureFixture[str]
+) -> None:
+    slice_ = ct_slice(STUDY, index=9)
+    cli.store.put("manual/IM9", io.BytesIO(to_bytes(slice_)))
+    assert main(["reindex", "--json", "-q"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"already-indexed": 3, "rekeyed": 1}
+    assert cli.store.stat("manual/IM9") is None
+    located = cli.locate(sop_instance_uid=slice_.SOPInstanceUID)
+    assert len(located) == 1 and cli.store.stat(located[0].blob_key) is not None
+    code, report = _check(capsys)
+    assert code == 0 and report["blobs"] == 4

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydicom.fileset import FileSet
@@ -24,7 +25,7 @@ def cli(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> Settings:
     return settings
 
 
-def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, object]]:
+def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, Any]]:
     code = main(argv)
     return code, json.loads(capsys.readouterr().out)
 
@@ -52,7 +53,7 @@ def test_folder_with_junk_and_a_bad_file(
     assert code == 1  # something was rejected
     assert summary["files"] == 7
     assert summary["imported"] == 4 and summary["not_dicom"] == 2 and summary["rejected"] == 1
-    assert "SOPInstanceUID" in next(iter(summary["rejected_reasons"]))  # type: ignore[call-overload]
+    assert "SOPInstanceUID" in next(iter(summary["rejected_reasons"]))
     assert _counts(cli)["instances"] == 4
     code, again = _run(["import", str(folder), "--json"], capsys)
     assert again["duplicates"] == 4 and again["imported"] == 0
@@ -105,8 +106,25 @@ def test_dicomdir_reference_outside_media_refused(
         if "ReferencedFileID" in record:
             record.ReferencedFileID = ["..", "secret.dcm"]
     dicomdir.save_as(media / "DICOMDIR")
-    _code, summary = _run(["import", str(media), "--json"], capsys)
-    assert summary["imported"] == 0 and summary["files"] == 0
+    code, summary = _run(["import", str(media), "--json"], capsys)
+    assert code == 1
+    assert summary["imported"] == 0 and summary["files"] == 1 and summary["rejected"] == 1
+    assert summary["rejected_reasons"] == {"DICOMDIR reference leaves the media folder": 1}
+    assert _counts(cli)["instances"] == 0
+
+
+def test_dicomdir_listing_a_missing_file(
+    tmp_path: Path, cli: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fileset = FileSet()
+    for index in range(2):
+        fileset.add(ct_slice(STUDY, index=index))
+    media = tmp_path / "cd"
+    fileset.write(media)
+    next(p for p in media.rglob("*") if p.is_file() and p.name != "DICOMDIR").unlink()
+    code, summary = _run(["import", str(media), "--json"], capsys)
+    assert code == 1 and summary["imported"] == 1
+    assert summary["rejected_reasons"] == {"file listed in the DICOMDIR is missing": 1}
 
 
 def test_import_is_audited_per_study(
@@ -128,3 +146,58 @@ def test_text_summary(tmp_path: Path, cli: Settings, capsys: pytest.CaptureFixtu
     assert main(["import", str(tmp_path / "one"), "-q"]) == 0
     assert "1 imported" in capsys.readouterr().out
     assert main(["import", str(tmp_path / "missing")]) == 1
+
+
+def test_dicomdir_with_a_damaged_file_among_the_slices(
+    tmp_path: Path, cli: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fileset = FileSet()
+    for index in range(4):
+        fileset.add(ct_slice(STUDY, index=index))
+    media = tmp_path / "cdrom"
+    fileset.write(media)
+    referenced = sorted(p for p in media.rglob("*") if p.is_file() and p.name != "DICOMDIR")
+    assert len(referenced) == 4
+    damaged = referenced[0]
+    damaged.write_bytes(damaged.read_bytes()[:-1000])  # cut inside the pixel data
+    code, summary = _run(["import", str(media), "--json"], capsys)
+    assert code == 1
+    assert summary["files"] == 4 and summary["imported"] == 3 and summary["rejected"] == 1
+    assert summary["not_dicom"] == 0
+    assert _counts(cli)["instances"] == 3
+
+
+def test_folder_holding_media_and_a_zip_counts_each_object_once(
+    tmp_path: Path, cli: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "inbox"
+    fileset = FileSet()
+    for index in range(2):
+        fileset.add(ct_slice(STUDY, index=index))
+    fileset.write(folder / "cd1")
+    with zipfile.ZipFile(folder / "upload.zip", "w") as zf:
+        zf.writestr("a/IM1", to_bytes(ct_slice(STUDY, index=5)))
+    write(ct_slice(STUDY, index=6), folder / "loose.dcm")
+    code, summary = _run(["import", str(folder), "--json"], capsys)
+    assert code == 0, summary
+    assert summary["files"] == 4 and summary["imported"] == 4 and summary["duplicates"] == 0
+    assert _counts(cli)["instances"] == 4
+
+
+def test_damaged_zip_member_is_rejected_with_its_reason(
+    tmp_path: Path, cli: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good, damaged = to_bytes(ct_slice(STUDY, index=1)), to_bytes(ct_slice(STUDY, index=2))
+    bundle = tmp_path / "broken.zip"
+    with zipfile.ZipFile(bundle, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("good.dcm", good)
+        zf.writestr("damaged.dcm", damaged)
+    raw = bytearray(bundle.read_bytes())
+    where = raw.index(damaged[-64:])
+    raw[where] ^= 0xFF  # the CRC no longer matches
+    bundle.write_bytes(bytes(raw))
+    code, summary = _run(["import", str(bundle), "--json"], capsys)
+    assert code == 1
+    assert summary["imported"] == 1 and summary["rejected"] == 1
+    reason = next(iter(summary["rejected_reasons"]))
+    assert "zip member" in reason

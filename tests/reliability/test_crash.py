@@ -93,11 +93,12 @@ def _sender(
 
 
 @pytest.mark.slow
-def test_kill9_loses_nothing_acknowledged(tmp_path: Path) -> None:
+def test_kill9_loses_nothing_acknowledged(tmp_path: Path, database_url: str) -> None:
     dicom_port, http_port = free_port(), free_port()
     env = {
         **os.environ,
         "PACS_DATA_DIR": str(tmp_path / "data"),
+        "PACS_DATABASE_URL": database_url,
         "PACS_DICOM_HOST": "127.0.0.1",
         "PACS_DICOM_PORT": str(dicom_port),
         "PACS_HTTP_PORT": str(http_port),
@@ -139,7 +140,7 @@ def test_kill9_loses_nothing_acknowledged(tmp_path: Path) -> None:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=60)
 
-    settings = Settings(data_dir=tmp_path / "data")
+    settings = Settings(data_dir=tmp_path / "data", database_url=database_url)
     archive = Archive.open(settings)
     try:
         stored = {i.sop_instance_uid: i for i in archive.locate()}
