@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint bench system-deps clean
+.PHONY: run test lint bench system-deps clean ohif
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,9 +39,13 @@ lint: $(VENV)/.installed-test
 test: $(VENV)/.installed-test system-deps lint
 	$(BIN)/pytest
 
-## bench: ingest benchmark (prints figures, never fails on time)
+## bench: ingest benchmark (prints figures, never fails on time); e.g. BENCH_ARGS="--count 200"
 bench: $(VENV)/.installed-test system-deps
-	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/ingest.py $(BENCH_ARGS)
+
+## ohif: install OHIF Viewer (npm @ohif/app, ~50 MB) for /ohif/; not needed for `make run`
+ohif: $(VENV)/.installed-run
+	$(BIN)/pacs ohif install
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

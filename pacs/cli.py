@@ -58,9 +58,11 @@ def _add_optional_commands(sub: argparse._SubParsersAction) -> None:
     """Commands defined in their own modules (import, check, reindex)."""
     from pacs import maintenance_cli
     from pacs.auth import cli as auth_cli
+    from viewer import cli as viewer_cli
 
     maintenance_cli.register(sub)
     auth_cli.register(sub)
+    viewer_cli.register(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -89,6 +89,7 @@ class Settings(BaseSettings):
 
     http_host: str = "127.0.0.1"
     http_port: int = 8080
+    ohif_dir: Path | None = None  # where `make ohif` installs OHIF; default data_dir/ohif
     # HTTPS: certificate and key (PEM). Without them the HTTP server listens only on
     # loopback, unless a TLS-terminating reverse proxy in front is declared.
     tls_cert_file: Path | None = None
@@ -141,6 +142,8 @@ class Settings(BaseSettings):
             self.storage_url = f"file://{(self.data_dir / 'blobs').resolve()}"
         if self.spool_dir is None:
             self.spool_dir = self.data_dir / "spool"
+        if self.ohif_dir is None:
+            self.ohif_dir = self.data_dir / "ohif"
         return self
 
     @classmethod

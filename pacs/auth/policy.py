@@ -36,6 +36,9 @@ PUBLIC_ROUTES: dict[str, str] = {
     "/login": "checks credentials (rate-limited, audited), returns no patient data",
     "/logout": "clears the session cookie",
     "/s/{token}": "share link landing: the signed token (and PIN) is the credential",
+    "/ohif": "OHIF's static application code, no patient data",
+    "/ohif/{path:path}": "OHIF's static application code, no patient data",
+    "/ohif/app-config.js": "OHIF configuration: this server's DICOMweb URL, no patient data",
 }
 
 

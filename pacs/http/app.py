@@ -18,6 +18,7 @@ from pacs.audit import routes as audit_routes
 from pacs.auth import routes as auth_routes
 from pacs.http.cors import install_cors
 from pacs.http.security import install_security_headers
+from viewer import ohif_routes
 
 
 def get_archive(request: Request) -> Archive:
@@ -35,6 +36,7 @@ def create_app(archive: Archive) -> FastAPI:
     install_cors(app, archive.settings)
     app.include_router(auth_routes.router)
     app.include_router(audit_routes.router)
+    app.include_router(ohif_routes.router)
     app.include_router(rendered.router, prefix="/dicom-web")
     app.include_router(wado.router, prefix="/dicom-web")
     app.include_router(stow.router, prefix="/dicom-web")
