@@ -17,19 +17,23 @@ RUN useradd --system --uid ${UID} --home-dir /data --shell /usr/sbin/nologin pac
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
 
-# Defaults for a container: data on the volume, listen on all interfaces. The HTTP server
-# refuses plain HTTP on a public address, so either give it a certificate
-# (PACS_TLS_CERT_FILE, PACS_TLS_KEY_FILE) or put a TLS-terminating proxy in front and say so.
+# Defaults for a container: data on the volume, listen on all interfaces. The security
+# settings refuse plain HTTP on a non-loopback address, so the container starts only when
+# given a certificate (PACS_TLS_CERT_FILE and PACS_TLS_KEY_FILE, mounted read-only) or told
+# that a TLS-terminating proxy is in front (PACS_BEHIND_TLS_PROXY=true, as docker-compose.yml
+# does). The image does not declare a proxy itself: a bare `docker run -p 8080:8080` must not
+# send passwords in clear text.
 ENV PACS_DATA_DIR=/data \
     PACS_DICOM_HOST=0.0.0.0 \
     PACS_HTTP_HOST=0.0.0.0 \
-    PACS_BEHIND_TLS_PROXY=true \
     PYTHONUNBUFFERED=1
 VOLUME ["/data"]
 EXPOSE 11112 8080 2762
 USER pacs
 WORKDIR /data
+# No curl in the slim image: Python asks /health (HTTPS with the container's own, possibly
+# self-signed, certificate when TLS is on); any error or a 503 "degraded" exits non-zero.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8080/health', timeout=4).status == 200 else 1)"]
+    CMD ["python", "-c", "import os, ssl, urllib.request as u; tls = bool(os.environ.get('PACS_TLS_CERT_FILE')); u.urlopen(('https' if tls else 'http') + '://127.0.0.1:' + os.environ.get('PACS_HTTP_PORT', '8080') + '/health', timeout=4, context=ssl._create_unverified_context() if tls else None)"]
 STOPSIGNAL SIGTERM
 CMD ["pacs", "serve"]

@@ -1,0 +1,422 @@
+"""Ingest throughput: a CT series sent with DCMTK storescu to our server (and Orthanc beside it).
+
+    .venv/bin/python bench/ingest.py                 # 2000 slices, ours and Orthanc if installed
+    .venv/bin/python bench/ingest.py --count 200 --no-orthanc
+
+The series (512x512, 16-bit, a noisy body phantom so that sizes and any compression are
+realistic) is generated once per set of parameters and cached in the temp folder. Every case
+starts a fresh server on a fresh temp data folder (embedded default: SQLite + files, fsync on),
+then sends the whole series either on one association or with four concurrent storescu
+processes each sending a quarter. DCMTK runs with ``TCP_NODELAY=1`` (without it each C-STORE
+waits ~40 ms for a delayed ACK, see FIELD-NOTES), and so does Orthanc, which is built on
+DCMTK. Peak resident memory is the server's ``VmHWM`` from /proc. Stock Debian Orthanc runs
+with its defaults inside a network namespace that has only loopback, because it cannot be told
+to bind to one address. The figures are
+printed, never judged: the benchmark does not fail on time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
+
+CT_IMAGE_STORAGE = UID("1.2.840.10008.5.1.4.1.1.2")
+CACHE_VERSION = 1
+CALLING_AE = "BENCH"
+DCMTK_ENV = {**os.environ, "TCP_NODELAY": "1"}
+ORTHANC_PORT = 4242
+
+
+@dataclass
+class Result:
+    """One measured case: which server, how the files were sent, what it cost."""
+
+    server: str
+    clients: int
+    instances: int
+    stored: int
+    seconds: float
+    megabytes: float
+    peak_rss_mb: float
+    failures: int
+
+    @property
+    def per_second(self) -> float:
+        return self.instances / self.seconds if self.seconds else 0.0
+
+    @property
+    def mb_per_second(self) -> float:
+        return self.megabytes / self.seconds if self.seconds else 0.0
+
+
+# --- the series -----------------------------------------------------------------------------
+
+
+def phantom(size: int) -> np.ndarray:
+    """A body ellipse of soft tissue with lungs and a spine, in stored values (HU + 1024)."""
+    y, x = np.mgrid[-1 : 1 : size * 1j, -1 : 1 : size * 1j]
+    image = np.full((size, size), -1000.0)
+    image[(x / 0.85) ** 2 + (y / 0.65) ** 2 <= 1] = 40.0
+    for cx in (-0.4, 0.4):
+        image[((x - cx) / 0.28) ** 2 + ((y + 0.05) / 0.4) ** 2 <= 1] = -850.0
+    image[(x / 0.1) ** 2 + ((y - 0.45) / 0.1) ** 2 <= 1] = 700.0
+    return image + 1024.0
+
+
+def ct_slice(
+    index: int, base: np.ndarray, uids: Mapping[str, str], rng: np.random.Generator
+) -> Dataset:
+    """One CT Image Storage instance: the phantom plus scanner-like noise."""
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = CT_IMAGE_STORAGE
+    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.SpecificCharacterSet = "ISO_IR 192"
+    ds.SOPClassUID = CT_IMAGE_STORAGE
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID
+    ds.StudyInstanceUID = uids["study"]
+    ds.SeriesInstanceUID = uids["series"]
+    ds.FrameOfReferenceUID = uids["frame"]
+    ds.PatientName = "Nguyễn^Văn Bench"
+    ds.PatientID = "BENCH0001"
+    ds.PatientBirthDate = "19700101"
+    ds.PatientSex = "M"
+    ds.StudyDate = "20261123"
+    ds.StudyTime = "080000"
+    ds.AccessionNumber = "BENCH1"
+    ds.StudyID = "1"
+    ds.Modality = "CT"
+    ds.SeriesNumber = 1
+    ds.InstanceNumber = index + 1
+    ds.ImagePositionPatient = [-128.0, -128.0, -0.5 * index]
+    ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+    ds.PixelSpacing = [0.5, 0.5]
+    ds.SliceThickness = 0.5
+    ds.Rows, ds.Columns = base.shape
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated = 16
+    ds.BitsStored = 12
+    ds.HighBit = 11
+    ds.PixelRepresentation = 0
+    ds.RescaleIntercept = -1024
+    ds.RescaleSlope = 1
+    ds.WindowCenter = 40
+    ds.WindowWidth = 400
+    noisy = base + rng.normal(0.0, 20.0, base.shape)
+    ds.PixelData = np.clip(noisy, 0, 4095).astype(np.uint16).tobytes()
+    return ds
+
+
+def series(count: int, size: int) -> list[Path]:
+    """The cached series for these parameters, generated on first use."""
+    folder = Path(tempfile.gettempdir()) / f"pacs-bench-ct-v{CACHE_VERSION}-{count}x{size}"
+    done = folder / "complete"
+    if not done.is_file():
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        print(f"generating {count} slices of {size}x{size} into {folder}", flush=True)
+        base = phantom(size)
+        rng = np.random.default_rng(20261123)
+        uids = {"study": generate_uid(), "series": generate_uid(), "frame": generate_uid()}
+        for index in range(count):
+            ct_slice(index, base, uids, rng).save_as(
+                folder / f"{index:05d}.dcm", enforce_file_format=True
+            )
+        done.write_text("ok\n")
+    return sorted(folder.glob("*.dcm"))
+
+
+# --- servers --------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def peak_rss_mb(pid: int) -> float:
+    """``VmHWM`` (the high-water mark of resident memory) of a process, in MB."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+class PeakWatcher(threading.Thread):
+    """Polls a process's high-water mark so the figure survives a crash near the end."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.peak, self._stop = pid, 0.0, threading.Event()
+
+    def run(self) -> None:
+        while not self._stop.wait(0.25):
+            self.peak = max(self.peak, peak_rss_mb(self.pid))
+
+    def stop(self) -> float:
+        self.peak = max(self.peak, peak_rss_mb(self.pid))
+        self._stop.set()
+        return self.peak
+
+
+@dataclass
+class Server:
+    """A running SCP the clients can reach: AE, port, pid, and how to run a client beside it."""
+
+    name: str
+    ae_title: str
+    port: int
+    process: subprocess.Popen[bytes]
+    prefix: tuple[str, ...] = ()  # e.g. ("ip", "netns", "exec", NAME) for a namespaced server
+
+    def dcmtk(self, tool: str, *args: str) -> list[str]:
+        return [*self.prefix, tool, "-aet", CALLING_AE, "-aec", self.ae_title, *args]
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.process.returncode}")
+            echo = self.dcmtk("echoscu", "127.0.0.1", str(self.port))
+            if subprocess.run(echo, env=DCMTK_ENV, capture_output=True).returncode == 0:
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"{self.name} did not answer C-ECHO within {timeout:.0f} s")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+@contextmanager
+def ours(workdir: Path) -> Iterator[Server]:
+    """``pacs serve`` on the embedded default, loopback only, on free ports."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PACS_")}
+    port = free_port()
+    env |= {
+        "PACS_DATA_DIR": str(workdir / "data"),
+        "PACS_DICOM_HOST": "127.0.0.1",
+        "PACS_DICOM_PORT": str(port),
+        "PACS_HTTP_HOST": "127.0.0.1",
+        "PACS_HTTP_PORT": str(free_port()),
+        "PACS_ADMIN_PASSWORD": secrets.token_urlsafe(16),
+        "PACS_LOG_LEVEL": "WARNING",
+    }
+    with (workdir / "pacs.log").open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "pacs.cli", "serve"],
+            cwd=workdir,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        server = Server("pacs", "PACS", port, process)
+        try:
+            server.wait_ready()
+            yield server
+        finally:
+            server.stop()
+
+
+def count_ours(workdir: Path) -> int:
+    from pacs.archive import Archive
+    from pacs.settings import Settings
+
+    settings = Settings(data_dir=workdir / "data", database_url="", storage_url="")
+    archive = Archive.open(settings)
+    try:
+        return int(archive.counts()["instances"])
+    finally:
+        archive.close()
+
+
+def orthanc_available() -> bool:
+    return shutil.which("Orthanc") is not None
+
+
+def make_namespace() -> tuple[str, ...]:
+    """A network namespace with only loopback; empty prefix when we may not create one."""
+    name = f"pacsbench{os.getpid()}"
+    try:
+        subprocess.run(["ip", "netns", "add", name], check=True, capture_output=True)
+        subprocess.run(
+            ["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"],
+            check=True,
+            capture_output=True,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return ()
+    return ("ip", "netns", "exec", name)
+
+
+def drop_namespace(prefix: Sequence[str]) -> None:
+    if prefix:
+        subprocess.run(["ip", "netns", "del", prefix[-1]], capture_output=True)
+
+
+@contextmanager
+def orthanc(workdir: Path, prefix: tuple[str, ...]) -> Iterator[Server]:
+    """Stock Orthanc with its default settings, storage and index in ``workdir``."""
+    config = workdir / "cfg"
+    config.mkdir()
+    port = ORTHANC_PORT if prefix else free_port()
+    (config / "orthanc.json").write_text(
+        json.dumps(
+            {
+                "Name": "bench",
+                "StorageDirectory": str(workdir / "storage"),
+                "IndexDirectory": str(workdir / "index"),
+                "DicomAet": "ORTHANC",
+                "DicomPort": port,
+                "HttpPort": free_port() if not prefix else 8042,
+                "RemoteAccessAllowed": False,
+                "AuthenticationEnabled": False,
+                "DicomModalities": {"bench": [CALLING_AE, "127.0.0.1", 11113]},
+                "Plugins": [],
+            }
+        )
+    )
+    with (workdir / "orthanc.log").open("wb") as log:
+        # `ip netns exec` enters the namespace and execs: the pid is Orthanc's own.
+        # Orthanc is built on DCMTK, which disables Nagle only when told by TCP_NODELAY=1;
+        # our server sets it on its sockets itself, so Orthanc gets it too (its best case).
+        process = subprocess.Popen(
+            [*prefix, "Orthanc", str(config)],
+            env=DCMTK_ENV,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        server = Server("orthanc", "ORTHANC", port, process, prefix)
+        try:
+            server.wait_ready()
+            yield server
+        finally:
+            server.stop()
+
+
+def count_orthanc(workdir: Path) -> int:
+    """Stored attachments (one file per instance; Orthanc keeps no other file there)."""
+    return sum(1 for path in (workdir / "storage").rglob("*") if path.is_file())
+
+
+# --- the measurement ------------------------------------------------------------------------
+
+
+def send(server: Server, files: Sequence[Path], clients: int) -> tuple[float, int]:
+    """Wall time for ``clients`` storescu processes sharing the files; failed processes."""
+    shares = [files[i::clients] for i in range(clients)]
+    started = time.perf_counter()
+    processes = [
+        subprocess.Popen(
+            server.dcmtk("storescu", "127.0.0.1", str(server.port), *map(str, share)),
+            env=DCMTK_ENV,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        for share in shares
+    ]
+    failures = 0
+    for process in processes:
+        _, err = process.communicate()
+        if process.returncode != 0:
+            failures += 1
+            print(f"  storescu exited {process.returncode}: {err.decode()[-400:]}", flush=True)
+    return time.perf_counter() - started, failures
+
+
+def measure(name: str, files: Sequence[Path], clients: int, prefix: tuple[str, ...]) -> Result:
+    megabytes = sum(path.stat().st_size for path in files) / 1e6
+    with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as tmp:
+        workdir = Path(tmp)
+        context = ours(workdir) if name == "pacs" else orthanc(workdir, prefix)
+        with context as server:
+            watcher = PeakWatcher(server.process.pid)
+            watcher.start()
+            seconds, failures = send(server, files, clients)
+            peak = watcher.stop()
+        stored = count_ours(workdir) if name == "pacs" else count_orthanc(workdir)
+    return Result(name, clients, len(files), stored, seconds, megabytes, peak, failures)
+
+
+def table(results: Sequence[Result]) -> str:
+    header = (
+        f"{'server':<8} {'clients':>7} {'stored':>11} {'seconds':>8} "
+        f"{'inst/s':>8} {'MB/s':>7} {'peak RSS MB':>12}"
+    )
+    lines = [header, "-" * len(header)]
+    for r in results:
+        lines.append(
+            f"{r.server:<8} {r.clients:>7} {f'{r.stored}/{r.instances}':>11} {r.seconds:>8.1f} "
+            f"{r.per_second:>8.1f} {r.mb_per_second:>7.1f} {r.peak_rss_mb:>12.0f}"
+            + (f"  ({r.failures} storescu failed)" if r.failures else "")
+        )
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--count", type=int, default=2000, help="slices in the series")
+    parser.add_argument("--size", type=int, default=512, help="rows and columns")
+    parser.add_argument("--clients", type=int, default=4, help="concurrent storescu processes")
+    parser.add_argument("--no-orthanc", action="store_true", help="measure only our server")
+    args = parser.parse_args(argv)
+    if shutil.which("storescu") is None:
+        print("DCMTK storescu not found: `make system-deps` installs it", file=sys.stderr)
+        return 2
+    files = series(args.count, args.size)
+    servers = ["pacs"]
+    prefix: tuple[str, ...] = ()
+    if not args.no_orthanc:
+        if orthanc_available():
+            servers.append("orthanc")
+            prefix = make_namespace()
+            if not prefix:
+                print("no network namespace (needs root): Orthanc binds all interfaces here")
+        else:
+            print("Orthanc not installed (apt-get install orthanc): measuring ours only")
+    results: list[Result] = []
+    try:
+        for clients in (1, args.clients):
+            for name in servers:
+                print(f"{name}: {len(files)} files, {clients} storescu ...", flush=True)
+                results.append(measure(name, files, clients, prefix))
+    finally:
+        drop_namespace(prefix)
+    print()
+    print(
+        f"{len(files)} CT slices {args.size}x{args.size} 16-bit, "
+        "storescu (and Orthanc) with TCP_NODELAY=1"
+    )
+    print(table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
