@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 
@@ -27,8 +27,8 @@ def ct_slice(
     """A small but valid CT Image Storage instance with a noisy phantom."""
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = CT_IMAGE_STORAGE
-    ds.file_meta.MediaStorageSOPInstanceUID = sop_uid or generate_uid()
+    ds.file_meta.MediaStorageSOPClassUID = UID(CT_IMAGE_STORAGE)
+    ds.file_meta.MediaStorageSOPInstanceUID = UID(sop_uid or generate_uid())
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     if charset:
         ds.SpecificCharacterSet = charset

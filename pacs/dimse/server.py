@@ -19,6 +19,7 @@ from typing import Any
 from pydicom.uid import (
     UID,
     AllTransferSyntaxes,
+    DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
@@ -58,17 +59,39 @@ def set_nodelay(sock: socket.socket) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
+# Lossless compressions: accepting one of these never costs image quality.
+LOSSLESS_COMPRESSED = (
+    "1.2.840.10008.1.2.4.57",  # JPEG lossless
+    "1.2.840.10008.1.2.4.70",  # JPEG lossless SV1
+    "1.2.840.10008.1.2.4.80",  # JPEG-LS lossless
+    "1.2.840.10008.1.2.4.90",  # JPEG 2000 lossless
+    "1.2.840.10008.1.2.4.92",  # JPEG 2000 Part 2 lossless
+    "1.2.840.10008.1.2.4.201",  # HTJ2K lossless
+    "1.2.840.10008.1.2.4.202",  # HTJ2K RPCL lossless
+    "1.2.840.10008.1.2.5",  # RLE lossless
+)
+
+
 def _storage_syntaxes() -> list[UID]:
     """Every syntax, in the order we prefer when a sender offers several for one context.
 
-    pynetdicom picks the first of *our* list that the sender proposed, so the
-    order decides what a modality sends. Compressed (and deflated) forms come
-    first, so an image arrives and is kept exactly as the modality encoded it
-    instead of being decompressed by the sender; then explicit little endian,
-    implicit little endian, and retired explicit big endian last.
+    pynetdicom picks the first of *our* list that the sender proposed, and the
+    sender converts its object to it. Lossless compressed forms come first (a
+    lossless image is kept as the modality encoded it), then the native
+    encodings, deflated and big endian; lossy forms (JPEG baseline/extended,
+    JPEG-LS near-lossless, JPEG 2000, video) come last. Preferring a lossy form
+    would make a sender that offers it beside an uncompressed one (DCMTK
+    ``storescu -xy +C``) compress an uncompressed image lossily for us.
     """
-    native = [ExplicitVRLittleEndian, ImplicitVRLittleEndian, ExplicitVRBigEndian]
-    return [uid for uid in AllTransferSyntaxes if uid not in native] + native
+    lossless = [UID(uid) for uid in LOSSLESS_COMPRESSED]
+    native = [
+        ExplicitVRLittleEndian,
+        ImplicitVRLittleEndian,
+        DeflatedExplicitVRLittleEndian,
+        ExplicitVRBigEndian,
+    ]
+    preferred = lossless + native
+    return preferred + [uid for uid in AllTransferSyntaxes if uid not in preferred]
 
 
 STORAGE_SYNTAXES = _storage_syntaxes()
