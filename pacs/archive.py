@@ -10,17 +10,19 @@ from __future__ import annotations
 import logging
 from typing import BinaryIO
 
+from pydicom.dataset import Dataset
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from pacs import retrieve
+from pacs import query, retrieve
 from pacs.audit import AuditTrail
 from pacs.audit.syslog import SyslogSender
 from pacs.index.database import make_engine, make_session_factory
 from pacs.index.migrate import upgrade
 from pacs.index.models import Instance, Series, Study
 from pacs.ingest import Ingestor, IngestResult, Origin
+from pacs.query import Level, SearchResult
 from pacs.retrieve import StoredInstance
 from pacs.settings import Settings
 from storage import BlobStore, StorageError
@@ -96,6 +98,29 @@ class Archive:
     def open_blob(self, key: str, start: int = 0, end: int | None = None) -> BinaryIO:
         """A stream over a stored object (or a byte range of it)."""
         return self.store.open(key, start, end)
+
+    def search(
+        self,
+        level: Level,
+        identifier: Dataset,
+        *,
+        fuzzy: bool = False,
+        limit: int | None = None,
+        offset: int = 0,
+        study_uid_scope: str | None = None,
+        include_all: bool = False,
+    ) -> SearchResult:
+        """Match ``identifier`` (PS3.4 C.2.2.2) at ``level``: the engine of C-FIND and QIDO."""
+        return query.search(
+            self.sessions,
+            level,
+            identifier,
+            fuzzy=fuzzy,
+            limit=limit,
+            offset=offset,
+            study_uid_scope=study_uid_scope,
+            include_all=include_all,
+        )
 
     def counts(self) -> dict[str, int]:
         """How many studies, series and instances the index holds."""

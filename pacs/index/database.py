@@ -40,6 +40,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
+    # DICOM matching is case-sensitive except for person names (matched on folded keys);
+    # PostgreSQL's LIKE already is, SQLite's must be told, so both doors and both
+    # databases agree.
+    cursor.execute("PRAGMA case_sensitive_like=ON")
     cursor.close()
 
 

@@ -1,0 +1,362 @@
+"""Run a compiled query on the index and build the matches as DICOM datasets.
+
+Everything comes from the index: indexed columns, counts computed per page of
+results, and for any other return key the stored DICOM JSON of a
+representative instance (no blob is ever opened for a search).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
+from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
+from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from pacs.index.models import Instance, Patient, Series, Study
+from pacs.query.keys import COMPUTED_RETURN, CONTROL, KEYS, UNIQUE_KEY, Level, QueryError
+from pacs.query.matching import condition, date_time_condition, patient_id_condition
+
+ENTITY: dict[Level, Any] = {
+    Level.PATIENT: Patient,
+    Level.STUDY: Study,
+    Level.SERIES: Series,
+    Level.IMAGE: Instance,
+}
+# Attributes answered from columns: keyword -> (level, column attribute name).
+COLUMNS: dict[str, tuple[Level, str]] = {
+    "PatientID": (Level.PATIENT, "patient_id"),
+    "IssuerOfPatientID": (Level.PATIENT, "issuer"),
+    "PatientName": (Level.PATIENT, "name"),
+    "PatientBirthDate": (Level.PATIENT, "birth_date"),
+    "PatientSex": (Level.PATIENT, "sex"),
+    "StudyInstanceUID": (Level.STUDY, "study_uid"),
+    "StudyDate": (Level.STUDY, "study_date"),
+    "StudyTime": (Level.STUDY, "study_time"),
+    "AccessionNumber": (Level.STUDY, "accession_number"),
+    "StudyID": (Level.STUDY, "study_id"),
+    "StudyDescription": (Level.STUDY, "study_description"),
+    "ReferringPhysicianName": (Level.STUDY, "referring_physician_name"),
+    "InstitutionName": (Level.STUDY, "institution_name"),
+    "SeriesInstanceUID": (Level.SERIES, "series_uid"),
+    "Modality": (Level.SERIES, "modality"),
+    "SeriesNumber": (Level.SERIES, "series_number"),
+    "SeriesDescription": (Level.SERIES, "series_description"),
+    "BodyPartExamined": (Level.SERIES, "body_part_examined"),
+    "SeriesDate": (Level.SERIES, "series_date"),
+    "SeriesTime": (Level.SERIES, "series_time"),
+    "PerformedProcedureStepStartDate": (Level.SERIES, "performed_procedure_step_start_date"),
+    "SOPInstanceUID": (Level.IMAGE, "sop_instance_uid"),
+    "SOPClassUID": (Level.IMAGE, "sop_class_uid"),
+    "InstanceNumber": (Level.IMAGE, "instance_number"),
+    "NumberOfFrames": (Level.IMAGE, "number_of_frames"),
+    "Rows": (Level.IMAGE, "rows"),
+    "Columns": (Level.IMAGE, "columns"),
+}
+
+
+@dataclass
+class SearchResult:
+    matches: list[Dataset]
+    truncated: bool  # more matches exist beyond ``limit``
+
+
+@dataclass
+class _Compiled:
+    conditions: list[ColumnElement[bool]]
+    return_keys: list[int]  # tags, in request order
+
+
+def _text(element: Any) -> str:
+    value = element.value
+    if value is None:
+        return ""
+    if isinstance(value, MultiValue | list | tuple):
+        return "\\".join(str(v) for v in value)
+    return str(value)
+
+
+def compile_identifier(identifier: Dataset, level: Level, fuzzy: bool) -> _Compiled:
+    conditions: list[ColumnElement[bool]] = []
+    return_keys: list[int] = []
+    values: dict[str, str] = {}
+    for element in identifier:
+        keyword = element.keyword or keyword_for_tag(element.tag)
+        if keyword in CONTROL or element.tag.group == 0x0002:
+            continue
+        return_keys.append(int(element.tag))
+        if keyword == "OtherPatientIDsSequence":
+            for item in element.value or []:
+                pid = str(item.get("PatientID", "") or "")
+                if pid:
+                    issuer = str(item.get("IssuerOfPatientID", "") or "") or None
+                    conditions.append(patient_id_condition(pid, issuer))
+            continue
+        if element.VR == "SQ":
+            if element.value:
+                raise QueryError(f"sequence matching on {keyword or element.tag} is not supported")
+            continue
+        value = _text(element).strip()
+        if value == "":
+            continue  # universal matching: a return key
+        key = KEYS.get(keyword)
+        if key is None:
+            raise QueryError(f"{keyword or element.tag} is not a supported matching key")
+        if key.level > level:
+            raise QueryError(
+                f"{keyword} is a {key.level.name} key; it cannot be matched at {level.name} level"
+            )
+        values[keyword] = value
+    issuer = values.pop("IssuerOfPatientID", None)
+    if "PatientID" in values:
+        conditions.append(patient_id_condition(values.pop("PatientID"), issuer))
+    elif issuer:
+        conditions.append(Patient.issuer == issuer)
+    if "StudyDate" in values and "StudyTime" in values and "-" in values["StudyDate"]:
+        conditions.append(date_time_condition(values.pop("StudyDate"), values.pop("StudyTime")))
+    for keyword, value in values.items():
+        conditions.append(condition(KEYS[keyword], value, fuzzy))
+    return _Compiled(conditions, return_keys)
+
+
+def _base_query(level: Level) -> Any:
+    if level is Level.PATIENT:
+        return select(Patient)
+    if level is Level.STUDY:
+        return select(Study, Patient).join(Patient, Study.patient_pk == Patient.pk)
+    query = (
+        select(Series, Study, Patient)
+        .join(Study, Series.study_pk == Study.pk)
+        .join(Patient, Study.patient_pk == Patient.pk)
+    )
+    if level is Level.SERIES:
+        return query
+    return (
+        select(Instance, Series, Study, Patient)
+        .join(Series, Instance.series_pk == Series.pk)
+        .join(Study, Series.study_pk == Study.pk)
+        .join(Patient, Study.patient_pk == Patient.pk)
+    )
+
+
+def _ordered(query: Select[Any], level: Level) -> Select[Any]:
+    if level is Level.PATIENT:
+        return query.order_by(Patient.name_folded, Patient.pk)
+    if level is Level.STUDY:
+        return query.order_by(Study.study_date.desc(), Study.study_time.desc(), Study.pk.desc())
+    if level is Level.SERIES:
+        return query.order_by(Series.series_number, Series.pk)
+    return query.order_by(Series.series_number, Series.pk, Instance.instance_number, Instance.pk)
+
+
+def search(
+    sessions: sessionmaker[Session],
+    level: Level,
+    identifier: Dataset,
+    *,
+    fuzzy: bool = False,
+    limit: int | None = None,
+    offset: int = 0,
+    study_uid_scope: str | None = None,
+    include_all: bool = False,
+) -> SearchResult:
+    compiled = compile_identifier(identifier, level, fuzzy)
+    query = _base_query(level).where(*compiled.conditions)
+    if study_uid_scope is not None:
+        if level is Level.PATIENT:
+            query = query.where(
+                Patient.pk.in_(select(Study.patient_pk).where(Study.study_uid == study_uid_scope))
+            )
+        else:
+            query = query.where(Study.study_uid == study_uid_scope)
+    query = _ordered(query, level).offset(max(0, offset))
+    if limit is not None:
+        query = query.limit(limit + 1)
+    with sessions() as session:
+        rows = list(session.execute(query))
+        truncated = limit is not None and len(rows) > limit
+        rows = rows[:limit] if limit is not None else rows
+        matches = _build(session, level, rows, compiled.return_keys, include_all)
+    return SearchResult(matches, truncated)
+
+
+def _entities(level: Level, row: Any) -> dict[Level, Any]:
+    found = {Level.PATIENT: row[-1]} if level is not Level.PATIENT else {Level.PATIENT: row[0]}
+    if level >= Level.STUDY:
+        found[Level.STUDY] = row[-2]
+    if level >= Level.SERIES:
+        found[Level.SERIES] = row[-3]
+    if level is Level.IMAGE:
+        found[Level.IMAGE] = row[0]
+    return found
+
+
+def _set(ds: Dataset, tag: int, value: Any) -> None:
+    keyword = keyword_for_tag(tag)
+    vr = dictionary_VR(tag) if keyword else "UN"
+    if value is None:
+        value = ""
+    if vr == "IS" and value != "":
+        value = str(value)
+    if vr in ("US", "UL", "SL", "SS") and value == "":
+        value = None
+    ds.add_new(tag, vr, value)
+
+
+def _build(
+    session: Session, level: Level, rows: list[Any], return_keys: list[int], include_all: bool
+) -> list[Dataset]:
+    if not rows:
+        return []
+    entities = [_entities(level, row) for row in rows]
+    wanted = list(dict.fromkeys(return_keys))
+    for lvl in range(level + 1):
+        tag = tag_for_keyword(UNIQUE_KEY[Level(lvl)])
+        assert tag is not None
+        if tag not in wanted:
+            wanted.append(tag)
+    keywords = {tag: keyword_for_tag(tag) for tag in wanted}
+    computed = {
+        k for k in keywords.values() if k in COMPUTED_RETURN and COMPUTED_RETURN[k] == level
+    }
+    counts = _computed(session, level, [e[level].pk for e in entities], computed)
+    from_json = include_all or any(
+        k not in COLUMNS and k not in COMPUTED_RETURN for k in keywords.values()
+    )
+    documents = (
+        _representatives(session, level, [e[level].pk for e in entities]) if from_json else {}
+    )
+    matches = []
+    for found in entities:
+        ds = Dataset()
+        ds.SpecificCharacterSet = "ISO_IR 192"
+        pk = found[level].pk
+        document = documents.get(pk)
+        row_keywords = dict(keywords)
+        if include_all and document is not None:
+            for hex_tag in document:  # every attribute of the representative instance
+                extra = int(hex_tag, 16)
+                row_keywords.setdefault(extra, keyword_for_tag(extra))
+        for tag, keyword in sorted(row_keywords.items()):
+            if keyword in COLUMNS and COLUMNS[keyword][0] <= level:
+                col_level, attribute = COLUMNS[keyword]
+                _set(ds, tag, getattr(found[col_level], attribute))
+            elif keyword in counts.get(pk, {}):
+                _set(ds, tag, counts[pk][keyword])
+            elif document is not None and f"{tag:08X}" in document:
+                single = Dataset.from_json({f"{tag:08X}": document[f"{tag:08X}"]})
+                ds[tag] = single[tag]
+            else:
+                _set(ds, tag, None)
+        matches.append(ds)
+    return matches
+
+
+def _computed(
+    session: Session, level: Level, pks: list[int], wanted: Iterable[str]
+) -> dict[int, dict[str, Any]]:
+    wanted = set(wanted)
+    result: dict[int, dict[str, Any]] = defaultdict(dict)
+    if not wanted or not pks:
+        return result
+    if level is Level.STUDY:
+        series = (
+            select(Series.study_pk, func.count(Series.pk))
+            .where(Series.study_pk.in_(pks))
+            .group_by(Series.study_pk)
+        )
+        instances = (
+            select(Series.study_pk, func.count(Instance.pk))
+            .join(Instance, Instance.series_pk == Series.pk)
+            .where(Series.study_pk.in_(pks))
+            .group_by(Series.study_pk)
+        )
+        for pk, n in session.execute(series):
+            result[pk]["NumberOfStudyRelatedSeries"] = n
+        for pk, n in session.execute(instances):
+            result[pk]["NumberOfStudyRelatedInstances"] = n
+        modalities = (
+            select(Series.study_pk, Series.modality)
+            .where(Series.study_pk.in_(pks), Series.modality != "")
+            .distinct()
+            .order_by(Series.study_pk, Series.modality)
+        )
+        classes = (
+            select(Series.study_pk, Instance.sop_class_uid)
+            .join(Instance, Instance.series_pk == Series.pk)
+            .where(Series.study_pk.in_(pks))
+            .distinct()
+            .order_by(Series.study_pk, Instance.sop_class_uid)
+        )
+        for pk, modality in session.execute(modalities):
+            result[pk].setdefault("ModalitiesInStudy", []).append(modality)
+        if "SOPClassesInStudy" in wanted:
+            for pk, sop_class in session.execute(classes):
+                result[pk].setdefault("SOPClassesInStudy", []).append(sop_class)
+        for pk in pks:
+            result[pk].setdefault("NumberOfStudyRelatedSeries", 0)
+            result[pk].setdefault("NumberOfStudyRelatedInstances", 0)
+            result[pk].setdefault("ModalitiesInStudy", "")
+            result[pk].setdefault("SOPClassesInStudy", "")
+    elif level is Level.SERIES:
+        query = (
+            select(Instance.series_pk, func.count(Instance.pk))
+            .where(Instance.series_pk.in_(pks))
+            .group_by(Instance.series_pk)
+        )
+        for pk, n in session.execute(query):
+            result[pk]["NumberOfSeriesRelatedInstances"] = n
+    elif level is Level.PATIENT:
+        studies = (
+            select(
+                Study.patient_pk,
+                func.count(func.distinct(Study.pk)),
+                func.count(func.distinct(Series.pk)),
+                func.count(Instance.pk),
+            )
+            .select_from(Study)
+            .join(Series, Series.study_pk == Study.pk, isouter=True)
+            .join(Instance, Instance.series_pk == Series.pk, isouter=True)
+            .where(Study.patient_pk.in_(pks))
+            .group_by(Study.patient_pk)
+        )
+        for pk, n_studies, n_series, n_instances in session.execute(studies):
+            result[pk].update(
+                NumberOfPatientRelatedStudies=n_studies,
+                NumberOfPatientRelatedSeries=n_series,
+                NumberOfPatientRelatedInstances=n_instances,
+            )
+    return result
+
+
+def _representatives(session: Session, level: Level, pks: list[int]) -> dict[int, dict[str, Any]]:
+    """The stored DICOM JSON of one instance per matched entity (first in reading order)."""
+    if not pks:
+        return {}
+    if level is Level.IMAGE:
+        query = select(Instance.pk, Instance.dicom_json).where(Instance.pk.in_(pks))
+    else:
+        owner = {
+            Level.SERIES: Series.pk,
+            Level.STUDY: Series.study_pk,
+            Level.PATIENT: Study.patient_pk,
+        }[level]
+        first = (
+            select(owner.label("owner"), func.min(Instance.pk).label("instance_pk"))
+            .select_from(Instance)
+            .join(Series, Instance.series_pk == Series.pk)
+            .join(Study, Series.study_pk == Study.pk)
+            .where(owner.in_(pks))
+            .group_by(owner)
+            .subquery()
+        )
+        query = select(first.c.owner, Instance.dicom_json).join(
+            first, Instance.pk == first.c.instance_pk
+        )
+    return {pk: json.loads(document) for pk, document in session.execute(query)}

@@ -1,0 +1,175 @@
+"""The matching engine, key by key, on both index databases (PS3.4 C.2.2.2)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from pydicom.dataset import Dataset
+
+from pacs.archive import Archive
+from pacs.query import Level, QueryError
+from tests.query_dimse.archive_factory import populate, series_uid, sop_uid, study_uid
+
+
+@pytest.fixture
+def filled(archive: Archive) -> Archive:
+    populate(archive)
+    return archive
+
+
+def ident(**keys: object) -> Dataset:
+    ds = Dataset()
+    for keyword, value in keys.items():
+        setattr(ds, keyword, value)
+    return ds
+
+
+def _raw(tag: int, value: str) -> Dataset:
+    """An identifier element as a peer may send it, unvalidated."""
+    ds = Dataset()
+    ds.add_new(tag, "LO", value)
+    return ds
+
+
+def studies(archive: Archive, fuzzy: bool = False, **keys: object) -> set[str]:
+    found = archive.search(Level.STUDY, ident(**keys), fuzzy=fuzzy).matches
+    return {str(ds.StudyInstanceUID) for ds in found}
+
+
+S = study_uid  # S(0) is the first generated study
+
+
+@pytest.mark.parametrize(
+    ("keys", "expected"),
+    [
+        ({"PatientID": "BN002"}, {S(2), S(3)}),
+        ({"PatientID": "BN00*"}, {S(0), S(1), S(2), S(3), S(4), S(5), S(6)}),
+        ({"PatientID": "079080001234"}, {S(0), S(1)}),  # citizen ID from OtherPatientIDsSequence
+        ({"AccessionNumber": "ACC2001"}, {S(2)}),
+        ({"AccessionNumber": "acc2001"}, set()),  # case-sensitive outside names
+        (
+            {"AccessionNumber": "ACC?00?"},
+            {S(0), S(1), S(2), S(3), S(4), S(5), S(6), S(7)} - {S(7)} | {S(7)},
+        ),
+        ({"StudyDate": "20250620"}, {S(2)}),
+        ({"StudyDate": "20250101-20251231"}, {S(0), S(2), S(3), S(6)}),
+        ({"StudyDate": "20260101-"}, {S(1), S(4), S(7)}),
+        ({"StudyDate": "-20241231"}, {S(5)}),
+        ({"StudyDate": "20251201-20260101", "StudyTime": "120000-"}, {S(3), S(4)}),
+        ({"StudyInstanceUID": f"{S(0)}\\{S(5)}"}, {S(0), S(5)}),
+        ({"ModalitiesInStudy": "MR"}, {S(1), S(3), S(4)}),
+        ({"ModalitiesInStudy": "CR\\MR"}, {S(1), S(2), S(3), S(4), S(6), S(7)}),
+        ({"StudyDescription": "*sọ*"}, {S(1), S(5)}),
+        ({"PatientName": "nguyen*"}, {S(0), S(1), S(6)}),
+        ({"PatientName": "NGUYỄN^VĂN AN"}, {S(0), S(1)}),
+        ({"PatientName": "*duc*"}, {S(4), S(5)}),
+        ({"ReferringPhysicianName": "hoang van nam"}, {S(0), S(1), S(5)}),
+        ({"PatientBirthDate": "19700101-19801231"}, {S(0), S(1), S(2), S(3)}),
+        ({"PatientSex": "F"}, {S(2), S(3)}),
+    ],
+)
+def test_study_level_matching(filled: Archive, keys: dict[str, object], expected: set[str]) -> None:
+    assert studies(filled, **keys) == expected
+
+
+@pytest.mark.parametrize(
+    "query", ["nguyen an", "NGUYEN VAN AN", "an nguyen", "nguyễn an", "van an"]
+)
+def test_fuzzy_names_any_order_and_prefix(filled: Archive, query: str) -> None:
+    assert studies(filled, fuzzy=True, PatientName=query) == {S(0), S(1)}
+
+
+def test_exact_name_is_not_fuzzy(filled: Archive) -> None:
+    assert studies(filled, PatientName="an nguyen") == set()
+
+
+def test_issuer_with_patient_id(filled: Archive) -> None:
+    assert studies(filled, PatientID="079080001234", IssuerOfPatientID="CCCD") == {S(0), S(1)}
+    assert studies(filled, PatientID="079080001234", IssuerOfPatientID="OTHER") == set()
+    item = Dataset()
+    item.PatientID = "001175009876"
+    item.IssuerOfPatientID = "CCCD"
+    assert studies(filled, OtherPatientIDsSequence=[item]) == {S(2), S(3)}
+
+
+def test_series_and_image_levels(filled: Archive) -> None:
+    found = filled.search(Level.SERIES, ident(StudyInstanceUID=S(0))).matches
+    assert [str(ds.SeriesInstanceUID) for ds in found] == [series_uid(0, 0), series_uid(0, 1)]
+    found = filled.search(
+        Level.SERIES, ident(Modality="MR", NumberOfSeriesRelatedInstances="")
+    ).matches
+    assert {int(ds.NumberOfSeriesRelatedInstances) for ds in found} == {1, 2}
+    images = filled.search(
+        Level.IMAGE, ident(SeriesInstanceUID=series_uid(0, 0), InstanceNumber="")
+    ).matches
+    assert [str(ds.SOPInstanceUID) for ds in images] == [sop_uid(0, 0, i) for i in range(3)]
+    assert [int(ds.InstanceNumber) for ds in images] == [1, 2, 3]
+
+
+def test_patient_level_counts(filled: Archive) -> None:
+    found = filled.search(
+        Level.PATIENT,
+        ident(
+            PatientID="BN001", NumberOfPatientRelatedStudies="", NumberOfPatientRelatedInstances=""
+        ),
+    ).matches
+    assert len(found) == 1
+    assert int(found[0].NumberOfPatientRelatedStudies) == 2
+    assert int(found[0].NumberOfPatientRelatedInstances) == 7
+
+
+def test_study_computed_and_json_return_keys(filled: Archive) -> None:
+    keys = ident(
+        StudyInstanceUID=S(3),
+        ModalitiesInStudy="",
+        NumberOfStudyRelatedSeries="",
+        NumberOfStudyRelatedInstances="",
+        PatientName="",
+        BodyPartExamined="",  # not a study-level column: comes from the stored JSON
+        PixelSpacing="",
+    )
+    (ds,) = filled.search(Level.STUDY, keys).matches
+    assert list(ds.ModalitiesInStudy) == ["CT", "MR"]
+    assert int(ds.NumberOfStudyRelatedSeries) == 2 and int(ds.NumberOfStudyRelatedInstances) == 3
+    assert str(ds.PatientName) == "Trần^Thị Bình"
+    assert ds.SpecificCharacterSet == "ISO_IR 192"
+    assert [float(v) for v in ds.PixelSpacing] == [0.5, 0.5]
+
+
+def test_limit_offset_and_order(filled: Archive) -> None:
+    first = filled.search(Level.STUDY, ident(StudyDate=""), limit=3)
+    assert first.truncated and len(first.matches) == 3
+    dates = [str(ds.StudyDate) for ds in first.matches]
+    assert dates == sorted(dates, reverse=True)
+    rest = filled.search(Level.STUDY, ident(StudyDate=""), offset=3)
+    assert not rest.truncated and len(rest.matches) == 5
+    assert not {ds.StudyInstanceUID for ds in first.matches} & {
+        ds.StudyInstanceUID for ds in rest.matches
+    }
+
+
+def test_scope_restricts_to_one_study(filled: Archive) -> None:
+    scoped = filled.search(Level.STUDY, ident(PatientID="BN001"), study_uid_scope=S(1)).matches
+    assert [str(ds.StudyInstanceUID) for ds in scoped] == [S(1)]
+
+
+@pytest.mark.parametrize(
+    ("level", "build", "message"),
+    [
+        (Level.STUDY, lambda: ident(PatientComments="x"), "not a supported matching key"),
+        (Level.STUDY, lambda: ident(Modality="CT"), "SERIES key"),
+        (Level.STUDY, lambda: ident(StudyDate="2025-01-01"), "not a valid date"),
+        (Level.STUDY, lambda: ident(StudyInstanceUID="1.2.*"), "wildcards"),
+        (Level.SERIES, lambda: _raw(0x00200011, "one"), "not an integer"),  # SeriesNumber
+    ],
+)
+def test_bad_queries_are_reported(
+    filled: Archive, level: Level, build: Callable[[], Dataset], message: str
+) -> None:
+    with pytest.raises(QueryError, match=message):
+        filled.search(level, build())
+
+
+def test_fuzzy_prefix_words_can_match_several_patients(filled: Archive) -> None:
+    assert studies(filled, fuzzy=True, PatientName="Nguyễn Văn") == {S(0), S(1), S(6)}
