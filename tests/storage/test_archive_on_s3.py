@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import uuid
 from pathlib import Path
+
+from pydantic import SecretStr
 
 from pacs.archive import Archive
 from pacs.ingest import Origin
@@ -12,13 +15,14 @@ from pacs.settings import Settings
 from tests.dicom_factory import ct_slice, to_bytes
 
 
-def test_ingest_and_read_back_on_s3(tmp_path: Path, s3_endpoint: str) -> None:
+def test_ingest_and_read_back_on_s3(tmp_path: Path, s3_endpoint: str, database_url: str) -> None:
     settings = Settings(
         data_dir=tmp_path,
-        storage_url="s3://archive-bucket/pacs",
+        database_url=database_url,
+        storage_url=f"s3://archive-{uuid.uuid4().hex[:12]}/pacs",
         s3_endpoint=s3_endpoint,
-        s3_access_key="testing",
-        s3_secret_key="testing",
+        s3_access_key=SecretStr("testing"),
+        s3_secret_key=SecretStr("testing"),
         s3_create_bucket=True,
     )
     archive = Archive.open(settings)
@@ -42,8 +46,8 @@ def test_health_reports_unreachable_s3(tmp_path: Path) -> None:
         data_dir=tmp_path,
         storage_url="s3://archive-bucket/pacs",
         s3_endpoint="http://127.0.0.1:9",
-        s3_access_key="k",
-        s3_secret_key="k",
+        s3_access_key=SecretStr("k"),
+        s3_secret_key=SecretStr("k"),
         s3_create_bucket=False,
     )
     archive = Archive.open(settings)
