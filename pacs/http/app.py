@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from dicomweb import rendered, stow, wado, wado_uri
+from dicomweb import qido, rendered, stow, wado, wado_uri
 from pacs import __version__
 from pacs.archive import Archive
 from pacs.audit import routes as audit_routes
@@ -38,6 +38,7 @@ def create_app(archive: Archive) -> FastAPI:
     app.include_router(audit_routes.router)
     app.include_router(ohif_routes.router)
     app.include_router(rendered.router, prefix="/dicom-web")
+    app.include_router(qido.router, prefix="/dicom-web")
     app.include_router(wado.router, prefix="/dicom-web")
     app.include_router(stow.router, prefix="/dicom-web")
     app.include_router(wado_uri.router)
