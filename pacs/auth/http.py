@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+from dataclasses import replace
 import ipaddress
 from collections.abc import Callable
 
 from fastapi import HTTPException, Request, status
 
 from pacs.auth import accounts, grants
+from pacs.auth.basic_cache import BasicCache
 from pacs.auth.keys import signing_key
 from pacs.auth.policy import POLICY, permits
 from pacs.auth.principal import ANONYMOUS, Principal
@@ -71,17 +73,30 @@ def authenticate(request: Request) -> Principal:
         except (binascii.Error, UnicodeDecodeError) as exc:
             raise _unauthorized("malformed Basic credentials") from exc
         username, _, password = decoded.partition(":")
-        try:
-            principal = accounts.check_password(archive.sessions, username, password, address)
-        except accounts.SecondFactorRequired as exc:
-            raise _unauthorized(f"{exc}; scripts use an API token instead") from exc
+        cache = _basic_cache(request)
+        principal = cache.get(username, password)
         if principal is None:
-            raise _unauthorized("wrong user name or password, or account locked")
+            try:
+                principal = accounts.check_password(archive.sessions, username, password, address)
+            except accounts.SecondFactorRequired as exc:
+                raise _unauthorized(f"{exc}; scripts use an API token instead") from exc
+            if principal is None:
+                raise _unauthorized("wrong user name or password, or account locked")
+            cache.put(username, password, principal)
+        principal = replace(principal, address=address)
     elif header:
         raise _unauthorized(f"unsupported authorization scheme {scheme!r}")
     assert principal is not None
     request.state.principal = principal
     return principal
+
+
+def _basic_cache(request: Request) -> BasicCache:
+    cache: BasicCache | None = getattr(request.app.state, "basic_cache", None)
+    if cache is None:
+        cache = BasicCache(server_key(request))
+        request.app.state.basic_cache = cache
+    return cache
 
 
 def server_key(request: Request) -> str:

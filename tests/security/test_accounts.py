@@ -126,3 +126,27 @@ def test_basic_refused_over_plain_http_from_the_network(archive: Archive) -> Non
 
 def test_client_fixture_is_logged_in_as_admin(client: TestClient) -> None:
     assert client.get("/api/me").json()["role"] == "admin"
+
+
+def test_basic_credentials_cached_briefly_not_forever(archive: Archive) -> None:
+    import time
+
+    from pacs.auth.basic_cache import BasicCache
+
+    accounts.create_account(archive.sessions, "bs", "right-password", Role.CLINICIAN)
+    with TestClient(_app(archive)) as http:
+        assert http.get("/search", auth=("bs", "right-password")).status_code == 200
+        # Verified once, then served from the cache (no Argon2 per request) until the TTL:
+        # the changed password is not looked at for the cached pair.
+        accounts.set_password(archive.sessions, "bs", "changed-password")
+        assert http.get("/search", auth=("bs", "right-password")).status_code == 200
+        assert http.get("/search", auth=("bs", "wrong-password")).status_code == 401
+        assert http.get("/search", auth=("bs", "changed-password")).status_code == 200
+    cache = BasicCache("key", ttl=0.05)
+    principal = accounts.check_password(archive.sessions, "bs", "right-password")
+    assert principal is not None
+    cache.put("bs", "right-password", principal)
+    assert cache.get("bs", "right-password") == principal
+    assert cache.get("bs", "other") is None
+    time.sleep(0.06)
+    assert cache.get("bs", "right-password") is None
