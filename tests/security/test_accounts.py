@@ -143,7 +143,7 @@ def test_basic_credentials_cached_briefly_not_forever(archive: Archive) -> None:
         assert http.get("/search", auth=("bs", "wrong-password")).status_code == 401
         assert http.get("/search", auth=("bs", "changed-password")).status_code == 200
     cache = BasicCache("key", ttl=0.05)
-    principal = accounts.check_password(archive.sessions, "bs", "right-password")
+    principal = accounts.check_password(archive.sessions, "bs", "changed-password")
     assert principal is not None
     cache.put("bs", "right-password", principal)
     assert cache.get("bs", "right-password") == principal
