@@ -9,7 +9,7 @@ without first loading anything but these small rows.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -67,6 +67,47 @@ def locate(
         rows = session.execute(query).all()
     for row in rows:
         yield StoredInstance(**row._asdict())
+
+
+def locate_many(
+    sessions: sessionmaker[Session],
+    *,
+    patient_ids: Sequence[str] = (),
+    study_uids: Sequence[str] = (),
+    series_uids: Sequence[str] = (),
+    sop_instance_uids: Sequence[str] = (),
+) -> list[StoredInstance]:
+    """Instances matching every non-empty list (C-MOVE/C-GET identifiers carry UID lists)."""
+    if not (patient_ids or study_uids or series_uids or sop_instance_uids):
+        return []  # an empty retrieve request must never mean "everything"
+    query = (
+        select(
+            Study.study_uid,
+            Series.series_uid,
+            Instance.sop_instance_uid,
+            Instance.sop_class_uid,
+            Instance.transfer_syntax_uid,
+            Instance.blob_key,
+            Instance.size,
+            Instance.sha256,
+            Instance.number_of_frames,
+            Patient.patient_id.label("patient_id"),
+        )
+        .join(Series, Instance.series_pk == Series.pk)
+        .join(Study, Series.study_pk == Study.pk)
+        .join(Patient, Study.patient_pk == Patient.pk)
+        .order_by(Study.pk, Series.series_number, Series.pk, Instance.instance_number, Instance.pk)
+    )
+    if patient_ids:
+        query = query.where(Patient.patient_id.in_(list(patient_ids)))
+    if study_uids:
+        query = query.where(Study.study_uid.in_(list(study_uids)))
+    if series_uids:
+        query = query.where(Series.series_uid.in_(list(series_uids)))
+    if sop_instance_uids:
+        query = query.where(Instance.sop_instance_uid.in_(list(sop_instance_uids)))
+    with sessions() as session:
+        return [StoredInstance(**row._asdict()) for row in session.execute(query)]
 
 
 def instance_metadata(

@@ -26,10 +26,18 @@ from pydicom.uid import (
 )
 from pynetdicom import AE, _config, evt
 from pynetdicom.presentation import AllStoragePresentationContexts
-from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+from pynetdicom.sop_class import (  # type: ignore[attr-defined]
+    PatientRootQueryRetrieveInformationModelGet,
+    PatientRootQueryRetrieveInformationModelMove,
+    StudyRootQueryRetrieveInformationModelGet,
+    StudyRootQueryRetrieveInformationModelMove,
+    Verification,
+)
 from pynetdicom.transport import ThreadedAssociationServer
 
 from pacs.archive import Archive
+from pacs.dimse.get import make_get_handler
+from pacs.dimse.move import make_move_handler
 from pacs.dimse.store import make_store_handler
 from pacs.dimse.store_audit import StoreAudit
 from pacs.settings import Settings
@@ -97,6 +105,14 @@ def _storage_syntaxes() -> list[UID]:
 STORAGE_SYNTAXES = _storage_syntaxes()
 
 
+RETRIEVE_MODELS = (
+    PatientRootQueryRetrieveInformationModelMove,
+    StudyRootQueryRetrieveInformationModelMove,
+    PatientRootQueryRetrieveInformationModelGet,
+    StudyRootQueryRetrieveInformationModelGet,
+)
+
+
 def build_ae(archive: Archive) -> AE:
     settings = archive.settings
     ae = AE(ae_title=settings.ae_title)
@@ -112,7 +128,12 @@ def build_ae(archive: Archive) -> AE:
     ae.add_supported_context(Verification)
     for context in AllStoragePresentationContexts:
         assert context.abstract_syntax is not None
-        ae.add_supported_context(context.abstract_syntax, STORAGE_SYNTAXES)
+        # scp_role: a C-GET caller may take the Storage SCP role on its association.
+        ae.add_supported_context(
+            context.abstract_syntax, STORAGE_SYNTAXES, scu_role=False, scp_role=True
+        )
+    for model in RETRIEVE_MODELS:
+        ae.add_supported_context(model)
     return ae
 
 
@@ -139,6 +160,8 @@ class DimseServer:
         self.handlers: list[Handler] = [
             (evt.EVT_C_STORE, make_store_handler(archive, self.store_audit)),
             *self.store_audit.handlers(),
+            (evt.EVT_C_MOVE, make_move_handler(archive)),
+            (evt.EVT_C_GET, make_get_handler(archive)),
         ]
         self.handlers.extend(extra_handlers or [])
         self.server: ThreadedAssociationServer | None = None
