@@ -121,6 +121,15 @@ class Settings(BaseSettings):
     login_attempts_per_minute: int = 10  # per client address
     share_default_days: int = 30
     share_max_days: int = 365
+    # Single sign-on (OpenID Connect, e.g. Keycloak): off unless an issuer is set.
+    oidc_issuer: str = ""
+    oidc_client_id: str = ""
+    oidc_client_secret: SecretStr | None = None
+    oidc_scopes: str = "openid profile email"
+    oidc_username_claim: str = "preferred_username"
+    # Where the IdP puts roles: Keycloak realm roles; "roles" or "groups" elsewhere.
+    oidc_role_claim: str = "realm_access.roles"
+    oidc_role_map: dict[str, str] = Field(default_factory=dict)  # IdP role -> ours
     # Audit messages (DICOM PS3.15 XML) also go to this syslog collector when set.
     audit_syslog_host: str | None = None
     audit_syslog_port: int = 514

@@ -265,3 +265,22 @@ def check_session_account(
 def password_fingerprint(sessions: sessionmaker[Session], username: str) -> str:
     with sessions() as session:
         return session_fingerprint(_account(session, username).password_hash)
+
+
+def ensure_sso_account(sessions: sessionmaker[Session], username: str, role: Role) -> None:
+    """The local row of a single-sign-on user: no password, role refreshed at every login."""
+    with sessions.begin() as session:
+        account = session.scalar(select(Account).where(Account.username == username))
+        if account is None:
+            session.add(
+                Account(
+                    username=username,
+                    password_hash="",  # never matches: these users log in only through the IdP
+                    role=str(role),
+                    disabled=False,
+                    failed_logins=0,
+                    created_at=_now(),
+                )
+            )
+        elif not account.disabled:
+            account.role = str(role)

@@ -35,6 +35,8 @@ PUBLIC_ROUTES: dict[str, str] = {
     "/": "status page: version, AE title, port and counts, no names",
     "/login": "checks credentials (rate-limited, audited), returns no patient data",
     "/logout": "clears the session cookie",
+    "/login/oidc": "redirect to the identity provider: no patient data",
+    "/login/oidc/callback": "the identity provider's answer: verified, then a session cookie",
     "/s/{token}": "share link landing: the signed token (and PIN) is the credential",
     "/ohif": "OHIF's static application code, no patient data",
     "/ohif/{path:path}": "OHIF's static application code, no patient data",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import io
+import secrets
 from typing import Annotated
 from urllib.parse import parse_qs, quote
 
@@ -21,9 +22,10 @@ from pydantic import BaseModel, Field
 from pacs.archive import Archive
 from pacs.auth import accounts, grants
 from pacs.auth.http import authorize, client_address, server_key
-from pacs.auth.principal import Kind, Principal, Role
+from pacs.auth.oidc import OidcClient, OidcError
+from pacs.auth.principal import ANONYMOUS, Kind, Principal, Role
 from pacs.auth.ratelimit import RateLimiter
-from pacs.auth.sessions import GRANT_COOKIE, SESSION_COOKIE, sign
+from pacs.auth.sessions import GRANT_COOKIE, SESSION_COOKIE, sign, unsign
 
 router = APIRouter()
 
@@ -76,17 +78,86 @@ def login(credentials: Credentials, request: Request) -> JSONResponse:
         archive.audit.record(who, "login", "failure: bad credentials or locked")
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong user name or password")
     archive.audit.record(principal, "login")
-    fingerprint = accounts.password_fingerprint(archive.sessions, principal.name)
     response = JSONResponse({"username": principal.name, "role": str(principal.role)})
+    _set_session_cookie(request, response, principal.name)
+    return response
+
+
+def _set_session_cookie(request: Request, response: Response, username: str) -> None:
+    archive = _archive(request)
+    fingerprint = accounts.password_fingerprint(archive.sessions, username)
     response.set_cookie(
         SESSION_COOKIE,
-        sign(server_key(request), "session", {"u": principal.name, "f": fingerprint}),
+        sign(server_key(request), "session", {"u": username, "f": fingerprint}),
         max_age=int(archive.settings.session_hours * 3600),
         httponly=True,
         secure=request.url.scheme == "https",
         samesite="lax",
         path="/",
     )
+
+
+OIDC_COOKIE = "pacs_oidc"
+
+
+def _oidc(request: Request) -> OidcClient:
+    client: OidcClient | None = getattr(request.app.state, "oidc", None)
+    if client is None:
+        try:
+            client = OidcClient(_archive(request).settings)
+        except OidcError as exc:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+        request.app.state.oidc = client
+    return client
+
+
+def _callback_url(request: Request) -> str:
+    return str(request.url_for("oidc_callback"))
+
+
+@router.get("/login/oidc")
+def oidc_login(request: Request) -> Response:
+    """Send the browser to the identity provider (state, nonce and PKCE kept in a signed cookie)."""
+    try:
+        start = _oidc(request).start(_callback_url(request))
+    except OidcError as exc:
+        raise HTTPException(status.HTTP_502_BAD_GATEWAY, str(exc)) from exc
+    response = RedirectResponse(start.url, status_code=303)
+    pending = {"s": start.state, "n": start.nonce, "v": start.verifier}
+    response.set_cookie(
+        OIDC_COOKIE,
+        sign(server_key(request), "oidc", pending),
+        max_age=600,
+        httponly=True,
+        secure=request.url.scheme == "https",
+        samesite="lax",
+        path="/login/oidc",
+    )
+    return response
+
+
+@router.get("/login/oidc/callback", name="oidc_callback")
+def oidc_callback(request: Request, code: str = "", state: str = "") -> Response:
+    archive = _archive(request)
+    pending = unsign(server_key(request), "oidc", request.cookies.get(OIDC_COOKIE, ""), 600)
+    if not pending or not code or not secrets.compare_digest(str(pending.get("s")), state):
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "sign-on expired or forged; start again")
+    client = _oidc(request)
+    try:
+        claims = client.finish(code, _callback_url(request), str(pending["v"]), str(pending["n"]))
+    except OidcError as exc:
+        archive.audit.record(ANONYMOUS, "login", f"failure: sso: {exc}")
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, str(exc)) from exc
+    username, role = client.username(claims), client.role(claims)
+    who = Principal(Kind.USER, username, role or Role.ANONYMOUS, client_address(request))
+    if role is None:
+        archive.audit.record(who, "login", "failure: sso user has no PACS role")
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "your account has no role in this PACS")
+    accounts.ensure_sso_account(archive.sessions, username, role)
+    archive.audit.record(who, "login", detail="sso")
+    response = RedirectResponse("/viewer/", status_code=303)
+    _set_session_cookie(request, response, username)
+    response.delete_cookie(OIDC_COOKIE, path="/login/oidc")
     return response
 
 
