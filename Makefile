@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint bench system-deps clean ohif
+.PHONY: run test lint bench system-deps viewer clean ohif
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,11 +23,18 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 run: $(VENV)/.installed-run
 	$(BIN)/pacs serve
 
-## system-deps: Debian packages the tests talk to (DCMTK), installed when missing
+## system-deps: Debian packages the tests talk to (DCMTK, Chromium for the viewer tests), installed when missing
 system-deps:
 	@command -v storescu >/dev/null 2>&1 || { \
 		echo "installing DCMTK (Debian package dcmtk)"; \
 		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dcmtk; }
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "installing Chromium (Debian package chromium) for the viewer tests"; \
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+## viewer: rebuild viewer/dist from the locked npm dependencies (needs Node.js; `make run` does not)
+viewer:
+	cd viewer/app && npm ci --no-audit --no-fund && npm run build
 
 ## lint: ruff and mypy, configured in pyproject.toml
 lint: $(VENV)/.installed-test

@@ -1,4 +1,4 @@
-"""``pacs ohif install``: fetch OHIF from npm and install it for /ohif/ (what ``make ohif`` runs)."""
+"""``pacs ohif install``: fetch OHIF from npm and install it for /ohif/ (``make ohif``)."""
 
 from __future__ import annotations
 

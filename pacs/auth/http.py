@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import replace
 import ipaddress
 from collections.abc import Callable
+from dataclasses import replace
 
 from fastapi import HTTPException, Request, status
 
@@ -45,6 +45,13 @@ def _secure_transport(request: Request) -> bool:
 
 def _unauthorized(reason: str) -> HTTPException:
     return HTTPException(status.HTTP_401_UNAUTHORIZED, reason, headers=CHALLENGE)
+
+
+def _from_page_script(request: Request) -> bool:
+    """A fetch/XHR from a web page (the viewer): a Basic challenge would pop up the browser's
+    password dialog in front of the page's own login form, or hang a headless browser."""
+    mode = request.headers.get("sec-fetch-mode")
+    return mode is not None and mode != "navigate"
 
 
 def authenticate(request: Request) -> Principal:
@@ -144,6 +151,8 @@ def authorize(operation: str) -> Callable[[Request], Principal]:
         principal = authenticate(request)
         if not permits(principal, operation):
             if not principal.is_authenticated:
+                if _from_page_script(request):
+                    raise HTTPException(status.HTTP_401_UNAUTHORIZED, "authentication required")
                 raise _unauthorized("authentication required")
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN, f"role {principal.role} may not {operation}"

@@ -41,6 +41,9 @@ PUBLIC_ROUTES: dict[str, str] = {
     "/ohif": "OHIF's static application code, no patient data",
     "/ohif/{path:path}": "OHIF's static application code, no patient data",
     "/ohif/app-config.js": "OHIF configuration: this server's DICOMweb URL, no patient data",
+    "/viewer": "redirect to /viewer/: static code, no patient data",
+    "/viewer/": "the web viewer's page: static code, no patient data (it fetches via DICOMweb)",
+    "/viewer/{path:path}": "the web viewer's built JS, CSS and WASM: static code, no patient data",
 }
 
 

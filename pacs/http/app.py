@@ -19,6 +19,7 @@ from pacs.auth import routes as auth_routes
 from pacs.http.cors import install_cors
 from pacs.http.security import install_security_headers
 from viewer import ohif_routes
+from viewer import routes as viewer_routes
 
 
 def get_archive(request: Request) -> Archive:
@@ -42,6 +43,7 @@ def create_app(archive: Archive) -> FastAPI:
     app.include_router(wado.router, prefix="/dicom-web")
     app.include_router(stow.router, prefix="/dicom-web")
     app.include_router(wado_uri.router)
+    app.include_router(viewer_routes.router)
 
     @app.get("/health", include_in_schema=False)
     def health(archive: ArchiveDep) -> JSONResponse:

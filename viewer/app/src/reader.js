@@ -1,0 +1,680 @@
+// Reading one study: series panel, stack viewports (1x1, 1x2, 2x2), MPR, tools, overlay, tag
+// browser, cine; on a share link, a phone layout (one viewport, series strip, touch, read-only).
+// Everything comes from WADO-RS (study metadata, frames, thumbnails); all DICOM text is set as
+// text (textContent / text nodes), never parsed as HTML.
+import {
+  Enums, RenderingEngine, cornerstoneStreamingImageVolumeLoader, eventTarget,
+  getShouldUseCPURendering, init as coreInit, setVolumesForViewports, utilities as csUtils,
+  volumeLoader,
+} from '@cornerstonejs/core';
+import { init as loaderInit, wadors } from '@cornerstonejs/dicom-image-loader';
+import {
+  AngleTool, EllipticalROITool, Enums as ToolEnums, LengthTool, PanTool, RectangleROITool,
+  StackScrollTool, ToolGroupManager, WindowLevelTool, ZoomTool, addTool, init as toolsInit,
+  utilities as toolUtils,
+} from '@cornerstonejs/tools';
+import { DICOMWEB, formatDate, studyMetadata, thumbnailUrl, value } from './api.js';
+import { t } from './i18n.js';
+import { el } from './main.js';
+import { TAG_NAMES } from './tagnames.js';
+
+const { MouseBindings } = ToolEnums;
+const { Events, ViewportType, OrientationAxis } = Enums;
+const ENGINE = 'pacs-engine';
+const STACK_GROUP = 'pacs-stack';
+const MPR_GROUP = 'pacs-mpr';
+const PRESETS = {
+  CT: [['brain', 80, 40], ['lung', 1500, -600], ['bone', 1500, 300], ['abdomen', 400, 40],
+    ['mediastinum', 350, 50]],
+};
+const LAYOUTS = { '1x1': 1, '1x2': 2, '2x2': 4 };
+const VOLUME_MODALITIES = new Set(['CT', 'MR', 'PT', 'NM']);
+
+let ready = null;
+
+/** Start Cornerstone once: core (GPU or CPU), the DICOM image loader, the tools. */
+function initCornerstone() {
+  if (!ready) {
+    ready = (async () => {
+      await coreInit();
+      loaderInit({ maxWebWorkers: Math.max(1, Math.min(navigator.hardwareConcurrency || 2, 4)) });
+      toolsInit();
+      volumeLoader.registerVolumeLoader('cornerstoneStreamingImageVolume', cornerstoneStreamingImageVolumeLoader);
+      for (const tool of [WindowLevelTool, PanTool, ZoomTool, StackScrollTool, LengthTool, AngleTool,
+        RectangleROITool, EllipticalROITool]) addTool(tool);
+    })();
+  }
+  return ready;
+}
+
+// ---- metadata -------------------------------------------------------------------------
+
+function numbers(item, tag) {
+  return (item?.[tag]?.Value || []).map(Number);
+}
+
+/** Remove values the GPU path chokes on (PixelSpacing 0\0 renders black); give a 2D image with
+ * a real pixel spacing but no plane orientation (CR, DX, SC) the default one, else Cornerstone
+ * ignores the spacing and measures in pixels. */
+function cleanMetadata(item) {
+  for (const tag of ['00280030', '00181164']) {
+    const spacing = numbers(item, tag);
+    if (item[tag] && (spacing.length !== 2 || spacing.some((v) => !(v > 0) || !Number.isFinite(v)))) delete item[tag];
+  }
+  if (item['00280030'] && numbers(item, '00200037').length !== 6) {
+    item['00200037'] = { vr: 'DS', Value: [1, 0, 0, 0, 1, 0] };
+    if (numbers(item, '00200032').length !== 3) item['00200032'] = { vr: 'DS', Value: [0, 0, 0] };
+  }
+  return item;
+}
+
+const PALETTE_DATA = ['00281201', '00281202', '00281203'];
+
+/** Palette colour images need their lookup tables as numbers (they come as InlineBinary or bulk data). */
+async function inlinePalettes(instances) {
+  const jobs = [];
+  for (const item of instances) {
+    if (value(item, '00280004') !== 'PALETTE COLOR') continue;
+    for (const tag of PALETTE_DATA) {
+      const inline = item[tag]?.InlineBinary;
+      if (inline) {
+        const bytes = Uint8Array.from(atob(inline), (c) => c.charCodeAt(0));
+        item[tag] = { vr: 'OW', Value: Array.from(new Uint16Array(bytes.buffer, 0, bytes.length >> 1)) };
+        continue;
+      }
+      const uri = item[tag]?.BulkDataURI;
+      if (!uri) continue;
+      jobs.push(fetch(uri, { credentials: 'same-origin', headers: { Accept: 'application/octet-stream' } })
+        .then((response) => (response.ok ? response.arrayBuffer() : Promise.reject(new Error(`${tag}: HTTP ${response.status}`))))
+        .then((buffer) => { item[tag] = { vr: 'OW', Value: Array.from(new Uint16Array(buffer, 0, buffer.byteLength >> 1)) }; }));
+    }
+  }
+  await Promise.all(jobs);
+}
+
+function frameImageId(study, series, sop, frame) {
+  return `wadors:${window.location.origin}${DICOMWEB}/studies/${study}/series/${series}/instances/${sop}/frames/${frame}`;
+}
+
+/** Group the study's instances into series, sorted, with one image ID per frame. */
+function buildSeries(study, instances) {
+  const bySeries = new Map();
+  for (const item of instances) {
+    const uid = value(item, '0020000E');
+    if (!bySeries.has(uid)) bySeries.set(uid, []);
+    bySeries.get(uid).push(cleanMetadata(item));
+  }
+  const list = [];
+  for (const [uid, items] of bySeries) {
+    items.sort((a, b) => (numbers(a, '00200013')[0] || 0) - (numbers(b, '00200013')[0] || 0)
+      || value(a, '00080018').localeCompare(value(b, '00080018')));
+    const imageIds = [];
+    const itemOf = new Map();
+    for (const item of items) {
+      if (!numbers(item, '00280010')[0]) continue; // no pixels (SR, PR, KO…)
+      const sop = value(item, '00080018');
+      const frames = numbers(item, '00280008')[0] || 1;
+      wadors.metaDataManager.add(frameImageId(study, uid, sop, 1), item);
+      for (let frame = 1; frame <= frames; frame += 1) {
+        const imageId = frameImageId(study, uid, sop, frame);
+        imageIds.push(imageId);
+        itemOf.set(imageId, item);
+      }
+    }
+    const first = items[0];
+    list.push({
+      uid, imageIds, itemOf, first,
+      number: numbers(first, '00200011')[0] ?? 0,
+      modality: value(first, '00080060'),
+      description: value(first, '0008103E'),
+      multiframe: items.some((item) => (numbers(item, '00280008')[0] || 1) > 1),
+      loaded: new Set(),
+    });
+  }
+  list.sort((a, b) => a.number - b.number);
+  return list.filter((series) => series.imageIds.length > 0);
+}
+
+function frameRate(item) {
+  const rate = numbers(item, '00082144')[0] || numbers(item, '00180040')[0];
+  if (rate > 0) return rate;
+  const frameTime = numbers(item, '00181063')[0];
+  return frameTime > 0 ? 1000 / frameTime : 15;
+}
+
+// ---- the reader -----------------------------------------------------------------------
+
+let current = null; // the open reader, so a new showStudy tears the old one down
+
+export async function showStudy(studyUid, { shared = false } = {}) {
+  if (current) current.destroy();
+  const app = document.getElementById('app');
+  document.body.classList.toggle('shared', shared);
+  app.replaceChildren(el('p', { class: 'loading' }, t('loading')));
+  let instances;
+  try {
+    // Start Cornerstone while the metadata is on its way: the first image is what the user waits for.
+    [, instances] = await Promise.all([initCornerstone(), studyMetadata(studyUid)]);
+    await inlinePalettes(instances);
+  } catch (error) {
+    app.replaceChildren(el('p', { class: 'error', role: 'alert' }, `${t('error')}: ${error.message}`));
+    return;
+  }
+  current = new Reader(app, studyUid, buildSeries(studyUid, instances), shared);
+  await current.start();
+}
+
+class Reader {
+  constructor(app, studyUid, series, shared) {
+    this.app = app;
+    this.studyUid = studyUid;
+    this.series = series;
+    this.shared = shared;
+    this.engine = new RenderingEngine(ENGINE);
+    this.slots = []; // {id, element, overlay, series, kind}
+    this.active = 0;
+    this.layout = '1x1';
+    this.primary = shared ? 'DragScroll' : WindowLevelTool.toolName;
+    this.listeners = [];
+    this.cine = new Set();
+    this.build();
+  }
+
+  // -- DOM ------------------------------------------------------------------------------
+  build() {
+    const study = this.series[0]?.first || {};
+    this.grid = el('div', { class: 'grid', id: 'viewports' });
+    this.panel = el('aside', { class: 'series-panel', id: 'series' });
+    this.tags = el('aside', { class: 'tags', id: 'tags', hidden: '' });
+    this.toolbar = el('div', { class: 'toolbar', role: 'toolbar' });
+    const title = el('div', { class: 'study-title' },
+      el('span', { class: 'pname' }, value(study, '00100010')), ' ',
+      el('span', { class: 'pid' }, value(study, '00100020')), ' ',
+      el('span', {}, formatDate(value(study, '00080020'))), ' ',
+      el('span', { class: 'sdesc' }, value(study, '00081030')));
+    this.root = el('div', { class: `reader${this.shared ? ' shared' : ''}` },
+      this.toolbar, this.panel, this.grid, this.tags);
+    this.buildToolbar(title);
+    this.buildSeriesPanel();
+    this.app.replaceChildren(this.root);
+    this.observer = new ResizeObserver(() => this.engine.resize(true, true));
+    this.observer.observe(this.grid);
+    this.on(document, 'keydown', (event) => this.onKey(event));
+    this.on(eventTarget, Events.IMAGE_CACHE_IMAGE_ADDED, (event) => this.onCached(event.detail.image?.imageId));
+  }
+
+  on(target, name, fn) {
+    target.addEventListener(name, fn);
+    this.listeners.push([target, name, fn]);
+  }
+
+  button(label, key, fn, attrs = {}) {
+    return el('button', { type: 'button', title: key ? `${label} (${key})` : label, ...attrs, on: { click: fn } }, label);
+  }
+
+  buildToolbar(title) {
+    const bar = this.toolbar;
+    if (!this.shared) {
+      bar.append(this.button(`← ${t('back')}`, '', () => { window.history.pushState({}, '', window.location.pathname); import('./studylist.js').then((m) => m.showStudyList()); }, { class: 'back' }));
+    }
+    bar.append(title);
+    const tools = this.shared
+      ? [['DragScroll', t('slice'), ''], [WindowLevelTool.toolName, t('wl'), 'w']]
+      : [[WindowLevelTool.toolName, t('wl'), 'w'], ['PrimaryPan', t('pan'), 'p'], ['PrimaryZoom', t('zoom'), 'z'],
+        ['DragScroll', t('slice'), 's'], [LengthTool.toolName, t('length'), 'l'], [AngleTool.toolName, t('angle'), 'a'],
+        [RectangleROITool.toolName, t('rect'), 'q'], [EllipticalROITool.toolName, t('ellipse'), 'e']];
+    this.toolButtons = new Map();
+    const group = el('span', { class: 'group tools' });
+    for (const [name, label, key] of tools) {
+      const button = this.button(label, key, () => this.setPrimary(name), { 'data-tool': name });
+      this.toolButtons.set(name, button);
+      group.append(button);
+    }
+    bar.append(group);
+    this.presetSelect = el('select', { class: 'presets', title: `${t('wl')} (1-5)`, on: { change: () => this.applyPreset(this.presetSelect.value) } });
+    bar.append(this.presetSelect);
+    const view = el('span', { class: 'group view' },
+      this.button(t('invert'), 'i', () => this.invert()),
+      this.button(t('reset'), 'Esc', () => this.reset()));
+    if (!this.shared) {
+      view.append(
+        this.button(t('rotate'), 'r', () => this.rotate()),
+        this.button(t('flipH'), 'h', () => this.flip('h')),
+        this.button(t('flipV'), 'v', () => this.flip('v')),
+        this.cineButton = this.button(t('cine'), 'c', () => this.toggleCine()));
+    }
+    bar.append(view);
+    if (!this.shared) {
+      const layouts = el('span', { class: 'group layouts' });
+      for (const layout of Object.keys(LAYOUTS)) {
+        layouts.append(this.button(layout, '', () => this.setLayout(layout), { 'data-layout': layout }));
+      }
+      this.mprButton = this.button(t('mpr'), 'm', () => this.setLayout('mpr'), { 'data-layout': 'mpr' });
+      if (getShouldUseCPURendering()) {
+        this.mprButton.disabled = true;
+        this.mprButton.title = `${t('mpr')}: WebGL`;
+      }
+      layouts.append(this.mprButton);
+      bar.append(layouts,
+        this.button(t('tags'), 't', () => this.toggleTags(), { class: 'tags-toggle' }),
+        el('a', { class: 'ohif', href: `../ohif/viewer?StudyInstanceUIDs=${encodeURIComponent(this.studyUid)}` }, t('openOhif')));
+    }
+  }
+
+  buildSeriesPanel() {
+    this.seriesCards = new Map();
+    for (const [index, series] of this.series.entries()) {
+      const count = el('span', { class: 'count' }, String(series.imageIds.length));
+      const card = el('button', {
+        type: 'button', class: 'series-card', 'data-series': series.uid, draggable: 'true',
+        on: {
+          click: () => this.showSeries(this.active, series),
+          dragstart: (event) => event.dataTransfer.setData('text/plain', String(index)),
+        },
+      },
+      el('img', { src: thumbnailUrl(this.studyUid, series.uid), alt: '', loading: 'lazy' }),
+      el('span', { class: 'label' }, `${series.number} ${series.modality} ${series.description}`.trim()),
+      count,
+      el('progress', { max: String(series.imageIds.length), value: '0' }));
+      this.seriesCards.set(series.uid, { card, count, progress: card.querySelector('progress') });
+      this.panel.append(card);
+    }
+  }
+
+  async start() {
+    if (!this.series.length) {
+      this.grid.replaceChildren(el('p', { class: 'error' }, t('noImages')));
+      return;
+    }
+    await this.setLayout('1x1');
+  }
+
+  destroy() {
+    for (const [target, name, fn] of this.listeners) target.removeEventListener(name, fn);
+    this.observer?.disconnect();
+    for (const slot of this.slots) this.stopCine(slot);
+    ToolGroupManager.destroyToolGroup(STACK_GROUP);
+    ToolGroupManager.destroyToolGroup(MPR_GROUP);
+    this.engine.destroy();
+    document.body.classList.remove('shared');
+  }
+
+  // -- layouts and viewports ------------------------------------------------------------
+  makeSlot(index, kind) {
+    const element = el('div', { class: 'vp-element', oncontextmenu: null });
+    element.addEventListener('contextmenu', (event) => event.preventDefault());
+    const corners = ['tl', 'tr', 'bl', 'br'].map((corner) => el('div', { class: `ov ov-${corner}` }));
+    const box = el('div', { class: 'vp', 'data-index': String(index) }, element, ...corners);
+    box.addEventListener('pointerdown', () => this.activate(index), true);
+    box.addEventListener('dragover', (event) => event.preventDefault());
+    box.addEventListener('drop', (event) => {
+      event.preventDefault();
+      const series = this.series[Number(event.dataTransfer.getData('text/plain'))];
+      if (series && kind === 'stack') this.showSeries(index, series);
+    });
+    const slot = { id: `vp-${index}`, box, element, corners, kind, series: null, shown: 0 };
+    this.on(element, Events.IMAGE_RENDERED, () => this.onRendered(slot));
+    return slot;
+  }
+
+  async setLayout(layout) {
+    if (layout === 'mpr' && !this.canMpr(this.slots[this.active]?.series)) return;
+    const previous = this.slots.map((slot) => slot.series);
+    const activeSeries = this.slots[this.active]?.series || this.series[0];
+    for (const slot of this.slots) this.stopCine(slot);
+    ToolGroupManager.destroyToolGroup(STACK_GROUP);
+    ToolGroupManager.destroyToolGroup(MPR_GROUP);
+    for (const slot of this.slots) this.engine.disableElement(slot.id);
+    this.layout = layout;
+    const mpr = layout === 'mpr';
+    const count = mpr ? 3 : LAYOUTS[layout];
+    this.slots = Array.from({ length: count }, (_, i) => this.makeSlot(i, mpr ? 'volume' : 'stack'));
+    this.grid.className = `grid l${mpr ? '1x3' : layout}`;
+    this.grid.replaceChildren(...this.slots.map((slot) => slot.box));
+    for (const button of this.toolbar.querySelectorAll('[data-layout]')) button.classList.toggle('on', button.dataset.layout === layout);
+    const orientations = [OrientationAxis.AXIAL, OrientationAxis.SAGITTAL, OrientationAxis.CORONAL];
+    this.engine.setViewports(this.slots.map((slot, i) => ({
+      viewportId: slot.id,
+      element: slot.element,
+      type: mpr ? ViewportType.ORTHOGRAPHIC : ViewportType.STACK,
+      defaultOptions: mpr ? { orientation: orientations[i], background: [0, 0, 0] } : { background: [0, 0, 0] },
+    })));
+    const group = this.makeToolGroup(mpr ? MPR_GROUP : STACK_GROUP, mpr);
+    for (const slot of this.slots) group.addViewport(slot.id, ENGINE);
+    this.active = 0;
+    this.activate(0);
+    if (mpr) {
+      await this.showVolume(activeSeries);
+      return;
+    }
+    // Keep what was shown; fill new viewports with the next series.
+    const shown = new Set();
+    const jobs = this.slots.map((slot, i) => {
+      let series = i === 0 ? activeSeries : previous[i];
+      if (!series) series = this.series.find((s) => !shown.has(s.uid)) || activeSeries;
+      shown.add(series.uid);
+      return this.showSeries(i, series);
+    });
+    await Promise.all(jobs);
+  }
+
+  canMpr(series) {
+    return Boolean(series) && !getShouldUseCPURendering() && VOLUME_MODALITIES.has(series.modality)
+      && !series.multiframe && series.imageIds.length >= 3;
+  }
+
+  makeToolGroup(id, volume) {
+    const group = ToolGroupManager.createToolGroup(id);
+    for (const tool of [WindowLevelTool, PanTool, ZoomTool, StackScrollTool, LengthTool, AngleTool,
+      RectangleROITool, EllipticalROITool]) group.addTool(tool.toolName);
+    group.addToolInstance('PrimaryPan', PanTool.toolName);
+    group.addToolInstance('PrimaryZoom', ZoomTool.toolName);
+    group.addToolInstance('DragScroll', StackScrollTool.toolName);
+    group.setToolActive(StackScrollTool.toolName, { bindings: [{ mouseButton: MouseBindings.Wheel }] });
+    group.setToolActive(ZoomTool.toolName, { bindings: [{ mouseButton: MouseBindings.Secondary }, { numTouchPoints: 2 }] });
+    group.setToolActive(PanTool.toolName, { bindings: [{ mouseButton: MouseBindings.Auxiliary }, { numTouchPoints: 3 }] });
+    for (const name of [LengthTool, AngleTool, RectangleROITool, EllipticalROITool].map((tool) => tool.toolName)) {
+      group.setToolPassive(name);
+    }
+    group.setToolActive(this.primary, { bindings: [{ mouseButton: MouseBindings.Primary }] });
+    this.toolGroup = group;
+    this.updateToolButtons();
+    if (volume) this.volumeGroup = group;
+    return group;
+  }
+
+  setPrimary(name) {
+    if (this.shared && name === this.primary && name !== 'DragScroll') name = 'DragScroll'; // W/L toggle
+    const group = this.toolGroup;
+    if (!group || !group.hasTool(name)) return;
+    if (this.primary !== name) group.setToolPassive(this.primary);
+    this.primary = name;
+    group.setToolActive(name, { bindings: [{ mouseButton: MouseBindings.Primary }] });
+    this.updateToolButtons();
+  }
+
+  updateToolButtons() {
+    for (const [name, button] of this.toolButtons) button.classList.toggle('on', name === this.primary);
+  }
+
+  activate(index) {
+    this.active = index;
+    for (const [i, slot] of this.slots.entries()) slot.box.classList.toggle('active', i === index);
+    const slot = this.slots[index];
+    if (slot?.series) this.afterSeriesChange(slot);
+  }
+
+  viewport(slot = this.slots[this.active]) {
+    return slot ? this.engine.getViewport(slot.id) : null;
+  }
+
+  async showSeries(index, series) {
+    const slot = this.slots[index];
+    if (!slot || slot.kind !== 'stack') {
+      if (this.layout === 'mpr') { this.slots[this.active].series = series; await this.setLayout('1x1'); }
+      return;
+    }
+    this.stopCine(slot);
+    slot.series = series;
+    slot.box.dataset.series = series.uid;
+    delete slot.box.dataset.rendered;
+    const viewport = this.viewport(slot);
+    // The first image is requested (and drawn) first; the rest are prefetched after it.
+    try {
+      await viewport.setStack(series.imageIds, 0);
+    } catch (error) {
+      setLines(slot.corners[2], [`${t('error')}: ${error?.message || error?.error?.message || String(error)}`]);
+      return;
+    }
+    viewport.render();
+    toolUtils.stackPrefetch.enable(slot.element);
+    this.afterSeriesChange(slot);
+    for (const [uid, { card }] of this.seriesCards) {
+      card.classList.toggle('shown', this.slots.some((s) => s.series?.uid === uid));
+    }
+  }
+
+  async showVolume(series) {
+    const volumeId = `cornerstoneStreamingImageVolume:${series.uid}`;
+    for (const slot of this.slots) slot.series = series;
+    try {
+      const volume = await volumeLoader.createAndCacheVolume(volumeId, { imageIds: series.imageIds });
+      volume.load();
+      await setVolumesForViewports(this.engine, [{ volumeId }], this.slots.map((slot) => slot.id));
+    } catch (error) {
+      // Not a regular volume (gantry tilt, uneven spacing, mixed sizes): say so, keep the stack.
+      setLines(this.slots[0].corners[2], [`${t('mpr')}: ${error?.message || String(error)}`]);
+      return;
+    }
+    this.engine.renderViewports(this.slots.map((slot) => slot.id));
+    this.afterSeriesChange(this.slots[this.active]);
+  }
+
+  afterSeriesChange(slot) {
+    const series = slot.series;
+    const presets = PRESETS[series.modality] || [];
+    this.presetSelect.replaceChildren(el('option', { value: '' }, t('wl')),
+      ...presets.map(([name, w, c], i) => el('option', { value: name }, `${i + 1}. ${t(name)} ${w}/${c}`)));
+    this.presetSelect.hidden = presets.length === 0;
+    if (this.cineButton) this.cineButton.disabled = slot.kind !== 'stack' || series.imageIds.length < 2;
+    if (!this.tags.hidden) this.renderTags();
+  }
+
+  // -- overlay --------------------------------------------------------------------------
+  onRendered(slot) {
+    const viewport = this.viewport(slot);
+    const series = slot.series;
+    if (!viewport || !series) return;
+    let index = 0;
+    let total = series.imageIds.length;
+    let item = series.first;
+    if (slot.kind === 'stack') {
+      index = viewport.getCurrentImageIdIndex();
+      item = series.itemOf.get(viewport.getCurrentImageId()) || item;
+    } else {
+      try {
+        const data = csUtils.getImageSliceDataForVolumeViewport(viewport);
+        index = data.imageIndex;
+        total = data.numberOfSlices;
+      } catch { /* volume not ready */ }
+    }
+    slot.item = item;
+    const { voiRange, invert } = viewport.getProperties();
+    const [tl, tr, bl, br] = slot.corners;
+    setLines(tl, [value(item, '00100010'), value(item, '00100020'),
+      [formatDate(value(item, '00100030')), value(item, '00100040')].filter(Boolean).join(' ')]);
+    setLines(tr, [value(item, '00081030'), formatDate(value(item, '00080020')),
+      `${t('series')} ${value(item, '00200011')}: ${value(item, '0008103E')}`]);
+    const lines = [`${t('slice')} ${index + 1}/${total}`];
+    if (voiRange) {
+      const { windowWidth, windowCenter } = csUtils.windowLevel.toWindowLevel(voiRange.lower, voiRange.upper);
+      lines.push(`W ${Math.round(windowWidth)} L ${Math.round(windowCenter)}${invert ? ' INV' : ''}`);
+    }
+    setLines(bl, lines);
+    const zoom = viewport.getZoom ? viewport.getZoom() : 1;
+    setLines(br, [value(item, '00080060'), `${Math.round(zoom * 100)}%`]);
+    slot.box.dataset.slice = String(index + 1);
+    slot.box.dataset.rendered = '1';
+    if (slot === this.slots[this.active] && !this.tags.hidden && this.tagsItem !== item) this.renderTags();
+  }
+
+  onCached(imageId) {
+    if (!imageId) return;
+    for (const series of this.series) {
+      if (!series.itemOf.has(imageId) || series.loaded.has(imageId)) continue;
+      series.loaded.add(imageId);
+      const card = this.seriesCards.get(series.uid);
+      card.progress.value = series.loaded.size;
+      card.card.dataset.cached = String(series.loaded.size);
+      if (series.loaded.size === series.imageIds.length) card.card.classList.add('cached');
+    }
+  }
+
+  // -- view operations ------------------------------------------------------------------
+  applyPreset(name) {
+    const slot = this.slots[this.active];
+    const preset = (PRESETS[slot?.series?.modality] || []).find(([n]) => n === name);
+    if (!preset) return;
+    const [, width, center] = preset;
+    const viewport = this.viewport(slot);
+    viewport.setProperties({ voiRange: csUtils.windowLevel.toLowHighRange(width, center) });
+    viewport.render();
+    this.presetSelect.value = '';
+  }
+
+  invert() {
+    const viewport = this.viewport();
+    if (!viewport) return;
+    viewport.setProperties({ invert: !viewport.getProperties().invert });
+    viewport.render();
+  }
+
+  rotate() {
+    const viewport = this.viewport();
+    if (!viewport) return;
+    const rotation = viewport.getViewPresentation().rotation || 0;
+    viewport.setViewPresentation({ rotation: (rotation + 90) % 360 });
+    viewport.render();
+  }
+
+  flip(direction) {
+    const viewport = this.viewport();
+    if (!viewport) return;
+    const camera = viewport.getCamera();
+    if (direction === 'h') viewport.setCamera({ flipHorizontal: !camera.flipHorizontal });
+    else viewport.setCamera({ flipVertical: !camera.flipVertical });
+    viewport.render();
+  }
+
+  reset() {
+    const viewport = this.viewport();
+    if (!viewport) return;
+    viewport.resetProperties();
+    viewport.resetCamera();
+    if (viewport.setViewPresentation) viewport.setViewPresentation({ rotation: 0 });
+    viewport.render();
+  }
+
+  scroll(delta) {
+    const viewport = this.viewport();
+    if (viewport) csUtils.scroll(viewport, { delta, loop: false });
+  }
+
+  jump(where) {
+    const slot = this.slots[this.active];
+    const viewport = this.viewport(slot);
+    if (!viewport || slot.kind !== 'stack') return;
+    viewport.setImageIdIndex(where === 'first' ? 0 : slot.series.imageIds.length - 1);
+  }
+
+  toggleCine() {
+    const slot = this.slots[this.active];
+    if (!slot || slot.kind !== 'stack') return;
+    if (this.cine.has(slot)) { this.stopCine(slot); return; }
+    const fps = frameRate(slot.item || slot.series.first);
+    toolUtils.cine.playClip(slot.element, { framesPerSecond: fps, loop: true });
+    this.cine.add(slot);
+    this.cineButton?.classList.add('on');
+  }
+
+  stopCine(slot) {
+    if (!this.cine.has(slot)) return;
+    toolUtils.cine.stopClip(slot.element);
+    this.cine.delete(slot);
+    this.cineButton?.classList.toggle('on', this.cine.size > 0);
+  }
+
+  nextSeries(step) {
+    const slot = this.slots[this.active];
+    if (!slot?.series || slot.kind !== 'stack') return;
+    const index = this.series.indexOf(slot.series) + step;
+    if (index >= 0 && index < this.series.length) this.showSeries(this.active, this.series[index]);
+  }
+
+  onKey(event) {
+    if (!this.root.isConnected) return; // the user went back to the study list
+    if (event.target.closest('input, select, textarea') || event.ctrlKey || event.metaKey || event.altKey) return;
+    const actions = {
+      ArrowUp: () => this.scroll(-1), ArrowDown: () => this.scroll(1),
+      PageUp: () => this.scroll(-10), PageDown: () => this.scroll(10),
+      Home: () => this.jump('first'), End: () => this.jump('last'),
+      ArrowLeft: () => this.nextSeries(-1), ArrowRight: () => this.nextSeries(1),
+      i: () => this.invert(), Escape: () => this.reset(), w: () => this.setPrimary(WindowLevelTool.toolName),
+    };
+    if (!this.shared) {
+      Object.assign(actions, {
+        p: () => this.setPrimary('PrimaryPan'), z: () => this.setPrimary('PrimaryZoom'),
+        s: () => this.setPrimary('DragScroll'), l: () => this.setPrimary(LengthTool.toolName),
+        a: () => this.setPrimary(AngleTool.toolName), q: () => this.setPrimary(RectangleROITool.toolName),
+        e: () => this.setPrimary(EllipticalROITool.toolName), r: () => this.rotate(),
+        h: () => this.flip('h'), v: () => this.flip('v'), c: () => this.toggleCine(),
+        t: () => this.toggleTags(), m: () => this.setLayout('mpr'), o: () => this.grid.classList.toggle('no-overlay'),
+      });
+    }
+    const slot = this.slots[this.active];
+    const presets = PRESETS[slot?.series?.modality] || [];
+    if (/^[1-9]$/.test(event.key) && presets[Number(event.key) - 1]) {
+      this.applyPreset(presets[Number(event.key) - 1][0]);
+      event.preventDefault();
+      return;
+    }
+    const action = actions[event.key];
+    if (action) {
+      event.preventDefault();
+      action();
+    }
+  }
+
+  // -- tag browser ----------------------------------------------------------------------
+  toggleTags() {
+    this.tags.hidden = !this.tags.hidden;
+    this.root.classList.toggle('with-tags', !this.tags.hidden);
+    if (!this.tags.hidden) this.renderTags();
+    this.engine.resize(true, true);
+  }
+
+  renderTags() {
+    const slot = this.slots[this.active];
+    const item = slot?.item || slot?.series?.first;
+    this.tagsItem = item;
+    const filter = el('input', { type: 'search', placeholder: 'tag / keyword / value', class: 'tag-filter' });
+    const table = el('table', { class: 'tag-table' }, el('tbody', {}, ...tagRows(item || {}, 0)));
+    filter.addEventListener('input', () => {
+      const needle = filter.value.toLowerCase();
+      for (const row of table.rows) row.hidden = needle !== '' && !row.textContent.toLowerCase().includes(needle);
+    });
+    this.tags.replaceChildren(el('h2', {}, t('tags')), filter, table);
+  }
+}
+
+function setLines(node, lines) {
+  node.replaceChildren(...lines.filter((line) => line !== '').flatMap((line, i) => (i ? [el('br'), line] : [line])));
+}
+
+function tagText(element) {
+  if (!element) return '';
+  if (element.BulkDataURI) return '(bulk data)';
+  if (element.InlineBinary) return `(binary, ${element.InlineBinary.length} base64 chars)`;
+  const values = element.Value || [];
+  if (element.vr === 'PN') return values.map((v) => [v.Alphabetic, v.Ideographic, v.Phonetic].filter(Boolean).join('=')).join('\\');
+  return values.map((v) => String(v)).join('\\');
+}
+
+function tagRows(item, depth) {
+  const rows = [];
+  for (const tag of Object.keys(item).sort()) {
+    const element = item[tag];
+    const label = `(${tag.slice(0, 4)},${tag.slice(4)})`;
+    const row = el('tr', { class: `depth-${Math.min(depth, 4)}` },
+      el('td', { class: 'tag' }, `${'  '.repeat(depth)}${label}`),
+      el('td', { class: 'kw' }, TAG_NAMES[tag] || ''),
+      el('td', { class: 'vr' }, element?.vr || ''),
+      el('td', { class: 'val' }, element?.vr === 'SQ' ? `${(element.Value || []).length} item(s)` : tagText(element)));
+    rows.push(row);
+    if (element?.vr === 'SQ') {
+      for (const child of element.Value || []) rows.push(...tagRows(child || {}, depth + 1));
+    }
+  }
+  return rows;
+}
+
