@@ -36,6 +36,7 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 from pynetdicom.transport import ThreadedAssociationServer
 
 from pacs.archive import Archive
+from pacs.dimse.find import FIND_MODELS, handle_sop_extended, make_find_handler
 from pacs.dimse.get import make_get_handler
 from pacs.dimse.move import make_move_handler
 from pacs.dimse.store import make_store_handler
@@ -132,6 +133,8 @@ def build_ae(archive: Archive) -> AE:
         ae.add_supported_context(
             context.abstract_syntax, STORAGE_SYNTAXES, scu_role=False, scp_role=True
         )
+    for model in FIND_MODELS:
+        ae.add_supported_context(model)
     for model in RETRIEVE_MODELS:
         ae.add_supported_context(model)
     return ae
@@ -160,8 +163,10 @@ class DimseServer:
         self.handlers: list[Handler] = [
             (evt.EVT_C_STORE, make_store_handler(archive, self.store_audit)),
             *self.store_audit.handlers(),
+            (evt.EVT_C_FIND, make_find_handler(archive)),
             (evt.EVT_C_MOVE, make_move_handler(archive)),
             (evt.EVT_C_GET, make_get_handler(archive)),
+            (evt.EVT_SOP_EXTENDED, handle_sop_extended),
         ]
         self.handlers.extend(extra_handlers or [])
         self.server: ThreadedAssociationServer | None = None

@@ -1,0 +1,219 @@
+"""C-FIND SCP: Patient Root and Study Root queries through the archive's one matching engine.
+
+The handler only translates: it checks who is asking, which level and which
+information model, whether the query is hierarchical or (when negotiated)
+relational, then hands the identifier to ``archive.search`` and streams each
+match back as a pending response in the character set the calling AE can read.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import cast
+
+from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
+from pydicom.uid import UID
+from pynetdicom.dimse_primitives import C_FIND
+from pynetdicom.events import Event
+from pynetdicom.sop_class import (  # type: ignore[attr-defined]
+    PatientRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelFind,
+)
+from sqlalchemy.exc import SQLAlchemyError
+
+from pacs.archive import Archive
+from pacs.dimse import status as st
+from pacs.dimse.identity import allowed, principal_of
+from pacs.dimse.output_charset import apply_profile
+from pacs.query import Level, QueryError
+from pacs.query.keys import UNIQUE_KEY
+
+log = logging.getLogger(__name__)
+
+PENDING = 0xFF00
+PENDING_OPTIONAL_KEYS_UNSUPPORTED = 0xFF01
+CANCELLED = 0xFE00
+IDENTIFIER_DOES_NOT_MATCH = 0xA900  # level not in the model, hierarchical keys missing
+UNABLE_TO_PROCESS = 0xC000  # a key we cannot match on, or a caller not authorized
+
+FindResponse = tuple[int | Dataset, Dataset | None]
+
+# The levels of each FIND information model, top down (PS3.4 C.6.1 and C.6.2).
+MODEL_LEVELS: dict[str, tuple[Level, ...]] = {
+    PatientRootQueryRetrieveInformationModelFind: (
+        Level.PATIENT,
+        Level.STUDY,
+        Level.SERIES,
+        Level.IMAGE,
+    ),
+    StudyRootQueryRetrieveInformationModelFind: (Level.STUDY, Level.SERIES, Level.IMAGE),
+}
+FIND_MODELS = tuple(MODEL_LEVELS)
+_CONTROL_KEYS = ("QueryRetrieveLevel", "SpecificCharacterSet")
+RELATIONAL_QUERIES = b"\x01"  # SOP Class Extended Negotiation, PS3.4 C.5.1.1
+
+
+class Refused(Exception):
+    """A request we answer with a failure status (and audit as such)."""
+
+    def __init__(self, code: int, comment: str) -> None:
+        super().__init__(comment)
+        self.code = code
+        self.comment = comment
+
+
+@dataclass(frozen=True)
+class FindRequest:
+    model: str
+    level: Level
+    identifier: Dataset  # matching and return keys only, text decoded
+    relational: bool
+
+
+def handle_sop_extended(event: Event) -> dict[UID, bytes]:
+    """Accept relational queries for the FIND models when the SCU asks for them."""
+    app_info = cast(dict[UID, bytes], getattr(event, "app_info", {}))
+    return {
+        uid: RELATIONAL_QUERIES
+        for uid, info in app_info.items()
+        if uid in MODEL_LEVELS and info[:1] == RELATIONAL_QUERIES
+    }
+
+
+def _relational_negotiated(event: Event, model: str) -> bool:
+    info = event.assoc.requestor.sop_class_extended.get(UID(model), b"")
+    return info[:1] == RELATIONAL_QUERIES
+
+
+def _decoded_identifier(event: Event, fallback_charset: str) -> Dataset:
+    """The request identifier with every text value decoded, minus the control keys."""
+    identifier = event.identifier
+    if "SpecificCharacterSet" not in identifier:
+        identifier.SpecificCharacterSet = fallback_charset
+    identifier.decode()
+    keys = Dataset()
+    for elem in identifier:
+        if elem.keyword not in _CONTROL_KEYS:
+            keys.add(elem)
+    return keys
+
+
+def _is_single_value(value: object) -> bool:
+    if isinstance(value, MultiValue | list):  # a list of UIDs
+        return False
+    text = str(value or "")
+    return bool(text) and not any(ch in text for ch in "*?\\")
+
+
+def _check_hierarchy(levels: tuple[Level, ...], level: Level, keys: Dataset) -> None:
+    """Baseline (hierarchical) query rules, PS3.4 C.4.1.2.1: unique keys above, none below."""
+    position = levels.index(level)
+    for above in levels[:position]:
+        keyword = UNIQUE_KEY[above]
+        if not _is_single_value(keys.get(keyword)):
+            raise Refused(
+                IDENTIFIER_DOES_NOT_MATCH, f"{keyword} must be one value (not relational)"
+            )
+    for below in levels[position + 1 :]:
+        if UNIQUE_KEY[below] in keys:
+            raise Refused(
+                IDENTIFIER_DOES_NOT_MATCH, f"{UNIQUE_KEY[below]} is below the {level.name} level"
+            )
+
+
+def parse_request(archive: Archive, event: Event) -> FindRequest:
+    """Validate the C-FIND request against its information model; raise Refused if it breaks it."""
+    request = cast(C_FIND, event.request)
+    model = str(request.AffectedSOPClassUID or "")
+    levels = MODEL_LEVELS.get(model)
+    if levels is None:
+        raise Refused(0x0122, "SOP Class not supported")
+    calling = event.assoc.requestor.ae_title.strip()
+    try:
+        identifier = event.identifier
+        level_name = str(identifier.get("QueryRetrieveLevel", "")).strip().upper()
+        keys = _decoded_identifier(event, archive.settings.charset_fallback_for(calling))
+    except Exception as exc:
+        raise Refused(UNABLE_TO_PROCESS, f"cannot decode identifier: {exc}") from exc
+    level = next((lv for lv in levels if lv.name == level_name), None)
+    if level is None:
+        allowed_names = "/".join(lv.name for lv in levels)
+        raise Refused(
+            IDENTIFIER_DOES_NOT_MATCH,
+            f"QueryRetrieveLevel '{level_name[:16]}' is not {allowed_names} here",
+        )
+    relational = _relational_negotiated(event, model)
+    if not relational:
+        _check_hierarchy(levels, level, keys)
+    return FindRequest(model, level, keys, relational)
+
+
+def _single(keys: Dataset, keyword: str) -> str | None:
+    value = keys.get(keyword)
+    return str(value) if _is_single_value(value) else None
+
+
+def _response(
+    match: Dataset, request: FindRequest, ae_title: str, profile: str
+) -> tuple[int, Dataset]:
+    """One pending response: the match plus the control keys, in the caller's character set."""
+    missing = [elem for elem in request.identifier if elem.tag not in match]
+    for elem in missing:  # keys the engine could not return: send them empty, warn (FF01)
+        match.add_new(elem.tag, elem.VR, None)
+    match.QueryRetrieveLevel = request.level.name
+    match.RetrieveAETitle = ae_title
+    apply_profile(match, profile)
+    return (PENDING_OPTIONAL_KEYS_UNSUPPORTED if missing else PENDING), match
+
+
+def _profile_of(archive: Archive, calling: str) -> str:
+    for remote in archive.settings.remote_aes:
+        if remote.ae_title == calling:
+            return remote.charset_profile
+    return "utf8"
+
+
+def make_find_handler(archive: Archive) -> Callable[[Event], Iterator[FindResponse]]:
+    """An EVT_C_FIND handler bound to ``archive`` (both FIND information models)."""
+
+    def handle_find(event: Event) -> Iterator[FindResponse]:
+        principal = principal_of(event)
+        try:
+            if not allowed(archive, event, "find"):
+                raise Refused(UNABLE_TO_PROCESS, "calling AE not authorized for C-FIND")
+            request = parse_request(archive, event)
+            result = archive.search(
+                request.level, request.identifier, fuzzy=archive.settings.cfind_fuzzy_names
+            )
+        except Refused as exc:
+            archive.audit.record(principal, "c-find", f"failure: {exc.comment}")
+            yield st.status(exc.code, exc.comment), None
+            return
+        except QueryError as exc:
+            archive.audit.record(principal, "c-find", f"failure: {exc}")
+            yield st.status(UNABLE_TO_PROCESS, str(exc)), None
+            return
+        except SQLAlchemyError as exc:
+            log.error("C-FIND from %s: index unavailable: %s", principal.name, exc)
+            yield st.status(st.OUT_OF_RESOURCES, "index unavailable, retry later"), None
+            return
+        keys = ",".join(elem.keyword or str(elem.tag) for elem in request.identifier if elem.value)
+        keys = keys or "none: universal"
+        archive.audit.record(
+            principal,
+            "c-find",
+            patient_id=_single(request.identifier, "PatientID"),
+            study_uid=_single(request.identifier, "StudyInstanceUID"),
+            detail=f"{request.level.name} keys [{keys}]: {len(result.matches)} matches"[:256],
+        )
+        profile = _profile_of(archive, principal.name)
+        for match in result.matches:
+            if event.is_cancelled:
+                yield CANCELLED, None
+                return
+            yield _response(match, request, archive.settings.ae_title, profile)
+
+    return handle_find
