@@ -336,27 +336,48 @@ def _computed(
 
 
 def _representatives(session: Session, level: Level, pks: list[int]) -> dict[int, dict[str, Any]]:
-    """The stored DICOM JSON of one instance per matched entity (first in reading order)."""
+    """The stored DICOM JSON of one instance per matched entity (its first series' first image).
+
+    Correlated ``LIMIT 1`` lookups walk the (series_pk) and (study_pk) indexes,
+    so the cost does not grow with the number of instances in a study.
+    """
     if not pks:
         return {}
     if level is Level.IMAGE:
         query = select(Instance.pk, Instance.dicom_json).where(Instance.pk.in_(pks))
     else:
-        owner = {
-            Level.SERIES: Series.pk,
-            Level.STUDY: Series.study_pk,
-            Level.PATIENT: Study.patient_pk,
-        }[level]
-        first = (
-            select(owner.label("owner"), func.min(Instance.pk).label("instance_pk"))
-            .select_from(Instance)
-            .join(Series, Instance.series_pk == Series.pk)
-            .join(Study, Series.study_pk == Study.pk)
-            .where(owner.in_(pks))
-            .group_by(owner)
-            .subquery()
+        if level is Level.SERIES:
+            owner: Any = Series
+            series_pk: Any = Series.pk
+        else:
+            owner = Study if level is Level.STUDY else Patient
+            first_study: Any = Study.pk
+            if level is Level.PATIENT:
+                first_study = (
+                    select(Study.pk)
+                    .where(Study.patient_pk == Patient.pk)
+                    .order_by(Study.pk)
+                    .limit(1)
+                    .scalar_subquery()
+                )
+            series_pk = (
+                select(Series.pk)
+                .where(Series.study_pk == first_study)
+                .order_by(Series.pk)
+                .limit(1)
+                .scalar_subquery()
+            )
+        first_instance = (
+            select(Instance.pk)
+            .where(Instance.series_pk == series_pk)
+            .order_by(Instance.pk)
+            .limit(1)
+            .scalar_subquery()
         )
-        query = select(first.c.owner, Instance.dicom_json).join(
-            first, Instance.pk == first.c.instance_pk
+        query = (
+            select(owner.pk, Instance.dicom_json)
+            .select_from(owner)
+            .join(Instance, Instance.pk == first_instance)
+            .where(owner.pk.in_(pks))
         )
     return {pk: json.loads(document) for pk, document in session.execute(query)}
