@@ -7,6 +7,7 @@ setting would otherwise silently fall back to its default in production.
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -47,8 +48,24 @@ def test_dockerfile_runs_as_non_root_with_healthcheck_and_volume() -> None:
 @pytest.mark.slow
 def test_wheel_carries_the_migrations(tmp_path: Path) -> None:
     """A non-editable install (the Docker image) must find Alembic's env.py and revisions."""
+    # Build from a clean copy: a stale build/ folder in the work tree would hide a regression.
+    source = tmp_path / "src"
+    shutil.copytree(
+        ROOT,
+        source,
+        ignore=shutil.ignore_patterns(
+            ".git",
+            ".venv",
+            "node_modules",
+            "build",
+            "data",
+            "*.egg-info",
+            "__pycache__",
+            ".*_cache",
+        ),
+    )
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", str(ROOT), "-w", str(tmp_path)],
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", str(source), "-w", str(tmp_path)],
         check=True,
         capture_output=True,
     )
