@@ -146,7 +146,7 @@ def _search(
         detail=f"{level.name} {request.url.query}"[:1000],
     )
     root = base_url(request, archive.settings)
-    body = [_json(ds, level, root) for ds in result.matches]
+    body = [_with_retrieve_url(item, level, root) for item in result.json()]
     headers = {}
     if result.truncated:
         headers["Warning"] = (
@@ -156,8 +156,7 @@ def _search(
     return JSONResponse(body, headers=headers, media_type="application/dicom+json")
 
 
-def _json(ds: Dataset, level: Level, root: str) -> dict[str, Any]:
-    data: dict[str, Any] = ds.to_json_dict()
+def _with_retrieve_url(data: dict[str, Any], level: Level, root: str) -> dict[str, Any]:
     study = data.get("0020000D", {}).get("Value", [None])[0]
     url = f"{root}/dicom-web/studies/{study}"
     if level >= Level.SERIES:

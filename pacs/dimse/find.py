@@ -9,6 +9,7 @@ match back as a pending response in the character set the calling AE can read.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import cast
@@ -207,10 +208,13 @@ def make_find_handler(archive: Archive) -> Callable[[Event], Iterator[FindRespon
             "c-find",
             patient_id=_single(request.identifier, "PatientID"),
             study_uid=_single(request.identifier, "StudyInstanceUID"),
-            detail=f"{request.level.name} keys [{keys}]: {len(result.matches)} matches"[:256],
+            detail=f"{request.level.name} keys [{keys}]: {len(result)} matches"[:256],
         )
         profile = _profile_of(archive, principal.name)
-        for match in result.matches:
+        for match in result.datasets():
+            # Let the association's reader thread run: a C-CANCEL only becomes visible
+            # once it has read it, and a fast generator can otherwise send everything first.
+            time.sleep(0)
             if event.is_cancelled:
                 yield CANCELLED, None
                 return

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from pacs.index.models import Instance, Patient, Series, Study
 from pacs.query.keys import COMPUTED_RETURN, CONTROL, KEYS, UNIQUE_KEY, Level, QueryError
 from pacs.query.matching import condition, date_time_condition, patient_id_condition
+from pacs.query.results import STORED_JSON, SearchResult, Values
 
 ENTITY: dict[Level, Any] = {
     Level.PATIENT: Patient,
@@ -59,12 +60,6 @@ COLUMNS: dict[str, tuple[Level, str]] = {
     "Rows": (Level.IMAGE, "rows"),
     "Columns": (Level.IMAGE, "columns"),
 }
-
-
-@dataclass
-class SearchResult:
-    matches: list[Dataset]
-    truncated: bool  # more matches exist beyond ``limit``
 
 
 @dataclass
@@ -197,21 +192,13 @@ def _entities(level: Level, row: Any) -> dict[Level, Any]:
     return found
 
 
-def _set(ds: Dataset, tag: int, value: Any) -> None:
-    keyword = keyword_for_tag(tag)
-    vr = dictionary_VR(tag) if keyword else "UN"
-    if value is None:
-        value = ""
-    if vr == "IS" and value != "":
-        value = str(value)
-    if vr in ("US", "UL", "SL", "SS") and value == "":
-        value = None
-    ds.add_new(tag, vr, value)
+def _vr(tag: int) -> str:
+    return dictionary_VR(tag) if keyword_for_tag(tag) else "UN"
 
 
 def _build(
     session: Session, level: Level, rows: list[Any], return_keys: list[int], include_all: bool
-) -> list[Dataset]:
+) -> list[Values]:
     if not rows:
         return []
     entities = [_entities(level, row) for row in rows]
@@ -232,10 +219,9 @@ def _build(
     documents = (
         _representatives(session, level, [e[level].pk for e in entities]) if from_json else {}
     )
-    matches = []
+    matches: list[Values] = []
     for found in entities:
-        ds = Dataset()
-        ds.SpecificCharacterSet = "ISO_IR 192"
+        values: Values = {0x00080005: ("CS", "ISO_IR 192")}
         pk = found[level].pk
         document = documents.get(pk)
         row_keywords = dict(keywords)
@@ -243,18 +229,17 @@ def _build(
             for hex_tag in document:  # every attribute of the representative instance
                 extra = int(hex_tag, 16)
                 row_keywords.setdefault(extra, keyword_for_tag(extra))
-        for tag, keyword in sorted(row_keywords.items()):
+        for tag, keyword in row_keywords.items():
             if keyword in COLUMNS and COLUMNS[keyword][0] <= level:
                 col_level, attribute = COLUMNS[keyword]
-                _set(ds, tag, getattr(found[col_level], attribute))
+                values[tag] = (_vr(tag), getattr(found[col_level], attribute))
             elif keyword in counts.get(pk, {}):
-                _set(ds, tag, counts[pk][keyword])
+                values[tag] = (_vr(tag), counts[pk][keyword])
             elif document is not None and f"{tag:08X}" in document:
-                single = Dataset.from_json({f"{tag:08X}": document[f"{tag:08X}"]})
-                ds[tag] = single[tag]
+                values[tag] = (STORED_JSON, document[f"{tag:08X}"])
             else:
-                _set(ds, tag, None)
-        matches.append(ds)
+                values[tag] = (_vr(tag), None)
+        matches.append(values)
     return matches
 
 
