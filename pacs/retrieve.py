@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -32,14 +33,9 @@ class StoredInstance:
     patient_id: str
 
 
-def locate(
-    sessions: sessionmaker[Session],
-    study_uid: str | None = None,
-    series_uid: str | None = None,
-    sop_instance_uid: str | None = None,
-) -> Iterator[StoredInstance]:
-    """Every stored instance matching the UIDs given (any may be ``None``), in reading order."""
-    query = (
+def _stored_instances() -> Any:
+    """The columns of :class:`StoredInstance`, joined up to the patient."""
+    return (
         select(
             Study.study_uid,
             Series.series_uid,
@@ -55,7 +51,18 @@ def locate(
         .join(Series, Instance.series_pk == Series.pk)
         .join(Study, Series.study_pk == Study.pk)
         .join(Patient, Study.patient_pk == Patient.pk)
-        .order_by(Series.series_number, Series.pk, Instance.instance_number, Instance.pk)
+    )
+
+
+def locate(
+    sessions: sessionmaker[Session],
+    study_uid: str | None = None,
+    series_uid: str | None = None,
+    sop_instance_uid: str | None = None,
+) -> Iterator[StoredInstance]:
+    """Every stored instance matching the UIDs given (any may be ``None``), in reading order."""
+    query = _stored_instances().order_by(
+        Series.series_number, Series.pk, Instance.instance_number, Instance.pk
     )
     if study_uid is not None:
         query = query.where(Study.study_uid == study_uid)
@@ -80,23 +87,8 @@ def locate_many(
     """Instances matching every non-empty list (C-MOVE/C-GET identifiers carry UID lists)."""
     if not (patient_ids or study_uids or series_uids or sop_instance_uids):
         return []  # an empty retrieve request must never mean "everything"
-    query = (
-        select(
-            Study.study_uid,
-            Series.series_uid,
-            Instance.sop_instance_uid,
-            Instance.sop_class_uid,
-            Instance.transfer_syntax_uid,
-            Instance.blob_key,
-            Instance.size,
-            Instance.sha256,
-            Instance.number_of_frames,
-            Patient.patient_id.label("patient_id"),
-        )
-        .join(Series, Instance.series_pk == Series.pk)
-        .join(Study, Series.study_pk == Study.pk)
-        .join(Patient, Study.patient_pk == Patient.pk)
-        .order_by(Study.pk, Series.series_number, Series.pk, Instance.instance_number, Instance.pk)
+    query = _stored_instances().order_by(
+        Study.pk, Series.series_number, Series.pk, Instance.instance_number, Instance.pk
     )
     if patient_ids:
         query = query.where(Patient.patient_id.in_(list(patient_ids)))

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from pacs.archive import Archive
 from pacs.audit.dicom_xml import to_xml
+from pacs.audit.trail import event_fields
 from pacs.auth.http import authorize
 from pacs.auth.principal import Principal
 
@@ -33,18 +34,4 @@ def read_audit(
     if format == "dicom-xml":
         body = "".join(to_xml(event, archive.settings.ae_title) + "\n" for event in events)
         return Response(f"<AuditMessages>\n{body}</AuditMessages>\n", media_type="application/xml")
-    return [
-        {
-            "at": event.at.isoformat(),
-            "actor": event.actor,
-            "kind": event.actor_kind,
-            "role": event.role,
-            "address": event.address,
-            "action": event.action,
-            "outcome": event.outcome,
-            "patient_id": event.patient_id,
-            "study_uid": event.study_uid,
-            "detail": event.detail,
-        }
-        for event in events
-    ]
+    return [event_fields(event) for event in events]

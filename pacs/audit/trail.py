@@ -45,7 +45,8 @@ def _digest(prev_hash: str, fields: dict[str, str]) -> str:
     return hashlib.sha256((prev_hash + canonical).encode("utf-8")).hexdigest()
 
 
-def _fields(event: AuditEvent) -> dict[str, str]:
+def event_fields(event: AuditEvent) -> dict[str, str]:
+    """A record's content in canonical form: what the hash covers and what exports show."""
     at = event.at if event.at.tzinfo else event.at.replace(tzinfo=UTC)
     return {
         "at": at.astimezone(UTC).isoformat(timespec="microseconds"),
@@ -107,7 +108,7 @@ class AuditTrail:
                     select(AuditEvent.hash).order_by(AuditEvent.pk.desc()).limit(1)
                 )
                 event.prev_hash = prev or GENESIS
-                event.hash = _digest(event.prev_hash, _fields(event))
+                event.hash = _digest(event.prev_hash, event_fields(event))
                 session.add(event)
         except SQLAlchemyError:
             log.exception("AUDIT RECORD LOST: %s %s by %s", action, outcome, principal.name)
@@ -149,7 +150,7 @@ class AuditTrail:
         for event in self._walk():
             if event.prev_hash != expected_prev:
                 return ChainBreak(event.pk, "previous record missing or altered")
-            if _digest(event.prev_hash, _fields(event)) != event.hash:
+            if _digest(event.prev_hash, event_fields(event)) != event.hash:
                 return ChainBreak(event.pk, "record altered")
             expected_prev = event.hash
         return None

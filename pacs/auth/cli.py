@@ -11,6 +11,7 @@ from datetime import timedelta
 
 from pacs.archive import Archive
 from pacs.audit.dicom_xml import to_xml
+from pacs.audit.trail import event_fields
 from pacs.auth import accounts
 from pacs.auth.principal import Kind, Principal, Role
 from pacs.settings import Settings
@@ -90,23 +91,7 @@ def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
             if args.format == "dicom-xml":
                 print(to_xml(event, settings.ae_title))
                 continue
-            print(
-                json.dumps(
-                    {
-                        "at": event.at.isoformat(),
-                        "actor": event.actor,
-                        "kind": event.actor_kind,
-                        "role": event.role,
-                        "address": event.address,
-                        "action": event.action,
-                        "outcome": event.outcome,
-                        "patient_id": event.patient_id,
-                        "study_uid": event.study_uid,
-                        "detail": event.detail,
-                    },
-                    ensure_ascii=False,
-                )
-            )
+            print(json.dumps(event_fields(event), ensure_ascii=False))
         return 0
     finally:
         archive.close()
