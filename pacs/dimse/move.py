@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable, Iterator
 from typing import Any, cast
 
+from pynetdicom import evt
 from pynetdicom.dimse_primitives import C_MOVE
 from pynetdicom.events import Event
 from pynetdicom.presentation import build_context
@@ -34,6 +35,15 @@ UNREADABLE = "blob unreadable"
 # pynetdicom opens the destination association before reading a failure status from the
 # handler; a bare Verification context keeps that harmless when the request is refused.
 REFUSAL_CONTEXTS = {"contexts": [build_context(Verification)]}
+
+
+def _without_nagle(event: Event) -> None:
+    """Sub-association sockets skip Nagle too: each C-STORE would otherwise wait ~40 ms."""
+    from pacs.dimse.server import set_nodelay  # server imports this module
+
+    sock = event.assoc.dul.socket
+    if sock is not None and sock.socket is not None:
+        set_nodelay(sock.socket)
 
 
 def _destination(archive: Archive, title: str) -> tuple[str, int] | None:
@@ -78,7 +88,11 @@ def make_move_handler(archive: Archive) -> Callable[[Event], Iterator[Any]]:
             return
         yield (
             *destination,
-            {"contexts": contexts_for(found), "ae_title": archive.settings.ae_title},
+            {
+                "contexts": contexts_for(found),
+                "ae_title": archive.settings.ae_title,
+                "evt_handlers": [(evt.EVT_CONN_OPEN, _without_nagle)],
+            },
         )
         yield len(found.instances)
         sent = 0

@@ -82,11 +82,17 @@ def plan(archive: Archive, identifier: Dataset) -> Plan:
 
 
 def contexts_for(plan: Plan) -> list[PresentationContext]:
-    """One context per SOP class: the stored syntax first, native ones as fallbacks."""
+    """One context per SOP class offering every stored syntax of that class.
+
+    Stored bytes go out unchanged, so only a native stored syntax gets the other
+    native one as a fallback (pynetdicom re-encodes between those losslessly);
+    a compressed object can only travel in its own syntax.
+    """
     syntaxes: dict[str, list[str]] = {}
     for instance in plan.instances:
         offered = syntaxes.setdefault(instance.sop_class_uid, [])
-        for syntax in (instance.transfer_syntax_uid, *NATIVE):
+        stored = instance.transfer_syntax_uid
+        for syntax in (stored, *NATIVE) if stored in NATIVE else (stored,):
             if syntax not in offered:
                 offered.append(syntax)
     return [build_context(sop_class, ts) for sop_class, ts in list(syntaxes.items())[:MAX_CONTEXTS]]

@@ -8,11 +8,12 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydicom import dcmread
 from pydicom.dataset import Dataset
-from pynetdicom import AE, build_role
+from pynetdicom import AE, build_role, evt
 from pynetdicom.sop_class import (  # type: ignore[attr-defined]
     CTImageStorage,
     PatientRootQueryRetrieveInformationModelGet,
@@ -37,15 +38,23 @@ def sop(series: int, index: int) -> str:
 
 @pytest.fixture
 def stored(archive: Archive) -> dict[str, bytes]:
-    """Two series of three slices; SOP Instance UID -> pixel data as stored."""
-    pixels = {}
+    """Two series of three slices; SOP Instance UID -> dataset bytes (no file meta) as stored."""
+    datasets = {}
     for s, series in enumerate(SERIES):
         for i in range(3):
             ds = ct_slice(STUDY, series, sop(s, i), index=i, size=16)
             ds.SeriesNumber = s + 1
-            archive.ingest(io.BytesIO(to_bytes(ds)), Origin(door="test"))
-            pixels[sop(s, i)] = ds.PixelData
-    return pixels
+            raw = to_bytes(ds)
+            archive.ingest(io.BytesIO(raw), Origin(door="test"))
+            datasets[sop(s, i)] = dataset_part(raw)
+    return datasets
+
+
+def dataset_part(raw: bytes) -> bytes:
+    """The bytes after the preamble and file meta group, whose length (0002,0000) gives."""
+    assert raw[128:132] == b"DICM" and raw[132:136] == b"\x02\x00\x00\x00"
+    group_length = int.from_bytes(raw[140:144], "little")
+    return raw[144 + group_length :]
 
 
 @pytest.fixture
@@ -75,10 +84,11 @@ def _register(archive: Archive, dest_port: int | None = None) -> None:
 
 
 def _received(folder: Path) -> dict[str, bytes]:
+    """SOP Instance UID -> dataset bytes of each file a DCMTK receiver wrote."""
     found = {}
     for path in folder.iterdir():
-        ds = dcmread(path)
-        found[str(ds.SOPInstanceUID)] = ds.PixelData
+        ds = dcmread(path, stop_before_pixels=True)
+        found[str(ds.SOPInstanceUID)] = dataset_part(path.read_bytes())
     return found
 
 
@@ -230,8 +240,6 @@ def test_pynetdicom_get_counts_and_cancel(
         return 0x0000
 
     ae = _get_ae("GETSCU")
-    from pynetdicom import evt
-
     assoc = ae.associate(
         "127.0.0.1",
         dimse_server.port,
@@ -289,3 +297,59 @@ def test_move_without_identifier_keys_is_refused(
     assoc.release()
     assert responses[-1][0].Status == 0xA900
     assert not list(folder.iterdir())
+
+
+@pytest.fixture
+def picky_destination() -> Iterator[tuple[int, list[str]]]:
+    """A storage SCP that refuses one instance (0xA700); yields its port and what it kept."""
+    refused = sop(0, 1)
+    kept: list[str] = []
+
+    def on_store(event: Any) -> int:
+        uid = str(event.dataset.SOPInstanceUID)
+        if uid == refused:
+            return 0xA700
+        kept.append(uid)
+        return 0x0000
+
+    ae = AE(ae_title="PICKY")
+    ae.add_supported_context(CTImageStorage)
+    port = free_port()
+    server = ae.start_server(
+        ("127.0.0.1", port), block=False, evt_handlers=[(evt.EVT_C_STORE, on_store)]
+    )
+    yield port, kept
+    server.shutdown()
+
+
+def test_pynetdicom_move_counts_one_failed_suboperation(
+    archive: Archive,
+    dimse_server: DimseServer,
+    stored: dict[str, bytes],
+    picky_destination: tuple[int, list[str]],
+) -> None:
+    port, kept = picky_destination
+    _register(archive)
+    archive.settings.remote_aes.append(RemoteAE(ae_title="PICKY", host="127.0.0.1", port=port))
+    ae = AE(ae_title="MOVESCU")
+    ae.add_requested_context(StudyRootQueryRetrieveInformationModelMove)
+    assoc = ae.associate("127.0.0.1", dimse_server.port, ae_title="PACS")
+    responses = list(
+        assoc.send_c_move(
+            _identifier("STUDY", StudyInstanceUID=STUDY),
+            "PICKY",
+            StudyRootQueryRetrieveInformationModelMove,
+        )
+    )
+    assoc.release()
+    pending = [status for status, _ in responses if status.Status == 0xFF00]
+    assert [int(s.NumberOfRemainingSuboperations) for s in pending] == [5, 4, 3, 2, 1, 0]
+    assert [int(s.NumberOfFailedSuboperations) for s in pending] == [0, 1, 1, 1, 1, 1]
+    final, identifier = responses[-1]
+    assert final.Status == 0xB000
+    assert final.NumberOfCompletedSuboperations == 5
+    assert final.NumberOfFailedSuboperations == 1
+    assert final.NumberOfWarningSuboperations == 0
+    assert identifier.FailedSOPInstanceUIDList == sop(0, 1)
+    assert sorted(kept) == sorted(uid for uid in stored if uid != sop(0, 1))
+    assert archive.audit.events()[-1].action == "c-move"
