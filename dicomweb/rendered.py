@@ -9,7 +9,6 @@ request text).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import tempfile
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 
+from dicomweb.accept import matches, parse_accept
 from pacs.archive import Archive
 from pacs.auth.http import authorize
 from pacs.auth.policy import check_study_scope
@@ -56,24 +56,10 @@ class RenderQuery:
 
 def pick_image_type(accept: str) -> str:
     """The first acceptable consumer image type (q-values honoured); JPEG by default."""
-    choices: list[tuple[float, int, str]] = []
-    for position, item in enumerate(part for part in accept.split(",") if part.strip()):
-        media, *params = (piece.strip() for piece in item.split(";"))
-        quality = 1.0
-        for param in params:
-            name, _, value = param.partition("=")
-            if name.strip().lower() == "q":
-                with contextlib.suppress(ValueError):
-                    quality = float(value.strip().strip('"'))
-        choices.append((-quality, position, media.lower()))
-    if not choices:
-        return "image/jpeg"
-    for negative_q, _, media in sorted(choices):
-        if negative_q == 0:
-            continue
-        if media in MEDIA_TYPES:
-            return media
-        if media in ("*/*", "image/*"):
+    for media in parse_accept(accept):
+        if media.media_type in MEDIA_TYPES:
+            return media.media_type
+        if matches(media.media_type, "image/jpeg"):  # */*, image/*
             return "image/jpeg"
     raise HTTPException(
         status.HTTP_406_NOT_ACCEPTABLE,

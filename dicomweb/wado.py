@@ -6,20 +6,30 @@ client can tell a complete answer from a cut one. Metadata comes from the
 index alone (the DICOM JSON kept at ingest), with BulkDataURIs made absolute
 for the URL the client used. Frames and bulk data are byte ranges of the
 stored object, located once and cached (:mod:`dicomweb.frames`).
+
+When the client asks for another transfer syntax (:mod:`dicomweb.negotiation`
+decides), each instance is converted when its part is reached, one instance
+(or, for frames, one frame) in memory at a time, in the worker thread that
+iterates the response; such answers are chunked (their length is unknown).
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
+import json
+import logging
 import re
 from collections.abc import Iterator
 from typing import Annotated, BinaryIO
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from fastapi.responses import StreamingResponse
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import UID
 
 from dicomweb import multipart
-from dicomweb.accept import parse_accept
+from dicomweb.accept import MediaRange, parse_accept
 from dicomweb.frames import (
     FrameCache,
     FrameError,
@@ -31,6 +41,7 @@ from dicomweb.frames import (
 from dicomweb.negotiation import (
     DICOM,
     DICOM_JSON,
+    Feasibility,
     NotAcceptable,
     Representation,
     accepts_json,
@@ -43,14 +54,20 @@ from pacs.archive import Archive
 from pacs.auth.http import authorize
 from pacs.auth.policy import check_study_scope
 from pacs.auth.principal import Principal
+from pacs.blobfile import seekable_blob
 from pacs.retrieve import StoredInstance
+from pacs.transcode import CannotTranscode, PixelFormat, refusal, transcode, transcode_frame
 from storage import BlobNotFound, StorageError
 
 router = APIRouter()
 frame_tables = FrameCache()
+log = logging.getLogger(__name__)
 
 RetrievePrincipal = Annotated[Principal, Depends(authorize("retrieve"))]
 CHUNK = 1 << 20
+# A converted instance is held whole in memory (decoded, then encoded): above this stored
+# size conversion is refused (406 with the reason); such objects go as stored or per frame.
+TRANSCODE_MAX_BYTES = 64 << 20
 _TAG = re.compile(r"^[0-9A-Fa-f]{8}$")
 _PIXEL_TAGS = {0x7FE00008, 0x7FE00009, 0x7FE00010}
 
@@ -151,6 +168,121 @@ def _multipart_response(
 # -- instances --------------------------------------------------------------------------
 
 
+class PixelFormats:
+    """Each instance's pixel format from the index metadata, loaded once and only if needed."""
+
+    def __init__(
+        self, archive: Archive, study_uid: str, series_uid: str | None, sop_uid: str | None
+    ) -> None:
+        self._query = (archive, study_uid, series_uid, sop_uid)
+        self._formats: dict[str, PixelFormat | None] | None = None
+
+    def of(self, sop_uid: str) -> PixelFormat | None:
+        if self._formats is None:
+            archive, study_uid, series_uid, instance_uid = self._query
+            self._formats = {
+                uid: PixelFormat.from_json(json.loads(text))
+                for uid, text in archive.metadata(study_uid, series_uid, instance_uid)
+            }
+        return self._formats.get(sop_uid)
+
+    def feasibility(self, item: StoredInstance) -> Feasibility:
+        def why_not(target: str) -> str | None:
+            if item.size > TRANSCODE_MAX_BYTES and target != item.transfer_syntax_uid:
+                return (
+                    f"the instance is {item.size >> 20} MB; instances over "
+                    f"{TRANSCODE_MAX_BYTES >> 20} MB are converted frame by frame only (/frames)"
+                )
+            return refusal(item.transfer_syntax_uid, target, self.of(item.sop_instance_uid))
+
+        return why_not
+
+
+def _transcoded(archive: Archive, item: StoredInstance, target: str) -> bytes:
+    """The whole instance as a Part 10 file in ``target`` (one instance in memory)."""
+    with seekable_blob(archive.store, item.blob_key) as source:
+        ds = transcode(source, target)
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def _byte_chunks(data: bytes) -> Iterator[bytes]:
+    view = memoryview(data)
+    for start in range(0, len(data), CHUNK):
+        yield bytes(view[start : start + CHUNK])
+
+
+def _lazy_transcoded(archive: Archive, item: StoredInstance, target: str) -> Iterator[bytes]:
+    """Converted when the part is reached; a failure now can only cut the response short."""
+    try:
+        data = _transcoded(archive, item, target)
+    except (CannotTranscode, StorageError) as exc:
+        log.error("WADO-RS: %s to %s failed mid-response: %s", item.sop_instance_uid, target, exc)
+        raise
+    yield from _byte_chunks(data)
+
+
+def _negotiate_each(
+    archive: Archive,
+    found: list[StoredInstance],
+    accept: list[MediaRange],
+    formats: PixelFormats,
+    single: bool,
+) -> tuple[list[tuple[StoredInstance, Representation]], list[str]]:
+    """(instance, representation) for each instance that has one, and the reasons for the rest."""
+    strict = archive.settings.wado_strict_default_syntax
+    chosen: list[tuple[StoredInstance, Representation]] = []
+    refused: list[str] = []
+    for item in found:
+        try:
+            representation = choose_instance(
+                accept,
+                item.transfer_syntax_uid,
+                single_allowed=single,
+                strict_default=strict,
+                feasible=formats.feasibility(item),
+            )
+        except NotAcceptable as exc:
+            refused.append(str(exc))
+            continue
+        chosen.append((item, representation))
+    return chosen, refused
+
+
+def _first_body(
+    archive: Archive,
+    chosen: list[tuple[StoredInstance, Representation]],
+    refused: list[str],
+) -> Iterator[bytes] | None:
+    """The first part's body, produced now so that a failure is a 406, not a cut stream.
+
+    An instance whose conversion fails here joins the refused ones and the next is tried.
+    """
+    while chosen:
+        item, representation = chosen[0]
+        if not representation.transcoded:
+            return _chunks(_open(archive, item.blob_key))
+        try:
+            return _byte_chunks(_transcoded(archive, item, representation.transfer_syntax))
+        except CannotTranscode as exc:
+            refused.append(str(exc))
+            chosen.pop(0)
+        except StorageError as exc:
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"storage: {exc}") from exc
+    return None
+
+
+def _instance_part(
+    archive: Archive, item: StoredInstance, representation: Representation
+) -> multipart.Part:
+    if representation.transcoded:
+        body = _lazy_transcoded(archive, item, representation.transfer_syntax)
+        return multipart.Part(representation.part_content_type, body)
+    body = _lazy_chunks(archive, item.blob_key)
+    return multipart.Part(representation.part_content_type, body, item.size)
+
+
 def _retrieve(
     request: Request,
     archive: Archive,
@@ -162,30 +294,30 @@ def _retrieve(
     detail = "instances"
     found = locate_or_404(archive, principal, detail, study_uid, series_uid, sop_uid)
     accept = parse_accept(request.headers.get("accept"))
-    try:
-        chosen = [
-            choose_instance(accept, item.transfer_syntax_uid, single_allowed=sop_uid is not None)
-            for item in found
-        ]
-    except NotAcceptable as exc:
-        raise _refuse(archive, principal, study_uid, found, detail, exc) from exc
-    first = _open(archive, found[0].blob_key)  # fail early, before the 200 goes out
-    audit(archive, principal, study_uid, found, f"{detail}: {len(found)}")
-    if not chosen[0].multipart:
-        return StreamingResponse(
-            _chunks(first),
-            media_type=chosen[0].part_content_type,
-            headers={"Content-Length": str(found[0].size)},
-        )
-    parts = [
-        multipart.Part(
-            representation.part_content_type,
-            _chunks(first) if index == 0 else _lazy_chunks(archive, item.blob_key),
-            item.size,
-        )
-        for index, (item, representation) in enumerate(zip(found, chosen, strict=True))
-    ]
-    return _multipart_response(parts, DICOM)
+    formats = PixelFormats(archive, study_uid, series_uid, sop_uid)
+    chosen, refused = _negotiate_each(archive, found, accept, formats, sop_uid is not None)
+    first = _first_body(archive, chosen, refused)
+    if first is None:
+        raise _refuse(archive, principal, study_uid, found, detail, NotAcceptable(refused[0]))
+    syntaxes = sorted({r.transfer_syntax for _, r in chosen if r.transcoded})
+    converted = f", transcoded to {','.join(syntaxes)}" if syntaxes else ""
+    audit(archive, principal, study_uid, found, f"{detail}: {len(chosen)}{converted}")
+    item, representation = chosen[0]
+    if not representation.multipart:
+        length = {} if representation.transcoded else {"Content-Length": str(item.size)}
+        return StreamingResponse(first, media_type=representation.part_content_type, headers=length)
+    head = multipart.Part(
+        representation.part_content_type,
+        first,
+        None if representation.transcoded else item.size,
+    )
+    parts = [head, *(_instance_part(archive, i, r) for i, r in chosen[1:])]
+    if not refused:
+        return _multipart_response(parts, DICOM)
+    response = _multipart_response(parts, DICOM, status.HTTP_206_PARTIAL_CONTENT)
+    warning = f"{len(refused)} of {len(found)} instances omitted: {refused[0]}"
+    response.headers["Warning"] = f'299 pacs "{warning[:400].replace(chr(34), chr(39))}"'
+    return response
 
 
 @router.get("/studies/{study_uid}")
@@ -358,6 +490,77 @@ def frame_part(
     )
 
 
+class LazyHeader:
+    """The stored header before Pixel Data, read (a ranged read) only when a frame is converted."""
+
+    def __init__(self, archive: Archive, item: StoredInstance) -> None:
+        self._archive, self._item = archive, item
+        self._dataset: Dataset | None = None
+
+    @property
+    def dataset(self) -> Dataset:
+        if self._dataset is None:
+            item = self._item
+
+            def open_range(start: int, end: int | None) -> BinaryIO:
+                return self._archive.open_blob(item.blob_key, start, end)
+
+            try:
+                header = read_header(open_range, item.size, item.transfer_syntax_uid)
+            except FrameError as exc:
+                raise HTTPException(500, f"cannot parse the stored instance: {exc}") from exc
+            except StorageError as exc:
+                raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"storage: {exc}") from exc
+            self._dataset = header.dataset
+        return self._dataset
+
+    def feasibility(self, target: str) -> str | None:
+        source = self._item.transfer_syntax_uid
+        return refusal(source, target, PixelFormat.from_dataset(self.dataset))
+
+
+def _frame_converted(
+    archive: Archive, item: StoredInstance, header: Dataset, spans: tuple[Span, ...], target: str
+) -> bytes:
+    """One frame decoded and re-encoded: only this frame's bytes are read and held."""
+    stored = b"".join(_span_chunks(archive, item.blob_key, spans))
+    return transcode_frame(header, stored, header.file_meta.TransferSyntaxUID, target)
+
+
+def _lazy_frame(
+    archive: Archive, item: StoredInstance, header: Dataset, spans: tuple[Span, ...], target: str
+) -> Iterator[bytes]:
+    try:
+        yield _frame_converted(archive, item, header, spans, target)
+    except CannotTranscode as exc:
+        log.error("WADO-RS: frame of %s to %s failed: %s", item.sop_instance_uid, target, exc)
+        raise
+
+
+def transcoded_frame_parts(
+    archive: Archive,
+    item: StoredInstance,
+    header: LazyHeader,
+    table: FrameTable,
+    numbers: list[int],
+    chosen: Representation,
+) -> list[multipart.Part]:
+    """Frames in another syntax: the first converted now (a failure is a 406), the rest lazily."""
+    if table.frame_bits % 8:
+        raise CannotTranscode("bit-packed (1-bit) frames are sent as stored only")
+    dataset = header.dataset
+    if not hasattr(dataset, "file_meta"):
+        dataset.file_meta = FileMetaDataset()
+    dataset.file_meta.TransferSyntaxUID = UID(chosen.source_syntax)
+    target = chosen.transfer_syntax
+    first = _frame_converted(archive, item, dataset, table.frames[numbers[0] - 1], target)
+    parts = [multipart.Part(chosen.part_content_type, [first], len(first))]
+    for number in numbers[1:]:
+        body = _lazy_frame(archive, item, dataset, table.frames[number - 1], target)
+        parts.append(multipart.Part(chosen.part_content_type, body))
+    return parts
+
+
 @router.get("/studies/{study_uid}/series/{series_uid}/instances/{sop_uid}/frames/{frame_list}")
 def retrieve_frames(
     study_uid: str,
@@ -372,9 +575,13 @@ def retrieve_frames(
     detail = f"frames {frame_list[:64]}"
     found = locate_or_404(archive, principal, detail, study_uid, series_uid, sop_uid)
     item = found[0]
+    header = LazyHeader(archive, item)
     try:
         chosen = choose_frames(
-            parse_accept(request.headers.get("accept")), item.transfer_syntax_uid
+            parse_accept(request.headers.get("accept")),
+            item.transfer_syntax_uid,
+            strict_default=archive.settings.wado_strict_default_syntax,
+            feasible=header.feasibility,
         )
     except NotAcceptable as exc:
         raise _refuse(archive, principal, study_uid, found, detail, exc) from exc
@@ -386,7 +593,15 @@ def retrieve_frames(
             status.HTTP_404_NOT_FOUND,
             f"frame {missing[0]} does not exist; the instance has {len(table.frames)} frame(s)",
         )
-    parts = [frame_part(archive, item, table, number, chosen) for number in numbers]
+    if chosen.transcoded:
+        try:
+            parts = transcoded_frame_parts(archive, item, header, table, numbers, chosen)
+        except CannotTranscode as exc:
+            raise _refuse(
+                archive, principal, study_uid, found, detail, NotAcceptable(str(exc))
+            ) from exc
+    else:
+        parts = [frame_part(archive, item, table, number, chosen) for number in numbers]
     audit(archive, principal, study_uid, found, detail)
     if not chosen.multipart and len(parts) == 1:
         return StreamingResponse(

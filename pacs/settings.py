@@ -103,6 +103,9 @@ class Settings(BaseSettings):
     # explicit origins are echoed and may also use the session cookie (credentials).
     cors_origins: list[str] = Field(default_factory=lambda: ["*"])
     stow_max_bytes: int = 2 * 1024**3  # largest STOW-RS request body
+    # WADO-RS Accept without transfer-syntax: PS3.18 means Explicit VR Little Endian (True);
+    # dicomweb-client and many viewers send none and expect the stored bytes (False, default).
+    wado_strict_default_syntax: bool = False
 
     duplicate_policy: DuplicatePolicy = DuplicatePolicy.KEEP
     default_charset: str = "ISO_IR 100"  # assumed when a dataset declares no character set

@@ -11,14 +11,16 @@ reason, which the doors turn into 406 or a rejected presentation context.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import BinaryIO
+from dataclasses import dataclass
+from typing import Any, BinaryIO
 
 import imagecodecs
 import numpy as np
 from pydicom import dcmread
-from pydicom.dataset import Dataset
-from pydicom.encaps import encapsulate, encapsulate_extended
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.encaps import encapsulate, encapsulate_extended, generate_frames
 from pydicom.pixels import iter_pixels
+from pydicom.pixels.decoders.base import get_decoder
 from pydicom.uid import (
     JPEG2000,
     UID,
@@ -73,10 +75,20 @@ def supported_targets() -> tuple[str, ...]:
 
 def transcode(source: BinaryIO, target: str) -> Dataset:
     """The stored instance in ``target`` syntax (file meta updated), or :class:`CannotTranscode`."""
+    if UID(target) not in supported_targets():
+        raise CannotTranscode(f"transfer syntax {target} is not one this archive can produce")
+    return transcode_dataset(dcmread(source), target)
+
+
+def transcode_dataset(ds: Dataset, target: str) -> Dataset:
+    """``ds`` (with file meta) converted in place to ``target``; :class:`CannotTranscode` if not.
+
+    The SOP Instance UID is kept: a retrieval names the instance it asked for, and
+    the part's Content-Type (and LossyImageCompression) say how it was encoded.
+    """
     target = UID(target)
     if target not in supported_targets():
         raise CannotTranscode(f"transfer syntax {target} is not one this archive can produce")
-    ds = dcmread(source)
     current = ds.file_meta.TransferSyntaxUID
     if current == target:
         return ds
@@ -86,16 +98,17 @@ def transcode(source: BinaryIO, target: str) -> Dataset:
     try:
         if target in NATIVE or target == DeflatedExplicitVRLittleEndian:
             if current.is_compressed:
-                ds.decompress()
+                ds.decompress(generate_instance_uid=False)
             ds.file_meta.TransferSyntaxUID = target
             return ds
         if current.is_compressed:
-            ds.decompress()
+            ds.decompress(generate_instance_uid=False)
         if target in PYDICOM_ENCODED:
             if target == JPEG2000:
-                ds.compress(target, j2k_cr=[20.0])  # about 20:1, diagnostic-review quality
+                # About 20:1, diagnostic-review quality.
+                ds.compress(target, j2k_cr=[20.0], generate_instance_uid=False)
             else:
-                ds.compress(target)
+                ds.compress(target, generate_instance_uid=False)
         else:
             _compress_with(ds, target, IMAGECODECS_ENCODED[target])
     except CannotTranscode:
@@ -123,3 +136,102 @@ def _compress_with(ds: Dataset, target: UID, encode: FrameEncoder) -> None:
     ds.file_meta.TransferSyntaxUID = target
     if "PlanarConfiguration" in ds:
         ds.PlanarConfiguration = 0
+
+
+@dataclass(frozen=True)
+class PixelFormat:
+    """The few header facts that decide whether a target syntax can hold an image."""
+
+    bits_allocated: int
+    samples_per_pixel: int
+    signed: bool
+
+    @classmethod
+    def from_json(cls, document: dict[str, Any]) -> PixelFormat | None:
+        """From a DICOM JSON instance (the index's metadata); ``None`` when it has no image."""
+
+        def number(tag: str, default: int | None = None) -> int | None:
+            values = document.get(tag, {}).get("Value") or [default]
+            return None if values[0] is None else int(values[0])
+
+        bits = number("00280100")
+        if bits is None:
+            return None
+        return cls(bits, number("00280002", 1) or 1, number("00280103", 0) == 1)
+
+    @classmethod
+    def from_dataset(cls, ds: Dataset) -> PixelFormat | None:
+        if "BitsAllocated" not in ds:
+            return None
+        signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
+        return cls(int(ds.BitsAllocated), int(ds.get("SamplesPerPixel", 1) or 1), signed)
+
+
+def refusal(source: str, target: str, pixels: PixelFormat | None) -> str | None:
+    """Why :func:`transcode` would refuse, judged from the header alone; ``None``: it should work.
+
+    The doors ask this before answering 200, so a whole study is not streamed
+    only to fail half-way; the reasons match the ones :func:`transcode` raises.
+    """
+    source, target = UID(source), UID(target)
+    if source == target:
+        return None
+    if target not in supported_targets():
+        return f"transfer syntax {target} ({target.name}) is not one this archive can produce"
+    if pixels is None:
+        return None
+    if source.is_compressed:
+        try:
+            decodable = get_decoder(source).is_available
+        except NotImplementedError:
+            decodable = False
+        if not decodable:
+            return f"no decoder is installed for pixel data stored as {source.name}"
+    if target == JPEGBaseline8Bit and pixels.bits_allocated != 8:
+        return "JPEG baseline holds 8-bit samples only; this image has more"
+    if target == JPEGLossless and (pixels.signed or pixels.samples_per_pixel != 1):
+        return "lossless JPEG here encodes unsigned greyscale samples only"
+    if pixels.bits_allocated == 1 and target.is_compressed:
+        return f"1-bit (bit-packed) images cannot be encoded as {target.name}"
+    return None
+
+
+_PIXEL_MODULE = (
+    "Rows",
+    "Columns",
+    "SamplesPerPixel",
+    "PhotometricInterpretation",
+    "BitsAllocated",
+    "BitsStored",
+    "HighBit",
+    "PixelRepresentation",
+    "PlanarConfiguration",
+)
+
+
+def transcode_frame(header: Dataset, frame: bytes, source: str, target: str) -> bytes:
+    """One frame stored as ``source`` (native bytes or one bitstream) re-encoded as ``target``.
+
+    Only this frame is ever in memory: a one-frame dataset is built from the
+    image pixel attributes of ``header`` and goes through :func:`transcode_dataset`.
+    """
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = UID(source)
+    for keyword in _PIXEL_MODULE:
+        if keyword in header:
+            setattr(ds, keyword, header[keyword].value)
+    ds.NumberOfFrames = 1
+    bits = int(ds.get("BitsAllocated", 8))
+    if UID(source).is_compressed:
+        ds.PixelData = encapsulate([frame])
+        ds["PixelData"].VR = "OB"
+        ds["PixelData"].is_undefined_length = True
+    else:
+        ds.PixelData = frame
+        ds["PixelData"].VR = "OW" if bits > 8 else "OB"
+    converted = transcode_dataset(ds, target)
+    if not UID(target).is_compressed:
+        size = int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1)) * bits // 8
+        return bytes(converted.PixelData[:size])
+    return next(generate_frames(converted.PixelData, number_of_frames=1))
