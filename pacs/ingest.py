@@ -24,15 +24,11 @@ from typing import Any, BinaryIO
 from pydicom import dcmread
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
-from pydicom.multival import MultiValue
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from pacs.index.models import Instance, Patient, PatientIdentifier, Series, Study
-from pacs.index.upsert import insert_ignore
+from pacs.index.writer import HeldInstance, IndexWriter, NewInstance, integer, text
 from pacs.integrity import MalformedDataset, check_deflated_structure, check_structure
-from pacs.names import fold, normalize
 from pacs.part10 import (
     ChunkStream,
     NotDicom,
@@ -140,7 +136,7 @@ class Ingestor:
         duplicate_policy: DuplicatePolicy = DuplicatePolicy.KEEP,
         charset_fallback: Callable[[str], str] = lambda _ae: "ISO_IR 100",
     ) -> None:
-        self.sessions = sessions
+        self.writer = IndexWriter(sessions)
         self.store = store
         self.duplicate_policy = duplicate_policy
         self.charset_fallback = charset_fallback
@@ -214,7 +210,7 @@ class Ingestor:
             sha256,
             stored.size,
             key,
-            patient_id=_str(parsed.dataset, "PatientID"),
+            patient_id=text(parsed.dataset, "PatientID"),
         )
 
     def adopt(self, key: str, fp: BinaryIO, origin: Origin) -> Adoption:
@@ -296,15 +292,14 @@ class Ingestor:
 
     # -- duplicates --------------------------------------------------------------------
 
-    def _existing(self, sop_uid: str) -> Instance | None:
+    def _existing(self, sop_uid: str) -> HeldInstance | None:
         try:
-            with self.sessions() as session:
-                return session.scalar(select(Instance).where(Instance.sop_instance_uid == sop_uid))
+            return self.writer.held(sop_uid)
         except SQLAlchemyError as exc:
             raise Unavailable(f"index unavailable: {exc.__class__.__name__}") from exc
 
     def _decide_duplicate(
-        self, existing: Instance, parsed: _Parsed, sha256: str, origin: Origin
+        self, existing: HeldInstance, parsed: _Parsed, sha256: str, origin: Origin
     ) -> IngestResult | None:
         """Result for a SOP Instance UID we hold already, or ``None`` to store it anyway."""
 
@@ -319,7 +314,7 @@ class Ingestor:
                 existing.size,
                 existing.blob_key,
                 warning,
-                patient_id=_str(parsed.dataset, "PatientID"),
+                patient_id=text(parsed.dataset, "PatientID"),
             )
 
         if existing.sha256 == sha256:
@@ -342,34 +337,22 @@ class Ingestor:
     ) -> None:
         ds = parsed.dataset
         now = datetime.now(UTC)
-        with self.sessions.begin() as session:
-            patient_pk = _upsert_patient(session, ds)
-            study_pk = _upsert_study(session, ds, parsed.study_uid, patient_pk, now)
-            series_pk = _upsert_series(session, ds, parsed.series_uid, study_pk, now)
-            values: dict[str, Any] = dict(
-                series_pk=series_pk,
-                sop_class_uid=parsed.sop_class_uid,
-                instance_number=_int(ds, "InstanceNumber"),
-                transfer_syntax_uid=parsed.header.transfer_syntax_uid,
-                number_of_frames=_int(ds, "NumberOfFrames"),
-                rows=_int(ds, "Rows"),
-                columns=_int(ds, "Columns"),
-                blob_key=key,
-                size=size,
-                sha256=sha256,
-                dicom_json=parsed.dicom_json,
-                source_ae=origin.calling_ae[:16],
-                received_at=now,
-            )
-            if replace:
-                row = session.scalar(
-                    select(Instance).where(Instance.sop_instance_uid == parsed.sop_uid)
-                )
-                if row is not None:
-                    for name, value in values.items():
-                        setattr(row, name, value)
-                    return
-            session.add(Instance(sop_instance_uid=parsed.sop_uid, **values))
+        row: dict[str, Any] = dict(
+            sop_class_uid=parsed.sop_class_uid,
+            instance_number=integer(ds, "InstanceNumber"),
+            transfer_syntax_uid=parsed.header.transfer_syntax_uid,
+            number_of_frames=integer(ds, "NumberOfFrames"),
+            rows=integer(ds, "Rows"),
+            columns=integer(ds, "Columns"),
+            blob_key=key,
+            size=size,
+            sha256=sha256,
+            dicom_json=parsed.dicom_json,
+            source_ae=origin.calling_ae[:16],
+            received_at=now,
+        )
+        new = NewInstance(ds, parsed.study_uid, parsed.series_uid, parsed.sop_uid, row, now)
+        self.writer.write(new, replace=replace)
 
     def _drop_blob(self, key: str) -> None:
         try:
@@ -393,111 +376,3 @@ def _to_json(ds: Dataset, drop_charset: bool) -> str:
     if drop_charset:
         data.pop("00080005", None)
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-
-
-def _str(ds: Dataset, keyword: str, limit: int = 64) -> str:
-    value = ds.get(keyword)
-    if value is None or value == "":
-        return ""
-    if isinstance(value, MultiValue):
-        value = "\\".join(str(v) for v in value)
-    return normalize(str(value))[:limit]
-
-
-def _int(ds: Dataset, keyword: str) -> int | None:
-    value = ds.get(keyword)
-    try:
-        return int(value) if value not in (None, "") else None
-    except (TypeError, ValueError):
-        return None
-
-
-def _upsert_patient(session: Session, ds: Dataset) -> int:
-    patient_id = _str(ds, "PatientID")
-    issuer = _str(ds, "IssuerOfPatientID")
-    name = _str(ds, "PatientName", 324)
-    session.execute(
-        insert_ignore(session, Patient, ["patient_id", "issuer"]).values(
-            patient_id=patient_id,
-            issuer=issuer,
-            name=name,
-            name_folded=fold(name),
-            birth_date=_str(ds, "PatientBirthDate", 8),
-            sex=_str(ds, "PatientSex", 16),
-        )
-    )
-    pk = session.scalar(
-        select(Patient.pk).where(Patient.patient_id == patient_id, Patient.issuer == issuer)
-    )
-    assert pk is not None
-    for value, id_issuer, kind in _other_ids(ds):
-        session.execute(
-            insert_ignore(session, PatientIdentifier, ["patient_pk", "value", "issuer"]).values(
-                patient_pk=pk, value=value, issuer=id_issuer, type_of_id=kind
-            )
-        )
-    return pk
-
-
-def _other_ids(ds: Dataset) -> list[tuple[str, str, str]]:
-    found: list[tuple[str, str, str]] = []
-    for item in ds.get("OtherPatientIDsSequence") or []:
-        value = _str(item, "PatientID")
-        if value:
-            found.append(
-                (value, _str(item, "IssuerOfPatientID"), _str(item, "TypeOfPatientID", 16))
-            )
-    legacy = ds.get("OtherPatientIDs")  # retired (0010,1000), still sent by many devices
-    if legacy:
-        for value in legacy if isinstance(legacy, MultiValue) else [legacy]:
-            if str(value).strip():
-                found.append((normalize(str(value))[:64], "", ""))
-    return found
-
-
-def _upsert_study(
-    session: Session, ds: Dataset, study_uid: str, patient_pk: int, now: datetime
-) -> int:
-    referring = _str(ds, "ReferringPhysicianName", 324)
-    session.execute(
-        insert_ignore(session, Study, ["study_uid"]).values(
-            study_uid=study_uid,
-            patient_pk=patient_pk,
-            study_date=_str(ds, "StudyDate", 8),
-            study_time=_str(ds, "StudyTime", 16),
-            accession_number=_str(ds, "AccessionNumber", 16),
-            study_id=_str(ds, "StudyID", 16),
-            study_description=_str(ds, "StudyDescription", 256),
-            referring_physician_name=referring,
-            referring_physician_folded=fold(referring),
-            institution_name=_str(ds, "InstitutionName", 256),
-            created_at=now,
-            updated_at=now,
-        )
-    )
-    study = session.scalar(select(Study).where(Study.study_uid == study_uid))
-    assert study is not None
-    study.updated_at = now
-    return study.pk
-
-
-def _upsert_series(
-    session: Session, ds: Dataset, series_uid: str, study_pk: int, now: datetime
-) -> int:
-    session.execute(
-        insert_ignore(session, Series, ["series_uid"]).values(
-            series_uid=series_uid,
-            study_pk=study_pk,
-            modality=_str(ds, "Modality", 16),
-            series_number=_int(ds, "SeriesNumber"),
-            series_description=_str(ds, "SeriesDescription", 256),
-            body_part_examined=_str(ds, "BodyPartExamined", 16),
-            series_date=_str(ds, "SeriesDate", 8),
-            series_time=_str(ds, "SeriesTime", 16),
-            performed_procedure_step_start_date=_str(ds, "PerformedProcedureStepStartDate", 8),
-            created_at=now,
-        )
-    )
-    pk = session.scalar(select(Series.pk).where(Series.series_uid == series_uid))
-    assert pk is not None
-    return pk

@@ -7,11 +7,13 @@ import io
 
 import pytest
 from pydicom import dcmread
-from sqlalchemy import select
+from pydicom.uid import generate_uid
+from sqlalchemy import func, select
 
 from pacs.archive import Archive
 from pacs.index.models import Instance, Patient, PatientIdentifier, Series, Study
 from pacs.ingest import InvalidObject, Origin, Outcome
+from pacs.reindex import clear_index
 from pacs.settings import DuplicatePolicy
 from tests.dicom_factory import ct_slice, to_bytes
 
@@ -171,3 +173,41 @@ def test_absurd_declared_length_is_refused(archive: Archive) -> None:
     data[at + 8 : at + 12] = (0xFFFFFFF0).to_bytes(4, "little")
     with pytest.raises(InvalidObject, match="declares"):
         _ingest(archive, bytes(data))
+
+
+def _series_of(archive: Archive, sop_uid: str) -> str:
+    with archive.sessions() as session:
+        series = session.scalar(
+            select(Series).join(Instance).where(Instance.sop_instance_uid == sop_uid)
+        )
+        assert series is not None
+        return series.series_uid
+
+
+def test_a_series_arriving_image_by_image_shares_its_parent_rows(archive: Archive) -> None:
+    study, series = generate_uid(), generate_uid()
+    sops = [
+        _ingest(archive, to_bytes(ct_slice(study, series, index=i))).sop_instance_uid
+        for i in range(5)
+    ]
+    with archive.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Series)) == 1
+        assert session.scalar(select(func.count()).select_from(Study)) == 1
+        assert session.scalar(select(func.count()).select_from(Instance)) == 5
+    assert {_series_of(archive, sop) for sop in sops} == {series}
+
+
+def test_an_index_rebuilt_under_a_running_writer_files_nothing_under_the_wrong_series(
+    archive: Archive,
+) -> None:
+    """Row keys are reused after the index is emptied; remembered keys must not misfile."""
+    study, series = generate_uid(), generate_uid()
+    _ingest(archive, to_bytes(ct_slice(study, series, index=0)))
+    clear_index(archive)  # `pacs reindex` from another process empties the tables
+    other = _ingest(archive, to_bytes(ct_slice(index=0, patient_id="BN0002")))  # reuses the keys
+    late = _ingest(archive, to_bytes(ct_slice(study, series, index=1)))
+    assert _series_of(archive, late.sop_instance_uid) == series
+    assert _series_of(archive, other.sop_instance_uid) == other.series_uid
+    with archive.sessions() as session:
+        patient = session.scalar(select(Patient).join(Study).where(Study.study_uid == study))
+        assert patient is not None and patient.patient_id == "BN0001"

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import Connection
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
 
 
-def insert_ignore(session: Session, model: type[Any], conflict_columns: list[str]) -> Any:
-    dialect = session.get_bind().dialect.name
+def insert_ignore(conn: Connection, model: type[Any], conflict_columns: list[str]) -> Any:
+    dialect = conn.dialect.name
     if dialect == "postgresql":
         return postgresql.insert(model).on_conflict_do_nothing(index_elements=conflict_columns)
     if dialect == "sqlite":
