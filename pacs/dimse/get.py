@@ -3,6 +3,8 @@
 The caller proposes the storage SOP classes it can receive with SCP role
 selection; pynetdicom sends each instance as a C-STORE back over the same
 association. Only AEs registered with the "get" service may retrieve.
+Each instance goes out from its stored file, never loaded whole (see
+:mod:`pacs.dimse.retrieve_plan`).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from pacs.dimse.move import (
     UNABLE_TO_PROCESS,
     UNREADABLE,
 )
-from pacs.dimse.retrieve_plan import BadIdentifier, load, plan
+from pacs.dimse.retrieve_plan import BadIdentifier, plan, send_from_files, stored_file
 
 log = logging.getLogger(__name__)
 
@@ -50,18 +52,19 @@ def make_get_handler(archive: Archive) -> Callable[[Event], Iterator[Any]]:
             yield 1  # with 0, pynetdicom answers success before our failure status
             yield st.status(st.OUT_OF_RESOURCES, "index unavailable, retry later"), None
             return
+        send_from_files(event.assoc)
         yield len(found.instances)
         sent = 0
         for instance in found.instances:
             if event.is_cancelled:
                 yield CANCELLED, None
                 break
-            dataset = load(archive, instance)
-            if dataset is None:
-                yield PENDING, UNREADABLE  # pynetdicom counts a non-dataset as a failed sub-op
-                continue
-            sent += 1
-            yield PENDING, dataset
+            with stored_file(archive, instance) as item:
+                if item is None:
+                    yield PENDING, UNREADABLE  # pynetdicom counts a non-dataset as a failed sub-op
+                    continue
+                sent += 1
+                yield PENDING, item  # sent while we wait here; a spooled copy goes after
         archive.audit.record(
             principal,
             "c-get",

@@ -3,7 +3,8 @@
 The destination AE title must be registered in ``remote_aes`` (its host and
 port come from there, never from the request: 0xA801 otherwise), and the
 calling AE must be registered with the "move" service. Sub-operations go out
-on a new association that proposes each SOP class with its stored syntax.
+on a new association that proposes each SOP class with its stored syntax, each
+instance sent from its stored file, never loaded whole.
 """
 
 from __future__ import annotations
@@ -22,7 +23,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from pacs.archive import Archive
 from pacs.dimse import status as st
 from pacs.dimse.identity import allowed, principal_of
-from pacs.dimse.retrieve_plan import BadIdentifier, contexts_for, load, plan
+from pacs.dimse.retrieve_plan import (
+    BadIdentifier,
+    contexts_for,
+    plan,
+    send_from_files,
+    stored_file,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +51,11 @@ def _without_nagle(event: Event) -> None:
     sock = event.assoc.dul.socket
     if sock is not None and sock.socket is not None:
         set_nodelay(sock.socket)
+
+
+def _sends_files(event: Event) -> None:
+    """The sub-association pynetdicom opens sends :class:`StoredFile` items from disk."""
+    send_from_files(event.assoc)
 
 
 def _destination(archive: Archive, title: str) -> tuple[str, int] | None:
@@ -91,7 +103,10 @@ def make_move_handler(archive: Archive) -> Callable[[Event], Iterator[Any]]:
             {
                 "contexts": contexts_for(found),
                 "ae_title": archive.settings.ae_title,
-                "evt_handlers": [(evt.EVT_CONN_OPEN, _without_nagle)],
+                "evt_handlers": [
+                    (evt.EVT_CONN_OPEN, _without_nagle),
+                    (evt.EVT_CONN_OPEN, _sends_files),
+                ],
             },
         )
         yield len(found.instances)
@@ -100,12 +115,12 @@ def make_move_handler(archive: Archive) -> Callable[[Event], Iterator[Any]]:
             if event.is_cancelled:
                 yield CANCELLED, None
                 break
-            dataset = load(archive, instance)
-            if dataset is None:
-                yield PENDING, UNREADABLE  # pynetdicom counts a non-dataset as a failed sub-op
-                continue
-            sent += 1
-            yield PENDING, dataset
+            with stored_file(archive, instance) as item:
+                if item is None:
+                    yield PENDING, UNREADABLE  # pynetdicom counts a non-dataset as a failed sub-op
+                    continue
+                sent += 1
+                yield PENDING, item  # sent while we wait here; a spooled copy goes after
         archive.audit.record(
             principal,
             "c-move",

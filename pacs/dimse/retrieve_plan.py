@@ -1,23 +1,36 @@
 """What a C-MOVE or C-GET identifier asks for, and how each instance goes out.
 
 Shared by both services: the identifier's level and unique keys (each may be a
-UID list) become a list of stored instances; each is read back from storage
-for its storage sub-operation, one at a time, so memory holds one instance.
+UID list) become a list of stored instances. Each goes out as the stored file's
+bytes, read from disk in PDU-sized pieces (a filesystem blob in place, any other
+blob spooled to a temporary file first), so a 1 GB multi-frame instance never
+sits in memory. Only a small native instance whose stored syntax the peer did
+not accept is parsed, for pynetdicom to re-encode it; a large one is refused.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pynetdicom import _config
+from pynetdicom.association import Association
+from pynetdicom.pdu_primitives import P_DATA
 from pynetdicom.presentation import PresentationContext, build_context
 
 from pacs.archive import Archive
-from pacs.blobfile import seekable_blob
 from pacs.retrieve import StoredInstance, locate_many
 from storage import StorageError
 
@@ -31,6 +44,18 @@ UNIQUE_KEYS = {
 }
 NATIVE = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
 MAX_CONTEXTS = 128
+# Re-encoding (explicit <-> implicit VR) needs the whole dataset in memory: only below this.
+MAX_REENCODE = 32 << 20
+COPY_CHUNK = 1 << 20
+# pynetdicom queues every outgoing PDU without limit, and reading a file is faster than a
+# socket drains: past HIGH queued PDUs the sender waits until the queue is down to LOW.
+QUEUED_PDUS_HIGH = 64
+QUEUED_PDUS_LOW = 16
+QUEUE_POLL = 0.0005
+
+# send_c_store(path) then sends the file's dataset bytes in PDU-sized reads instead of
+# parsing and re-encoding them; it only ever receives paths from this module.
+_config.STORE_SEND_CHUNKED_DATASET = True
 
 
 class BadIdentifier(ValueError):
@@ -98,11 +123,141 @@ def contexts_for(plan: Plan) -> list[PresentationContext]:
     return [build_context(sop_class, ts) for sop_class, ts in list(syntaxes.items())[:MAX_CONTEXTS]]
 
 
-def load(archive: Archive, instance: StoredInstance) -> Dataset | None:
-    """The stored instance as a dataset for pynetdicom to send, or ``None`` when unreadable."""
+class StoredFile(Dataset):
+    """What a handler yields for one sub-operation: a Part 10 file on disk, not its content.
+
+    pynetdicom's Q/R service only passes a ``Dataset`` on to ``send_c_store``, so
+    this is one, carrying just the UIDs it reports (Failed SOP Instance UID List);
+    :func:`send_from_files` turns it back into the path when the C-STORE goes out.
+    """
+
+    def __init__(self, instance: StoredInstance, path: Path) -> None:
+        super().__init__()
+        self.SOPClassUID = instance.sop_class_uid
+        self.SOPInstanceUID = instance.sop_instance_uid
+        self.stored_instance = instance
+        self.stored_path = path
+
+
+@contextlib.contextmanager
+def stored_file(archive: Archive, instance: StoredInstance) -> Iterator[StoredFile | None]:
+    """The instance as a file pynetdicom can send, or ``None`` when its blob is unreadable.
+
+    A spooled copy is deleted when the block ends, that is once the C-STORE is answered.
+    """
     try:
-        with seekable_blob(archive.store, instance.blob_key) as fp:
-            return dcmread(fp)
-    except (StorageError, OSError, ValueError) as exc:
+        blob = archive.open_blob(instance.blob_key)
+    except (StorageError, OSError) as exc:
         log.error("cannot read %s for retrieval: %s", instance.sop_instance_uid, exc)
+        yield None
+        return
+    with blob:
+        path = spooled = None
+        try:
+            path = _local_path(blob) or (spooled := _spool(blob, _spool_dir(archive)))
+        except (StorageError, OSError) as exc:
+            log.error("cannot spool %s for retrieval: %s", instance.sop_instance_uid, exc)
+        try:
+            yield None if path is None else StoredFile(instance, path)
+        finally:
+            if spooled is not None:
+                spooled.unlink(missing_ok=True)
+
+
+def _local_path(blob: BinaryIO) -> Path | None:
+    """A path to the open blob when it is a plain local file (the filesystem store).
+
+    ``/proc/self/fd`` names the inode we hold open, so the send still reads the
+    same bytes if the blob is replaced or deleted meanwhile.
+    """
+    name = getattr(blob, "name", None)
+    if not isinstance(name, str) or not os.path.isabs(name):
         return None
+    try:
+        pinned = Path(f"/proc/self/fd/{blob.fileno()}")
+    except (OSError, ValueError):
+        return Path(name)
+    return pinned if pinned.exists() else Path(name)
+
+
+def _spool_dir(archive: Archive) -> Path:
+    folder = archive.settings.spool_dir or archive.settings.data_dir / "spool"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _spool(blob: BinaryIO, folder: Path) -> Path:
+    """Copy a stream (an S3 object) to a temporary file in chunks; the caller deletes it."""
+    with tempfile.NamedTemporaryFile(
+        dir=folder, prefix="retrieve-", suffix=".dcm", delete=False
+    ) as out:
+        try:
+            shutil.copyfileobj(blob, out, COPY_CHUNK)
+        except BaseException:
+            out.close()
+            Path(out.name).unlink(missing_ok=True)
+            raise
+    return Path(out.name)
+
+
+def send_from_files(assoc: Association) -> None:
+    """Make ``assoc.send_c_store`` accept a :class:`StoredFile` (idempotent per association).
+
+    The C-GET association is the caller's, the C-MOVE one is opened by pynetdicom;
+    either way this is the only point that sees the accepted contexts and the
+    file together, just before the C-STORE goes out.
+    """
+    if getattr(assoc, "_pacs_sends_files", False):
+        return
+    original: Callable[..., Dataset] = assoc.send_c_store
+
+    def send_c_store(dataset: Any, *args: Any, **kwargs: Any) -> Dataset:
+        if isinstance(dataset, StoredFile):
+            dataset = _sendable(assoc, dataset)
+        return original(dataset, *args, **kwargs)
+
+    assoc.send_c_store = send_c_store  # type: ignore[method-assign]
+    _throttle(assoc)
+    assoc._pacs_sends_files = True  # type: ignore[attr-defined]
+
+
+def _throttle(assoc: Association) -> None:
+    """Give the association's outgoing PDU queue back-pressure, so memory holds a few PDUs.
+
+    Without it a 1 GB file is read into pynetdicom's unbounded queue faster than
+    a slow peer takes it. The wait ends as soon as the DUL stops (abort, release).
+    """
+    dul = assoc.dul
+    original = dul.send_pdu
+
+    def send_pdu(primitive: Any) -> None:
+        queue = dul.to_provider_queue
+        if isinstance(primitive, P_DATA) and queue.qsize() >= QUEUED_PDUS_HIGH:
+            while queue.qsize() > QUEUED_PDUS_LOW and dul.is_alive() and not dul._kill_thread:
+                time.sleep(QUEUE_POLL)
+        original(primitive)
+
+    dul.send_pdu = send_pdu  # type: ignore[method-assign]
+
+
+def _sendable(assoc: Association, item: StoredFile) -> Path | Dataset:
+    """The path when the peer accepted the stored syntax, else a small re-encodable dataset."""
+    stored = item.stored_instance
+    if _accepts(assoc, stored.sop_class_uid, stored.transfer_syntax_uid):
+        return item.stored_path
+    if stored.transfer_syntax_uid in NATIVE and stored.size <= MAX_REENCODE:
+        return dcmread(item.stored_path)  # pynetdicom converts between the native syntaxes
+    reason = (
+        f"not sent: the peer accepted no context for {stored.sop_class_uid} in the stored "
+        f"syntax {stored.transfer_syntax_uid}, and converting {stored.size} bytes "
+        "would hold the whole instance in memory"
+    )
+    log.error("retrieval of %s %s", stored.sop_instance_uid, reason)
+    raise ValueError(reason)  # pynetdicom counts a failed sub-operation and lists the UID
+
+
+def _accepts(assoc: Association, sop_class: str, syntax: str) -> bool:
+    return any(
+        cx.abstract_syntax == sop_class and cx.as_scu and cx.transfer_syntax[0] == syntax
+        for cx in assoc.accepted_contexts
+    )
