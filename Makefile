@@ -46,9 +46,11 @@ lint: $(VENV)/.installed-test
 test: $(VENV)/.installed-test system-deps lint
 	$(BIN)/pytest
 
-## bench: ingest benchmark (prints figures, never fails on time); e.g. BENCH_ARGS="--count 200"
+## bench: one benchmark, printing figures (never fails on time): BENCH=ingest|query|retrieve|viewer
+##        e.g. make bench BENCH=retrieve BENCH_ARGS="--instances 100"
+BENCH ?= ingest
 bench: $(VENV)/.installed-test system-deps
-	$(BIN)/python bench/ingest.py $(BENCH_ARGS)
+	$(BIN)/python -m bench.$(BENCH) $(BENCH_ARGS)
 
 ## ohif: install OHIF Viewer (npm @ohif/app, ~50 MB) for /ohif/; not needed for `make run`
 ohif: $(VENV)/.installed-run
