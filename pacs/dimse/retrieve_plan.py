@@ -27,7 +27,7 @@ from pydicom.multival import MultiValue
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import _config
 from pynetdicom.association import Association
-from pynetdicom.pdu_primitives import P_DATA
+from pynetdicom.pdu_primitives import P_DATA, MaximumLengthNotification
 from pynetdicom.presentation import PresentationContext, build_context
 
 from pacs.archive import Archive
@@ -52,6 +52,9 @@ COPY_CHUNK = 1 << 20
 QUEUED_PDUS_HIGH = 64
 QUEUED_PDUS_LOW = 16
 QUEUE_POLL = 0.0005
+# The largest PDU we send. A peer announcing no limit (0) would otherwise get the whole
+# file read into a single PDU; smaller PDUs than the peer's maximum are always allowed.
+MAX_SEND_PDU = 256 << 10
 
 # send_c_store(path) then sends the file's dataset bytes in PDU-sized reads instead of
 # parsing and re-encoding them; it only ever receives paths from this module.
@@ -217,8 +220,19 @@ def send_from_files(assoc: Association) -> None:
         return original(dataset, *args, **kwargs)
 
     assoc.send_c_store = send_c_store  # type: ignore[method-assign]
+    _bound_pdus(assoc)
     _throttle(assoc)
     assoc._pacs_sends_files = True  # type: ignore[attr-defined]
+
+
+def _bound_pdus(assoc: Association) -> None:
+    """Send PDUs of at most :data:`MAX_SEND_PDU`, whatever (or nothing) the peer announced."""
+    peer = assoc.acceptor if assoc.is_requestor else assoc.requestor
+    for item in peer.user_information:
+        if isinstance(item, MaximumLengthNotification):
+            announced = item.maximum_length_received or 0
+            if not 0 < announced <= MAX_SEND_PDU:
+                item.maximum_length_received = MAX_SEND_PDU
 
 
 def _throttle(assoc: Association) -> None:

@@ -267,17 +267,55 @@ def test_large_instance_in_and_out_with_bounded_memory(
     figures["c-move"] = _peak_mb(pid)
     assert _dataset_digest(_only_file(storescp)) == original
 
+    start["c-get, no PDU limit"] = _reset_peak(pid)
+    assert _c_get_unlimited_pdu(server.dicom_port) == original
+    figures["c-get, no PDU limit"] = _peak_mb(pid)
+
     elapsed = time.monotonic() - started
     print(
         f"\n{original[0] / 1e6:.0f} MB instance, server VmHWM per phase (MB): "
         + ", ".join(f"{k} {v:.0f}" for k, v in figures.items())
         + f"; {elapsed:.1f} s"
     )
-    for phase in ("c-get", "c-move"):
+    for phase in ("c-get", "c-move", "c-get, no PDU limit"):
         assert figures[phase] < LIMIT / (1 << 20), figures
         base = start[phase]
         if base is not None:  # the instance is 304 MB; a few PDUs in flight is all it may cost
             assert figures[phase] - base < 64, (phase, base, figures)
+
+
+def _c_get_unlimited_pdu(port: int) -> tuple[int, str]:
+    """C-GET the large study as a pynetdicom peer announcing no PDU limit; its digest."""
+    received: list[tuple[int, str]] = []
+
+    def on_store(event: Any) -> int:
+        received.append(_dataset_digest(event.dataset_path))  # spooled: chunked receive is on
+        return 0x0000
+
+    ae = AE(ae_title="GETSCU")
+    ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
+    ae.add_requested_context(XA_IMAGE_STORAGE, [ExplicitVRLittleEndian])
+    assoc = ae.associate(
+        "127.0.0.1",
+        port,
+        ae_title="PACS",
+        ext_neg=[build_role(XA_IMAGE_STORAGE, scp_role=True)],
+        evt_handlers=[(evt.EVT_C_STORE, on_store)],
+        max_pdu=0,  # "no limit": a naive sender would read the whole file into one PDU
+    )
+    assert assoc.is_established
+    identifier = Dataset()
+    identifier.QueryRetrieveLevel = "STUDY"
+    identifier.StudyInstanceUID = STUDY
+    statuses = [
+        s.Status
+        for s, _ in assoc.send_c_get(identifier, StudyRootQueryRetrieveInformationModelGet)
+        if s
+    ]
+    assoc.release()
+    assert statuses[-1] == 0x0000, [hex(code) for code in statuses]
+    assert len(received) == 1
+    return received[0]
 
 
 # --- the other ways out: an S3 blob, a peer that did not accept the stored syntax -------------
