@@ -173,3 +173,21 @@ def dimse_server(archive: Archive) -> Iterator[DimseServer]:
     server.start("127.0.0.1", 0)
     yield server
     server.stop(grace=2)
+
+
+OHIF_CACHE = Path(os.environ.get("PACS_OHIF_CACHE", Path.home() / ".cache" / "pacs-ohif"))
+
+
+@pytest.fixture(scope="session")
+def ohif_tarball() -> Path:
+    """OHIF's npm tarball (``npm pack @ohif/app``), fetched once into a cache folder."""
+    from viewer.ohif import OhifInstallError, fetch_tarball
+
+    if shutil.which("npm") is None and not IN_CI:
+        pytest.skip("npm not installed: OHIF cannot be fetched")
+    try:
+        return fetch_tarball(OHIF_CACHE)
+    except OhifInstallError as exc:
+        if IN_CI:
+            raise
+        pytest.skip(f"OHIF not fetchable here: {exc}")

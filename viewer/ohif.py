@@ -126,6 +126,18 @@ def app_config(dicomweb_root: str) -> str:
         "showLoadingIndicator": True,
         "strictZSpacingForVolumeViewport": True,
         "investigationalUseDialog": {"option": "never"},
+        # OHIF 3.13 stops at start-up ("appConfig.extensions is not iterable") without these;
+        # its bundled extensions and modes register themselves, these are extra ones.
+        "extensions": [],
+        "modes": [],
+        # OHIF's own defaults: fetch the rest of the displayed series in the background,
+        # nearest images first, so scrolling does not wait on the network.
+        "studyPrefetcher": {
+            "enabled": True,
+            "displaySetsCount": 2,
+            "maxNumPrefetchRequests": 10,
+            "order": "closest",
+        },
         "defaultDataSourceName": "pacs",
         "dataSources": [
             {
