@@ -615,9 +615,31 @@ def retrieve_frames(
 # -- bulk data --------------------------------------------------------------------------
 
 
-def _value_span(archive: Archive, item: StoredInstance, tag: int) -> Span:
-    """Where the value of top-level element ``tag`` lies in the stored object."""
-    if tag in _PIXEL_TAGS:
+def _bulk_path(path: str) -> tuple[list[tuple[int, int]], int]:
+    """``tag`` or ``seq/item/.../tag`` (as the metadata's BulkDataURIs write them) parsed."""
+    parts = path.split("/")
+    if len(parts) % 2 == 0 or len(parts) > 15:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "bulk data is addressed by tag paths")
+    tags, items = parts[::2], parts[1::2]
+    if not all(_TAG.match(tag) for tag in tags) or not all(i.isdigit() for i in items):
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND,
+            "bulk data is addressed by an 8-digit tag, or sequence/item/.../tag",
+        )
+    steps = [(int(tag, 16), int(index)) for tag, index in zip(tags, items, strict=False)]
+    return steps, int(tags[-1], 16)
+
+
+def _bulk_value(
+    archive: Archive, item: StoredInstance, address: tuple[list[tuple[int, int]], int]
+) -> Span | bytes:
+    """Where the addressed value lies in the stored object, or, inside a sequence, the value.
+
+    Values inside sequence items were read with the head of the object (pydicom
+    gives their positions relative to the sequence, not the file), and are small.
+    """
+    steps, tag = address
+    if tag in _PIXEL_TAGS and not steps:
         table = frame_table(archive, item)
         if table.encapsulated:
             raise HTTPException(
@@ -641,13 +663,23 @@ def _value_span(archive: Archive, item: StoredInstance, tag: int) -> Span:
         raise HTTPException(500, f"cannot parse the stored instance: {exc}") from exc
     except StorageError as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"storage: {exc}") from exc
+    for sequence, index in steps:  # down to the item that holds the element
+        items = ds[sequence].value if sequence in ds and ds[sequence].VR == "SQ" else []
+        if index >= len(items):
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "no such sequence item")
+        ds = items[index]
     raw = ds.get_item(tag, keep_deferred=True) if tag in ds else None
+    if steps:
+        nested = getattr(raw, "value", None)
+        if not isinstance(nested, bytes):
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "no bulk data at that path")
+        return nested
     value_tell = getattr(raw, "value_tell", None)
     length = getattr(raw, "length", None)
     if raw is None or value_tell is None or length in (None, 0xFFFFFFFF):
         raise HTTPException(
             status.HTTP_404_NOT_FOUND,
-            "no bulk data under that tag (only top-level elements before Pixel Data)",
+            "no bulk data under that tag (only elements before Pixel Data)",
         )
     return Span(int(value_tell), int(length))
 
@@ -684,32 +716,34 @@ def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
     return start, end
 
 
-@router.get("/studies/{study_uid}/series/{series_uid}/instances/{sop_uid}/bulkdata/{tag}")
+@router.get("/studies/{study_uid}/series/{series_uid}/instances/{sop_uid}/bulkdata/{path:path}")
 def retrieve_bulkdata(
     study_uid: str,
     series_uid: str,
     sop_uid: str,
-    tag: str,
+    path: str,
     request: Request,
     archive: ArchiveDep,
     principal: RetrievePrincipal,
 ) -> Response:
-    detail = f"bulkdata {tag[:8]}"
+    detail = f"bulkdata {path[:64]}"
     found = locate_or_404(archive, principal, detail, study_uid, series_uid, sop_uid)
     try:
         chosen = choose_bulkdata(parse_accept(request.headers.get("accept")))
     except NotAcceptable as exc:
         raise _refuse(archive, principal, study_uid, found, detail, exc) from exc
-    if not _TAG.match(tag):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "bulk data is addressed by an 8-digit tag")
     item = found[0]
-    span = _value_span(archive, item, int(tag, 16))
-    wanted = _byte_range(request.headers.get("range"), span.length)
-    start, end = wanted or (0, span.length)
-    body = _lazy_chunks(archive, item.blob_key, span.offset + start, span.offset + end)
+    value = _bulk_value(archive, item, _bulk_path(path))
+    length = value.length if isinstance(value, Span) else len(value)
+    wanted = _byte_range(request.headers.get("range"), length)
+    start, end = wanted or (0, length)
+    if isinstance(value, Span):
+        body = _lazy_chunks(archive, item.blob_key, value.offset + start, value.offset + end)
+    else:
+        body = iter([value[start:end]])
     audit(archive, principal, study_uid, found, detail)
     code = status.HTTP_206_PARTIAL_CONTENT if wanted else status.HTTP_200_OK
-    content_range = f"bytes {start}-{end - 1}/{span.length}"
+    content_range = f"bytes {start}-{end - 1}/{length}"
     headers = {"Accept-Ranges": "bytes"}
     if not chosen.multipart:
         headers["Content-Length"] = str(end - start)

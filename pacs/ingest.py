@@ -369,10 +369,28 @@ def _sha256(fp: BinaryIO, header: Part10Header) -> str:
 
 
 def _to_json(ds: Dataset, drop_charset: bool) -> str:
-    def bulk(element: DataElement) -> str:
-        return f"bulkdata/{element.tag:08X}"
-
-    data = ds.to_json_dict(BULK_DATA_THRESHOLD, bulk)
+    data = _json_dict(ds, "")
     if drop_charset:
         data.pop("00080005", None)
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def _json_dict(ds: Dataset, path: str) -> dict[str, Any]:
+    """DICOM JSON with large binary values replaced by BulkDataURIs that name their place.
+
+    A value inside a sequence gets ``bulkdata/<sequence>/<item>/<tag>`` (an icon's
+    Pixel Data is not the image's), which WADO-RS resolves by walking the same path.
+    """
+
+    def bulk(element: DataElement) -> str:
+        return f"bulkdata/{path}{element.tag:08X}"
+
+    data: dict[str, Any] = {}
+    for element in ds:
+        key = f"{element.tag:08X}"
+        if element.VR == "SQ":
+            items = [_json_dict(item, f"{path}{key}/{i}/") for i, item in enumerate(element.value)]
+            data[key] = {"vr": "SQ", "Value": items} if items else {"vr": "SQ"}
+        else:
+            data[key] = element.to_json_dict(bulk, BULK_DATA_THRESHOLD)
+    return data

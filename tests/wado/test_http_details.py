@@ -6,6 +6,7 @@ import pytest
 from fastapi.testclient import TestClient
 from pydicom import dcmread
 from pydicom.data import get_testdata_file
+from pydicom.dataset import Dataset
 
 from pacs.archive import Archive
 from pacs.http.app import create_app
@@ -148,6 +149,31 @@ def test_bulkdata_ranges(archive: Archive, client: TestClient) -> None:
     )
     assert pixels.content == ds.PixelData
     assert client.get(_url(ds, "/bulkdata/00100010x")).status_code == 404
+
+
+def test_bulkdata_inside_a_sequence_is_addressed_by_its_path(
+    archive: Archive, client: TestClient
+) -> None:
+    """An icon's Pixel Data is not the image's: its BulkDataURI names the sequence item."""
+    ds = ct_slice()
+    icon = Dataset()
+    icon.Rows = icon.Columns = 64
+    icon.SamplesPerPixel, icon.PhotometricInterpretation = 1, "MONOCHROME2"
+    icon.BitsAllocated = icon.BitsStored = 8
+    icon.HighBit, icon.PixelRepresentation = 7, 0
+    icon.PixelData = bytes(range(256)) * 16
+    ds.IconImageSequence = [icon]
+    ingest_ds(archive, ds)
+    metadata = client.get(_url(ds, "/metadata")).json()[0]
+    uri = metadata["00880200"]["Value"][0]["7FE00010"]["BulkDataURI"]
+    assert uri.endswith(_url(ds, "/bulkdata/00880200/0/7FE00010"))
+    octets = {"Accept": "application/octet-stream"}
+    nested = client.get(_url(ds, "/bulkdata/00880200/0/7FE00010"), headers=octets)
+    assert nested.status_code == 200 and nested.content == icon.PixelData
+    image = client.get(_url(ds, "/bulkdata/7FE00010"), headers=octets)
+    assert image.content == ds.PixelData != icon.PixelData
+    for wrong in ("00880200/1/7FE00010", "00880200/0", "00880200/x/7FE00010"):
+        assert client.get(_url(ds, f"/bulkdata/{wrong}")).status_code == 404, wrong
 
 
 def test_frames_native_out_of_range_and_bad_list(archive: Archive, client: TestClient) -> None:
