@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.retrieve                      # 500-slice series + 300-slice study
     .venv/bin/python -m bench.retrieve --instances 100 --study-slices 50 --requests 50
+    .venv/bin/python -m bench.retrieve --memory             # 1 GB instance + 2,000-slice study
 
 A benchmark archive is built in a temp data folder through ``archive.ingest`` (the one
 writer path): a 500-instance 512x512 16-bit CT series (a noisy body phantom, generated with
@@ -19,6 +20,15 @@ interface, so it runs in a namespace with only loopback, and so does the client 
 it (this script re-run with ``--orthanc-child``). It gets the same files (uploaded through its
 REST API) and the same requests; the report gives ours/Orthanc ratios. Otherwise it is skipped
 with a note.
+
+``--memory`` checks the bound on the server's resident memory (300 MB) instead: it writes a
+``--large-mb`` multi-frame instance to disk in 1 MiB chunks (never built in memory) and a
+``--study-instances`` CT study, imports both with ``pacs import`` (the child's peak from
+``wait4``), then serves them and retrieves each through WADO-RS (study, instance, series
+metadata; streamed and discarded) and DIMSE (getscu C-GET of both, movescu C-MOVE of the large
+one to a storescp it starts). The server's VmHWM is reset through /proc/<pid>/clear_refs before
+each phase and read after; one table gives MB, seconds, MB/s and the peak per phase. Generated
+and received files are deleted unless ``--keep``.
 """
 
 from __future__ import annotations
@@ -157,11 +167,17 @@ class Server:
 
 
 @contextmanager
-def serve(workdir: Path, data_dir: Path) -> Iterator[Server]:
-    """``pacs serve`` on the benchmark archive, loopback only, on free ports."""
+def serve(
+    workdir: Path, data_dir: Path, remote: list[dict[str, Any]] | None = None
+) -> Iterator[Server]:
+    """``pacs serve`` on the benchmark archive, loopback only, on free ports.
+
+    ``remote`` is the ``PACS_REMOTE_AES`` list; by default only the C-GET peer.
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith("PACS_")}
     dicom_port, http_port = free_port(), free_port()
-    remote = [{"ae_title": CALLING_AE, "host": "127.0.0.1", "port": 0, "services": ["get"]}]
+    if remote is None:
+        remote = [{"ae_title": CALLING_AE, "host": "127.0.0.1", "port": 0, "services": ["get"]}]
     env |= {
         "PACS_DATA_DIR": str(data_dir),
         "PACS_DICOM_HOST": "127.0.0.1",
@@ -468,6 +484,368 @@ def print_orthanc(result: dict[str, Any], ours: list[Timing], our_rate: float) -
     print(f"Orthanc {result['cget']}")
 
 
+# --- --memory: the 300 MB bound, through either door ---------------------------------------
+
+MEMORY_LIMIT_MB = 300.0
+XA_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.12.1"  # classic multi-frame, offered by getscu
+LARGE_SIDE = 512  # the large instance's frames: 512 x 512, 16-bit
+CHUNK = 1 << 20
+DCMTK_ENV = {**os.environ, "TCP_NODELAY": "1"}  # see FIELD-NOTES: Nagle costs 5x in DCMTK
+
+
+@dataclass
+class Phase:
+    """One measured step: what moved, how long it took, what the process's peak was."""
+
+    name: str
+    megabytes: float
+    seconds: float
+    peak_mb: float
+    start_mb: float | None  # resident memory when the peak was reset (None: reset refused)
+
+    def line(self) -> str:
+        rate = self.megabytes / self.seconds if self.seconds else 0.0
+        start = f"{self.start_mb:6.0f}" if self.start_mb is not None else "     -"
+        under = "yes" if self.peak_mb < MEMORY_LIMIT_MB else "NO"
+        return (
+            f"{self.name:<40} {self.megabytes:8.1f} {self.seconds:8.1f} {rate:8.1f}"
+            f" {start} {self.peak_mb:8.0f}   {under}"
+        )
+
+
+def phase_table(phases: list[Phase]) -> str:
+    header = (
+        f"{'phase':<40} {'MB moved':>8} {'seconds':>8} {'MB/s':>8} {'RSS0':>6}"
+        f" {'VmHWM MB':>8}   under {MEMORY_LIMIT_MB:.0f} MB"
+    )
+    return "\n".join([header, "-" * len(header), *(p.line() for p in phases)])
+
+
+def write_large_instance(path: Path, megabytes: int) -> dict[str, str]:
+    """A multi-frame XA instance of ~``megabytes`` MiB of pixels, written in 1 MiB chunks.
+
+    Only the header goes through pydicom; Pixel Data is appended as an explicit-length OW
+    element, so the generator never holds more than one chunk (a 1 GB dataset built in memory
+    would make the bench itself the memory problem). Returns its UIDs.
+    """
+    frame_bytes = LARGE_SIDE * LARGE_SIDE * 2
+    frames = max(1, megabytes * (1 << 20) // frame_bytes)
+    length = frames * frame_bytes
+    if length >= 0xFFFFFFFF:
+        raise ValueError("--large-mb must stay under 4096 (a 32-bit element length)")
+    uids: dict[str, str] = {
+        "study": generate_uid(),
+        "series": generate_uid(),
+        "sop": generate_uid(),
+    }
+    _large_header(path, uids, frames)
+    with path.open("ab") as out:
+        out.write(b"\xe0\x7f\x10\x00OW\x00\x00" + length.to_bytes(4, "little"))
+        noise = os.urandom(CHUNK)
+        for index in range(length // CHUNK):
+            out.write(index.to_bytes(8, "little") + noise[8:])  # every chunk differs
+        out.write(noise[: length % CHUNK])
+    return uids
+
+
+def _large_header(path: Path, uids: dict[str, str], frames: int) -> None:
+    """Everything but Pixel Data, as a Part 10 file (Explicit VR Little Endian)."""
+    from pydicom import dcmwrite
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import UID, ExplicitVRLittleEndian
+
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = UID(XA_IMAGE_STORAGE)
+    ds.file_meta.MediaStorageSOPInstanceUID = UID(uids["sop"])
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.SOPClassUID = UID(XA_IMAGE_STORAGE)
+    ds.SOPInstanceUID = UID(uids["sop"])
+    ds.StudyInstanceUID = uids["study"]
+    ds.SeriesInstanceUID = uids["series"]
+    ds.PatientID = "BENCHMEM1"
+    ds.PatientName = "Bench^Large"
+    ds.Modality = "XA"
+    ds.StudyDate = "20261123"
+    ds.SeriesNumber = ds.InstanceNumber = 1
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.Rows = ds.Columns = LARGE_SIDE
+    ds.NumberOfFrames = frames
+    ds.FrameIncrementPointer = 0x00181063
+    ds.FrameTime = 33.3
+    ds.BitsAllocated = ds.BitsStored = 16
+    ds.HighBit = 15
+    ds.PixelRepresentation = 0
+    dcmwrite(path, ds, enforce_file_format=True)
+
+
+def write_study(folder: Path, count: int, size: int) -> dict[str, str]:
+    """``count`` CT slices of one series as Part 10 files in ``folder``; the UIDs."""
+    folder.mkdir(parents=True, exist_ok=True)
+    uids: dict[str, str] = {
+        "study": generate_uid(),
+        "series": generate_uid(),
+        "frame": generate_uid(),
+    }
+    base, rng = phantom(size), np.random.default_rng(20261123)
+    for index in range(count):
+        ct_slice(index, base, uids, rng).save_as(
+            folder / f"{index:05d}.dcm", enforce_file_format=True
+        )
+    return uids
+
+
+def _folder_mb(path: Path) -> float:
+    if path.is_file():
+        return path.stat().st_size / 1e6
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 1e6
+
+
+def pacs_import(workdir: Path, data_dir: Path, source: Path, name: str) -> Phase:
+    """``pacs import`` as a child process; its peak is the child's ``ru_maxrss`` (wait4)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PACS_")}
+    env["PACS_DATA_DIR"] = str(data_dir)
+    command = [sys.executable, "-m", "pacs.cli", "import", "--quiet", str(source)]
+    started = time.perf_counter()
+    with (workdir / "import.log").open("ab") as log:
+        process = subprocess.Popen(command, cwd=workdir, env=env, stdout=log, stderr=log)
+        _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    elapsed = time.perf_counter() - started
+    if process.returncode != 0:
+        raise RuntimeError(f"pacs import {source} exited {process.returncode}, see import.log")
+    return Phase(name, _folder_mb(source), elapsed, usage.ru_maxrss / 1024, None)
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _reset_peak(pid: int) -> float | None:
+    """Bring VmHWM down to the current RSS (Linux 4.0+), so each phase is measured alone.
+
+    Returns the RSS it starts from, or ``None`` where the kernel refuses: then the peak is
+    cumulative, which can only overstate a phase.
+    """
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+    except OSError:
+        return None
+    return _rss_mb(pid)
+
+
+def server_phase(pid: int, name: str, action: Callable[[], float]) -> Phase:
+    """Reset the server's peak, run ``action`` (it returns MB moved), read the peak."""
+    start = _reset_peak(pid)
+    started = time.perf_counter()
+    megabytes = action()
+    elapsed = time.perf_counter() - started
+    phase = Phase(name, megabytes, elapsed, peak_rss_mb(pid), start)
+    print(phase.line(), flush=True)
+    return phase
+
+
+def stream_mb(session: requests.Session, url: str, accept: str, expect: bytes = b"") -> float:
+    """GET ``url`` streamed in 1 MiB reads and discarded; MB received.
+
+    A non-200, or a body without ``expect``, stops the benchmark: a figure for the wrong answer
+    would be worthless.
+    """
+    size, found, tail = 0, not expect, b""
+    with session.get(url, headers={"Accept": accept}, stream=True, timeout=600) as response:
+        if response.status_code != 200:
+            raise RuntimeError(f"GET {url}: {response.status_code} {response.text[:200]}")
+        for chunk in response.iter_content(CHUNK):
+            size += len(chunk)
+            if not found:
+                found = expect in tail + chunk
+                tail = chunk[-len(expect) :]
+    if not found:
+        raise RuntimeError(f"GET {url}: the answer lacks {expect!r}")
+    return size / 1e6
+
+
+def dcmtk_retrieve(
+    tool: list[str], port: int, keys: list[str], received: Path, count: int
+) -> float:
+    """Run getscu/movescu with study-root ``keys``; MB of the ``count`` files in ``received``.
+
+    The files are deleted afterwards (a C-GET of 2,000 slices is a gigabyte on disk).
+    """
+    received.mkdir(parents=True, exist_ok=True)
+    command = [*tool, "-aec", "PACS", "-S", *keys, "127.0.0.1", str(port)]
+    done = subprocess.run(command, env=DCMTK_ENV, capture_output=True, text=True, timeout=3600)
+    try:
+        files = [p for p in received.rglob("*") if p.is_file()]
+        if done.returncode != 0 or len(files) != count:
+            raise RuntimeError(
+                f"{tool[0]}: exit {done.returncode}, {len(files)} of {count} files: "
+                f"{done.stderr.strip()[-300:]}"
+            )
+        return sum(p.stat().st_size for p in files) / 1e6
+    finally:
+        shutil.rmtree(received, ignore_errors=True)
+
+
+@contextmanager
+def storescp(folder: Path, port: int) -> Iterator[Path]:
+    """DCMTK storescp as the C-MOVE destination (AE STORESCP), writing into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    command = ["storescp", "-aet", "STORESCP", "-od", str(folder), str(port)]
+    process = subprocess.Popen(
+        command, env=DCMTK_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not _listening(port):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("storescp did not start")
+            time.sleep(0.05)
+        yield folder
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def _listening(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def memory_phases(
+    server: Server, token: str, study: dict[str, str], large: dict[str, str], args: Any
+) -> list[Phase]:
+    """The retrievals, each with the server's peak reset before and read after."""
+    workdir, pid, port = Path(args.workdir), server.process.pid, server.dicom_port
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {token}"
+    root = server.base_url + "/dicom-web"
+    study_url = f"{root}/studies/{study['study']}"
+    large_url = f"{root}/studies/{large['study']}/series/{large['series']}/instances/{large['sop']}"
+    n = args.study_instances
+    study_keys = ["-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={study['study']}"]
+    large_keys = ["-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={large['study']}"]
+    getscu = ["getscu", "-aet", "GETSCU", "-od", str(workdir / "got")]
+    phases = [
+        server_phase(
+            pid, f"WADO-RS study, {n} instances", lambda: stream_mb(session, study_url, ANY_DICOM)
+        ),
+        server_phase(
+            pid,
+            f"WADO-RS instance, {args.large_mb} MB",
+            lambda: stream_mb(session, large_url, ANY_DICOM),
+        ),
+        server_phase(
+            pid,
+            f"WADO-RS series metadata, {n} instances",
+            lambda: stream_mb(
+                session,
+                f"{study_url}/series/{study['series']}/metadata",
+                "application/dicom+json",
+                expect=b"00080018",
+            ),
+        ),
+        server_phase(
+            pid,
+            f"C-GET study, {n} instances (getscu)",
+            lambda: dcmtk_retrieve(getscu, port, study_keys, workdir / "got", n),
+        ),
+        server_phase(
+            pid,
+            f"C-GET instance, {args.large_mb} MB (getscu)",
+            lambda: dcmtk_retrieve(getscu, port, large_keys, workdir / "got", 1),
+        ),
+    ]
+    with storescp(workdir / "moved", args.storescp_port) as moved:
+        movescu = ["movescu", "-aet", "MOVESCU", "-aem", "STORESCP"]
+        phases.append(
+            server_phase(
+                pid,
+                f"C-MOVE instance, {args.large_mb} MB (movescu)",
+                lambda: _move(movescu, port, large_keys, moved),
+            )
+        )
+    session.close()
+    return phases
+
+
+def _move(tool: list[str], port: int, keys: list[str], moved: Path) -> float:
+    """movescu to our storescp; storescp has written the file when movescu returns."""
+    command = [*tool, "-aec", "PACS", "-S", *keys, "127.0.0.1", str(port)]
+    done = subprocess.run(command, env=DCMTK_ENV, capture_output=True, text=True, timeout=3600)
+    try:
+        files = [p for p in moved.rglob("*") if p.is_file()]
+        if done.returncode != 0 or len(files) != 1:
+            raise RuntimeError(
+                f"movescu: exit {done.returncode}, {len(files)} files: {done.stderr[-300:]}"
+            )
+        return files[0].stat().st_size / 1e6
+    finally:
+        for path in moved.iterdir():
+            path.unlink()
+
+
+def memory_main(args: argparse.Namespace) -> None:
+    """Generate, import, serve, retrieve: one table of MB, seconds and peak memory."""
+    workdir = Path(tempfile.mkdtemp(prefix="pacs-bench-memory-"))
+    data_dir = workdir / "data"
+    args.workdir, args.storescp_port = str(workdir), free_port()
+    try:
+        started = time.perf_counter()
+        large = write_large_instance(workdir / "large.dcm", args.large_mb)
+        study = write_study(workdir / "study", args.study_instances, args.size)
+        print(f"generated the files in {time.perf_counter() - started:.0f} s", flush=True)
+        ingest = [
+            pacs_import(
+                workdir,
+                data_dir,
+                workdir / "study",
+                f"pacs import study, {args.study_instances} instances",
+            ),
+            pacs_import(
+                workdir,
+                data_dir,
+                workdir / "large.dcm",
+                f"pacs import instance, {args.large_mb} MB",
+            ),
+        ]
+        shutil.rmtree(workdir / "study")  # the archive holds its own copies now
+        (workdir / "large.dcm").unlink()
+        token = make_token(data_dir)
+        remote = [
+            {"ae_title": "GETSCU", "services": ["get"]},
+            {"ae_title": "MOVESCU", "services": ["move"]},
+            {
+                "ae_title": "STORESCP",
+                "host": "127.0.0.1",
+                "port": args.storescp_port,
+                "services": ["store"],
+            },
+        ]
+        with serve(workdir, data_dir, remote) as server:
+            print(f"server up, RSS {_rss_mb(server.process.pid):.0f} MB; phases:", flush=True)
+            phases = memory_phases(server, token, study, large, args)
+        print(
+            "\npacs import (child process peak, ru_maxrss) and pacs serve (VmHWM reset per phase)"
+        )
+        print(phase_table(ingest + phases))
+        held = all(p.peak_mb < MEMORY_LIMIT_MB for p in phases)
+        print(
+            f"server under {MEMORY_LIMIT_MB:.0f} MB in every retrieval: {'yes' if held else 'NO'}"
+        )
+    finally:
+        if args.keep:
+            print(f"kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
     parser.add_argument("--instances", type=int, default=500)
@@ -478,7 +856,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--keep", action="store_true", help="keep the temp data folder")
     parser.add_argument("--no-orthanc", action="store_true", help="skip the Orthanc side")
     parser.add_argument("--orthanc-child", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--memory", action="store_true", help="server peak memory per retrieval (300 MB bound)"
+    )
+    parser.add_argument("--large-mb", type=int, default=1024, help="--memory: large instance")
+    parser.add_argument("--study-instances", type=int, default=2000, help="--memory: study")
     args = parser.parse_args(argv)
+    if args.memory:
+        memory_main(args)
+        return
     if args.orthanc_child:
         orthanc_child(args.orthanc_child)
         return
