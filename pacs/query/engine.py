@@ -343,13 +343,17 @@ def _representatives(session: Session, level: Level, pks: list[int]) -> dict[int
                     .where(Study.patient_pk == Patient.pk)
                     .order_by(Study.pk)
                     .limit(1)
+                    .correlate(Patient)
                     .scalar_subquery()
                 )
+            # Nested two deep, a subquery is not correlated to the outer row on its own:
+            # without correlate() each would pick the first series of the whole index.
             series_pk = (
                 select(Series.pk)
                 .where(Series.study_pk == first_study)
                 .order_by(Series.pk)
                 .limit(1)
+                .correlate(owner)
                 .scalar_subquery()
             )
         first_instance = (

@@ -10,7 +10,14 @@ from sqlalchemy import inspect
 
 from pacs.archive import Archive
 from pacs.query import Level, QueryError
-from tests.query_dimse.archive_factory import populate, series_uid, sop_uid, study_uid
+from tests.query_dimse.archive_factory import (
+    STUDIES,
+    patient_age,
+    populate,
+    series_uid,
+    sop_uid,
+    study_uid,
+)
 
 
 @pytest.fixture
@@ -192,3 +199,13 @@ def test_query_indexes_are_migrated(archive: Archive) -> None:
     if archive.engine.dialect.name == "postgresql":
         patient = {ix["name"] for ix in inspector.get_indexes("patient")}
         assert "ix_patient_name_folded_pattern" in patient
+
+
+def test_values_outside_the_index_come_from_each_matchs_own_instance(filled: Archive) -> None:
+    """Attributes kept only in the stored JSON are read from an instance of that very study
+    (a lookup not tied to its row would answer every study with one patient's data)."""
+    found = filled.search(Level.STUDY, ident(StudyInstanceUID="", PatientAge="")).matches
+    ages = {str(ds.StudyInstanceUID): ds.PatientAge for ds in found}
+    assert ages == {S(n): patient_age(n) for n in range(len(STUDIES))}
+    patients = filled.search(Level.PATIENT, ident(PatientID="", PatientAge="")).matches
+    assert len({ds.PatientAge for ds in patients}) == len(patients) > 1

@@ -110,7 +110,12 @@ def _instance(s: int, spec: StudySpec, r: int, modality: str, i: int) -> Dataset
     ds.SeriesNumber = r + 1
     ds.SeriesDescription = f"{modality} loạt {r + 1}"
     ds.BodyPartExamined = "CHEST" if modality == "CT" else "HEAD"
+    ds.PatientAge = patient_age(s)  # held in no index column: answered from the stored JSON
     return ds
+
+
+def patient_age(study: int) -> str:
+    return f"{30 + study:03d}Y"
 
 
 def populate(archive: Archive) -> int:
