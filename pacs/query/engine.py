@@ -11,6 +11,7 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
@@ -192,7 +193,10 @@ def _entities(level: Level, row: Any) -> dict[Level, Any]:
     return found
 
 
+@lru_cache(maxsize=4096)
 def _vr(tag: int) -> str:
+    """The dictionary VR; asked once per value of every match, hence cached (a 101-study
+    page asked pydicom's dictionary some 1,200 times, 6 ms of a 20 ms search)."""
     return dictionary_VR(tag) if keyword_for_tag(tag) else "UN"
 
 
@@ -252,12 +256,12 @@ def _computed(
         return result
     if level is Level.STUDY:
         series = (
-            select(Series.study_pk, func.count(Series.pk))
+            select(Series.study_pk, func.count())
             .where(Series.study_pk.in_(pks))
             .group_by(Series.study_pk)
         )
         instances = (
-            select(Series.study_pk, func.count(Instance.pk))
+            select(Series.study_pk, func.count())  # count(*): index-only
             .join(Instance, Instance.series_pk == Series.pk)
             .where(Series.study_pk.in_(pks))
             .group_by(Series.study_pk)
@@ -291,7 +295,7 @@ def _computed(
             result[pk].setdefault("SOPClassesInStudy", "")
     elif level is Level.SERIES:
         query = (
-            select(Instance.series_pk, func.count(Instance.pk))
+            select(Instance.series_pk, func.count())
             .where(Instance.series_pk.in_(pks))
             .group_by(Instance.series_pk)
         )
