@@ -8,6 +8,7 @@ the blob store in one object also gives tests one thing to build.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import BinaryIO
 
 from pydicom.dataset import Dataset
@@ -71,6 +72,7 @@ class Archive:
         *,
         expect_sop_class_uid: str = "",
         expect_sop_instance_uid: str = "",
+        spool_file: Path | None = None,
     ) -> IngestResult:
         """Store one DICOM object (a seekable Part 10 or bare dataset stream)."""
         return self.ingestor.ingest(
@@ -78,6 +80,7 @@ class Archive:
             origin,
             expect_sop_class_uid=expect_sop_class_uid,
             expect_sop_instance_uid=expect_sop_instance_uid,
+            spool_file=spool_file,
         )
 
     def locate(

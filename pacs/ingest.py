@@ -19,6 +19,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, BinaryIO
 
 from pydicom import dcmread
@@ -30,6 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from pacs.index.writer import HeldInstance, IndexWriter, NewInstance, integer, text
 from pacs.integrity import MalformedDataset, check_deflated_structure, check_structure
 from pacs.part10 import (
+    PREAMBLE,
     ChunkStream,
     NotDicom,
     Part10Header,
@@ -148,12 +150,16 @@ class Ingestor:
         *,
         expect_sop_class_uid: str = "",
         expect_sop_instance_uid: str = "",
+        spool_file: Path | None = None,
     ) -> IngestResult:
         """Take one DICOM object from a seekable stream; raise an :class:`IngestError` if not.
 
         ``expect_*`` are the UIDs the request announced (C-STORE command, STOW
         study URL is checked by its door); an object that contradicts them is
-        refused rather than filed under the wrong identity.
+        refused rather than filed under the wrong identity. ``spool_file`` is the
+        file ``fp`` reads, when it is ours alone and will not change (the DIMSE
+        door's spool): if its bytes are exactly what we store, it becomes the
+        blob without being copied. Never a file a user handed us.
         """
         parsed = self._parse(fp, origin)
         if expect_sop_instance_uid and expect_sop_instance_uid != parsed.sop_uid:
@@ -174,7 +180,10 @@ class Ingestor:
                 return decided
 
         try:
-            stored = self.store.put(key, ChunkStream(iter_stored_bytes(fp, parsed.header)))
+            if spool_file is not None and _stored_as_is(fp, parsed.header):
+                stored = self.store.put_file(key, spool_file)
+            else:
+                stored = self.store.put(key, ChunkStream(iter_stored_bytes(fp, parsed.header)))
         except (StorageError, OSError) as exc:  # OSError: a store that does not wrap its own
             raise Unavailable(f"storage unavailable: {exc}") from exc
 
@@ -359,6 +368,17 @@ class Ingestor:
             self.store.delete(key)
         except StorageError:
             log.warning("could not remove blob %s; `pacs check` will", key)
+
+
+def _stored_as_is(fp: BinaryIO, header: Part10Header) -> bool:
+    """Whether the source's bytes are exactly the ones we store (zero preamble, same meta)."""
+    if header.meta_synthesized:
+        return False
+    head = PREAMBLE + header.meta_bytes
+    if header.body_offset != len(head):
+        return False
+    fp.seek(0)
+    return fp.read(len(head)) == head
 
 
 def _sha256(fp: BinaryIO, header: Part10Header) -> str:

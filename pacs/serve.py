@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import signal
+import tempfile
+from pathlib import Path
 
 import uvicorn
 
@@ -38,12 +40,27 @@ def _bootstrap_admin(archive: Archive) -> None:
         )
 
 
+def use_spool(folder: Path) -> None:
+    """Received datasets are spooled in ``folder`` (pynetdicom writes them with ``tempfile``).
+
+    On the data volume rather than /tmp: a multi-GB object does not fill a small
+    /tmp, and beside the blobs a spool file is a hard link away from being stored.
+    Files left by a crash (nothing was acknowledged from them) are removed.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    for leftover in [*folder.glob("tmp*.dcm"), *folder.glob("retrieve-*.dcm")]:
+        leftover.unlink(missing_ok=True)
+    tempfile.tempdir = str(folder)
+
+
 def serve(settings: Settings) -> int:
     try:
         tls = uvicorn_tls_options(settings)
     except InsecureListen as exc:
         log.error("%s", exc)
         return 2
+    assert settings.spool_dir is not None  # derived from data_dir when unset
+    use_spool(settings.spool_dir)
     archive = Archive.open(settings)
     _bootstrap_admin(archive)
     dimse = DimseServer(archive)

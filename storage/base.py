@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import BinaryIO, Protocol, runtime_checkable
 
 _KEY = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
@@ -63,6 +64,14 @@ class BlobStore(Protocol):
         """Store ``stream`` under ``key`` durably; on return the bytes survive a crash.
 
         The write is atomic: readers see either the old blob or the whole new one.
+        """
+        ...
+
+    def put_file(self, key: str, path: Path) -> BlobInfo:
+        """Store the complete local file ``path`` under ``key``, durably, as :meth:`put` does.
+
+        The file must not change afterwards. A store on the same filesystem takes
+        it without copying (a hard link); others upload it.
         """
         ...
 

@@ -9,7 +9,9 @@ multipart uploads in fixed parts, so memory stays bounded whatever the size.
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, BinaryIO, cast
 from urllib.parse import urlparse
 
@@ -152,6 +154,14 @@ class S3Store:
         if size is not None and reader.count != size:
             raise StorageError(f"expected {size} bytes for {key}, got {reader.count}")
         return BlobInfo(key, reader.count)
+
+    def put_file(self, key: str, path: Path) -> BlobInfo:
+        try:
+            source = path.open("rb")
+        except OSError as exc:
+            raise StorageError(f"cannot read {path.name} to store {key}: {exc.strerror}") from exc
+        with source:
+            return self.put(key, source, os.fstat(source.fileno()).st_size)
 
     def open(self, key: str, start: int = 0, end: int | None = None) -> BinaryIO:
         name = self._name(key)

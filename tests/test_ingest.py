@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from pathlib import Path
 
 import pytest
 from pydicom import dcmread
@@ -211,3 +212,30 @@ def test_an_index_rebuilt_under_a_running_writer_files_nothing_under_the_wrong_s
     with archive.sessions() as session:
         patient = session.scalar(select(Patient).join(Study).where(Study.study_uid == study))
         assert patient is not None and patient.patient_id == "BN0001"
+
+
+def test_a_spool_file_that_is_already_the_stored_bytes_becomes_the_blob(
+    archive: Archive, tmp_path: Path
+) -> None:
+    """The DIMSE door's spool file is taken by a hard link when nothing in it must change."""
+    spool = tmp_path / "spooled.dcm"
+    spool.write_bytes(to_bytes(ct_slice(index=1)))
+    with spool.open("rb") as fp:
+        result = archive.ingest(fp, Origin("dimse"), spool_file=spool)
+    blob = Path(archive.store.root) / result.blob_key  # type: ignore[attr-defined]
+    assert blob.stat().st_ino == spool.stat().st_ino  # the same file, not a copy
+    spool.unlink()
+    with archive.store.open(result.blob_key) as fh:
+        assert hashlib.sha256(fh.read()).hexdigest() == result.sha256
+
+
+def test_a_spool_file_with_a_preamble_to_zero_is_copied(archive: Archive, tmp_path: Path) -> None:
+    data = bytearray(to_bytes(ct_slice(index=2)))
+    data[:8] = b"MZ\x90\x00\x03\x00\x00\x00"  # CVE-2019-11687: an executable's header
+    spool = tmp_path / "spooled.dcm"
+    spool.write_bytes(bytes(data))
+    with spool.open("rb") as fp:
+        result = archive.ingest(fp, Origin("dimse"), spool_file=spool)
+    assert spool.read_bytes()[:2] == b"MZ"  # the spool file itself is left alone
+    with archive.store.open(result.blob_key) as fh:
+        assert fh.read(128) == b"\x00" * 128

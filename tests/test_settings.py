@@ -150,3 +150,21 @@ def test_pacs_config_prints_settings_with_secrets_masked(
     assert shown["database_url"] == "postgresql+psycopg://pacs:***@db.example:5432/pacs"
     assert shown["ae_title"] == "BV_TINH_PACS"
     assert shown["dicom_port"] == 104
+
+
+def test_serve_spools_received_datasets_on_the_data_volume(tmp_path: Path) -> None:
+    import tempfile
+
+    from pacs.serve import use_spool
+
+    spool = tmp_path / "data" / "spool"
+    spool.mkdir(parents=True)
+    (spool / "tmpab12cd.dcm").write_bytes(b"left by a crash")
+    (spool / "keep.txt").write_text("not ours")
+    before = tempfile.tempdir
+    try:
+        use_spool(spool)
+        assert tempfile.gettempdir() == str(spool)
+    finally:
+        tempfile.tempdir = before
+    assert sorted(p.name for p in spool.iterdir()) == ["keep.txt"]

@@ -34,8 +34,10 @@ def make_store_handler(
 
     pynetdicom has already spooled the dataset to a file in the DICOM File
     Format (``STORE_RECV_CHUNKED_DATASET``), so memory stays bounded whatever
-    the size of the object. Every failure is turned into a status here: an
-    exception escaping a handler would only give the peer a bare 0xC211.
+    the size of the object; on the store's filesystem that file becomes the
+    blob by a hard link (pynetdicom removes only its own name afterwards).
+    Every failure is turned into a status here: an exception escaping a
+    handler would only give the peer a bare 0xC211.
     """
 
     def handle_store(event: Event) -> Dataset:
@@ -48,6 +50,7 @@ def make_store_handler(
                     origin,
                     expect_sop_class_uid=str(request.AffectedSOPClassUID or ""),
                     expect_sop_instance_uid=str(request.AffectedSOPInstanceUID or ""),
+                    spool_file=event.dataset_path,  # ours alone: may become the blob
                 )
         except Unavailable as exc:
             log.error("C-STORE from %s refused, archive unavailable: %s", origin.calling_ae, exc)

@@ -32,6 +32,11 @@ class FillingDisk(FileSystemStore):
             raise self.failure
         return super().put(key, stream, size)
 
+    def put_file(self, key: str, path: Path) -> BlobInfo:
+        if self.failure is not None:
+            raise self.failure
+        return super().put_file(key, path)
+
 
 @pytest.fixture
 def disk(archive: Archive) -> FillingDisk:

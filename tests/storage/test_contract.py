@@ -43,6 +43,40 @@ def test_put_then_open_round_trip(store: Store) -> None:
     assert store.stat("a/b/c.dcm") == BlobInfo("a/b/c.dcm", 11)
 
 
+def test_put_file_stores_a_local_file_that_may_then_go(store: Store, tmp_path: Path) -> None:
+    source = tmp_path / "received.dcm"
+    source.write_bytes(b"DICM" * 1000)
+    assert store.put_file("a/b/f.dcm", source) == BlobInfo("a/b/f.dcm", 4000)
+    store.put_file("a/b/f.dcm", source)  # the same content again: still one whole blob
+    source.unlink()  # the receiver removes its spool file
+    with store.open("a/b/f.dcm") as fh:
+        assert fh.read() == b"DICM" * 1000
+    assert [info.key for info in store.list("a/")] == ["a/b/f.dcm"]  # no temporary left over
+
+
+def test_filesystem_put_file_links_on_the_same_filesystem(tmp_path: Path) -> None:
+    store = FileSystemStore(tmp_path / "blobs")
+    source = tmp_path / "spooled.dcm"
+    source.write_bytes(b"x" * 4096)
+    store.put_file("s/i.dcm", source)
+    blob = tmp_path / "blobs" / "s" / "i.dcm"
+    assert blob.stat().st_ino == source.stat().st_ino  # taken, not copied
+
+
+def test_filesystem_put_file_copies_across_filesystems(tmp_path: Path) -> None:
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or shm.stat().st_dev == tmp_path.stat().st_dev:
+        pytest.skip("no second filesystem (/dev/shm) to link across")
+    store = FileSystemStore(tmp_path / "blobs")
+    source = shm / f"pacs-test-{tmp_path.name}.dcm"
+    source.write_bytes(b"y" * 4096)
+    try:
+        assert store.put_file("s/i.dcm", source) == BlobInfo("s/i.dcm", 4096)
+    finally:
+        source.unlink()
+    assert (tmp_path / "blobs" / "s" / "i.dcm").read_bytes() == b"y" * 4096
+
+
 def test_streaming_put_of_unknown_size_goes_multipart(store: Store) -> None:
     size = PART_SIZE + PART_SIZE // 2 + 123  # more than one part
     stream = Generated(size)
