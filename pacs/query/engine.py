@@ -61,6 +61,10 @@ COLUMNS: dict[str, tuple[Level, str]] = {
     "Rows": (Level.IMAGE, "rows"),
     "Columns": (Level.IMAGE, "columns"),
 }
+# Attributes whose answer is the same for every match: everything this archive holds is
+# on line. (Left to the stored JSON, InstanceAvailability, a default QIDO return key, made
+# every study search parse one whole instance document per match, for nothing.)
+CONSTANT_RETURN: dict[str, tuple[str, str]] = {"InstanceAvailability": ("CS", "ONLINE")}
 
 
 @dataclass
@@ -218,7 +222,8 @@ def _build(
     }
     counts = _computed(session, level, [e[level].pk for e in entities], computed)
     from_json = include_all or any(
-        k not in COLUMNS and k not in COMPUTED_RETURN for k in keywords.values()
+        k not in COLUMNS and k not in COMPUTED_RETURN and k not in CONSTANT_RETURN
+        for k in keywords.values()
     )
     documents = (
         _representatives(session, level, [e[level].pk for e in entities]) if from_json else {}
@@ -239,6 +244,8 @@ def _build(
                 values[tag] = (_vr(tag), getattr(found[col_level], attribute))
             elif keyword in counts.get(pk, {}):
                 values[tag] = (_vr(tag), counts[pk][keyword])
+            elif keyword in CONSTANT_RETURN:
+                values[tag] = CONSTANT_RETURN[keyword]
             elif document is not None and f"{tag:08X}" in document:
                 values[tag] = (STORED_JSON, document[f"{tag:08X}"])
             else:

@@ -64,6 +64,7 @@ def test_study_level_json(client: TestClient, filled: Archive) -> None:
     assert study["00080061"] == {"vr": "CS", "Value": ["CT", "MR"]}
     assert study["00201206"]["Value"] == [2] and study["00201208"]["Value"] == [3]
     assert study["00081190"]["Value"][0].endswith(f"/dicom-web/studies/{S(3)}")
+    assert study["00080056"] == {"vr": "CS", "Value": ["ONLINE"]}  # InstanceAvailability
 
 
 OHIF_LIST = (
