@@ -9,36 +9,21 @@ instance sent from its stored file, never loaded whole.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterator
 from typing import Any, cast
 
+from pydicom.dataset import Dataset
 from pynetdicom import evt
 from pynetdicom.dimse_primitives import C_MOVE
 from pynetdicom.events import Event
 from pynetdicom.presentation import build_context
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
-from sqlalchemy.exc import SQLAlchemyError
 
 from pacs.archive import Archive
-from pacs.dimse import status as st
-from pacs.dimse.identity import allowed, principal_of
-from pacs.dimse.retrieve_plan import (
-    BadIdentifier,
-    contexts_for,
-    plan,
-    send_from_files,
-    stored_file,
-)
+from pacs.dimse.identity import principal_of
+from pacs.dimse.retrieve_plan import contexts_for, send_from_files
+from pacs.dimse.sub_operations import audit_sent, checked_plan, refusal, store_each
 
-log = logging.getLogger(__name__)
-
-UNKNOWN_DESTINATION = 0xA801
-IDENTIFIER_DOES_NOT_MATCH = 0xA900
-UNABLE_TO_PROCESS = 0xC000
-PENDING = 0xFF00
-CANCELLED = 0xFE00
-UNREADABLE = "blob unreadable"
 # pynetdicom opens the destination association before reading a failure status from the
 # handler; a bare Verification context keeps that harmless when the request is refused.
 REFUSAL_CONTEXTS = {"contexts": [build_context(Verification)]}
@@ -77,26 +62,10 @@ def make_move_handler(archive: Archive) -> Callable[[Event], Iterator[Any]]:
             )
             yield None, None  # pynetdicom answers 0xA801, move destination unknown
             return
-        try:
-            if not allowed(archive, event, "move"):
-                raise PermissionError("calling AE not authorized for C-MOVE")
-            found = plan(archive, event.identifier)
-        except PermissionError as exc:
-            archive.audit.record(principal, "c-move", f"failure: {exc}")
+        found = checked_plan(archive, event, "move", principal)
+        if isinstance(found, Dataset):
             yield (*destination, REFUSAL_CONTEXTS)
-            yield 1  # with 0, pynetdicom answers success before our failure status
-            yield st.status(UNABLE_TO_PROCESS, str(exc)), None
-            return
-        except BadIdentifier as exc:
-            archive.audit.record(principal, "c-move", f"failure: {exc}")
-            yield (*destination, REFUSAL_CONTEXTS)
-            yield 1  # with 0, pynetdicom answers success before our failure status
-            yield st.status(IDENTIFIER_DOES_NOT_MATCH, str(exc)), None
-            return
-        except SQLAlchemyError:
-            yield (*destination, REFUSAL_CONTEXTS)
-            yield 1  # with 0, pynetdicom answers success before our failure status
-            yield st.status(st.OUT_OF_RESOURCES, "index unavailable, retry later"), None
+            yield from refusal(found)
             return
         yield (
             *destination,
@@ -109,24 +78,7 @@ def make_move_handler(archive: Archive) -> Callable[[Event], Iterator[Any]]:
                 ],
             },
         )
-        yield len(found.instances)
-        sent = 0
-        for instance in found.instances:
-            if event.is_cancelled:
-                yield CANCELLED, None
-                break
-            with stored_file(archive, instance) as item:
-                if item is None:
-                    yield PENDING, UNREADABLE  # pynetdicom counts a non-dataset as a failed sub-op
-                    continue
-                sent += 1
-                yield PENDING, item  # sent while we wait here; a spooled copy goes after
-        archive.audit.record(
-            principal,
-            "c-move",
-            patient_id=found.patient_id,
-            study_uid=",".join(found.study_uids)[:64],
-            detail=f"to {destination_title}: {sent} of {len(found.instances)} instances",
-        )
+        sent = yield from store_each(archive, event, found)
+        audit_sent(archive, principal, "move", found, sent, f"to {destination_title}: ")
 
     return handle_move
