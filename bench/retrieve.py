@@ -374,26 +374,29 @@ def run_orthanc_side(workdir: Path, data: BenchData, args: argparse.Namespace) -
 
 
 @contextmanager
-def orthanc_server(workdir: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+def orthanc_server(
+    workdir: Path, extra: dict[str, Any] | None = None
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """Stock Orthanc with its DICOMweb plugin on 127.0.0.1:8042 (run inside the namespace).
+
+    ``extra`` settings are merged over ours (bench/viewer adds ServeFolders for OHIF).
+    """
     config = workdir / "orthanc-cfg"
     config.mkdir(exist_ok=True)
-    (config / "orthanc.json").write_text(
-        json.dumps(
-            {
-                "Name": "bench",
-                "StorageDirectory": str(workdir / "orthanc-storage"),
-                "IndexDirectory": str(workdir / "orthanc-index"),
-                "DicomAet": "ORTHANC",
-                "DicomPort": 4242,
-                "HttpPort": 8042,
-                "RemoteAccessAllowed": False,
-                "AuthenticationEnabled": False,
-                "Plugins": [str(ORTHANC_PLUGIN)],
-                "DicomModalities": {"bench": [CALLING_AE, "127.0.0.1", 11113]},
-                "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
-            }
-        )
-    )
+    settings: dict[str, Any] = {
+        "Name": "bench",
+        "StorageDirectory": str(workdir / "orthanc-storage"),
+        "IndexDirectory": str(workdir / "orthanc-index"),
+        "DicomAet": "ORTHANC",
+        "DicomPort": 4242,
+        "HttpPort": 8042,
+        "RemoteAccessAllowed": False,
+        "AuthenticationEnabled": False,
+        "Plugins": [str(ORTHANC_PLUGIN)],
+        "DicomModalities": {"bench": [CALLING_AE, "127.0.0.1", 11113]},
+        "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
+    }
+    (config / "orthanc.json").write_text(json.dumps({**settings, **(extra or {})}))
     with (workdir / "orthanc.log").open("wb") as log:
         env = {**os.environ, "TCP_NODELAY": "1"}
         process = subprocess.Popen(

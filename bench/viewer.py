@@ -46,7 +46,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,7 +54,7 @@ from typing import Any
 import requests
 
 from bench.ingest import PeakWatcher, drop_namespace, make_namespace
-from bench.retrieve import ORTHANC_PLUGIN, BenchData, build_archive, serve
+from bench.retrieve import ORTHANC_PLUGIN, BenchData, build_archive, orthanc_server, serve
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
@@ -362,49 +362,19 @@ def orthanc_ohif_folder(workdir: Path) -> Path:
     return folder
 
 
-@contextmanager
-def orthanc_with_ohif(workdir: Path, ohif: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    """Orthanc on 127.0.0.1:8042 in the namespace: DICOMweb plugin and OHIF via ServeFolders."""
-    config = workdir / "orthanc-cfg"
-    config.mkdir(exist_ok=True)
-    settings = {
-        "Name": "bench",
-        "StorageDirectory": str(workdir / "orthanc-storage"),
-        "IndexDirectory": str(workdir / "orthanc-index"),
-        "HttpPort": 8042,
-        "DicomPort": 4242,
-        "RemoteAccessAllowed": False,
-        "AuthenticationEnabled": False,
+def orthanc_with_ohif(
+    workdir: Path, ohif: Path
+) -> AbstractContextManager[tuple[subprocess.Popen[bytes], str]]:
+    """Orthanc as bench/retrieve runs it, plus OHIF served by its ServeFolders plugin."""
+    serve_ohif = {
         "Plugins": [str(ORTHANC_PLUGIN), str(SERVE_FOLDERS)],
-        "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
         "ServeFolders": {
             "AllowCache": True,
             "Extensions": {".wasm": "application/wasm", ".mjs": "text/javascript"},
             "Folders": {"/ohif": str(ohif)},
         },
     }
-    (config / "orthanc.json").write_text(json.dumps(settings))
-    base = "http://127.0.0.1:8042"
-    with (workdir / "orthanc.log").open("wb") as log:
-        process = subprocess.Popen(["Orthanc", str(config)], stdout=log, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    requests.get(base + "/system", timeout=1).raise_for_status()
-                    break
-                except requests.RequestException:
-                    if time.monotonic() > deadline or process.poll() is not None:
-                        raise RuntimeError("Orthanc did not start") from None
-                    time.sleep(0.2)
-            yield process, base
-        finally:
-            process.terminate()
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    return orthanc_server(workdir, serve_ohif)
 
 
 def orthanc_child(job_file: Path) -> None:
