@@ -140,6 +140,7 @@ class StoredFile(Dataset):
         self.SOPInstanceUID = instance.sop_instance_uid
         self.stored_instance = instance
         self.stored_path = path
+        self.delivered = False  # set once the peer answered its C-STORE with success or warning
 
 
 @contextlib.contextmanager
@@ -215,9 +216,12 @@ def send_from_files(assoc: Association) -> None:
     original: Callable[..., Dataset] = assoc.send_c_store
 
     def send_c_store(dataset: Any, *args: Any, **kwargs: Any) -> Dataset:
-        if isinstance(dataset, StoredFile):
-            dataset = _sendable(assoc, dataset)
-        return original(dataset, *args, **kwargs)
+        if not isinstance(dataset, StoredFile):
+            return original(dataset, *args, **kwargs)
+        answer = original(_sendable(assoc, dataset), *args, **kwargs)
+        code = int(getattr(answer, "Status", -1))
+        dataset.delivered = code == 0 or 0xB000 <= code <= 0xBFFF
+        return answer
 
     assoc.send_c_store = send_c_store  # type: ignore[method-assign]
     _bound_pdus(assoc)

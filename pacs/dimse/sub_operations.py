@@ -55,7 +55,8 @@ def refusal(status: Dataset) -> Generator[Any, None, None]:
 
 def store_each(archive: Archive, event: Event, found: Plan) -> Generator[Any, None, int]:
     """Announce the sub-operations, then yield each instance as its stored file; return how
-    many went out. A spooled copy is removed once pynetdicom has sent it (the next resume)."""
+    many the peer took. pynetdicom sends the item before it resumes us, so by then we know
+    its outcome, and a spooled copy can go."""
     yield len(found.instances)
     sent = 0
     for instance in found.instances:
@@ -66,8 +67,8 @@ def store_each(archive: Archive, event: Event, found: Plan) -> Generator[Any, No
             if item is None:
                 yield PENDING, UNREADABLE  # pynetdicom counts a non-dataset as a failed sub-op
                 continue
-            sent += 1
             yield PENDING, item
+            sent += item.delivered
     return sent
 
 

@@ -399,6 +399,7 @@ def test_small_instance_is_converted_for_a_peer_without_its_syntax(
     responses, received = _c_get(dimse_server.port, ImplicitVRLittleEndian)
     assert responses[-1].Status == 0x0000
     assert received == pixels
+    assert "3 of 3 instances" in archive.audit.events()[-1].detail
 
 
 def test_large_instance_is_refused_rather_than_loaded(
@@ -415,3 +416,5 @@ def test_large_instance_is_refused_rather_than_loaded(
     assert final.NumberOfCompletedSuboperations == 0
     assert not received
     assert len(pixels) == 3
+    record = archive.audit.events()[-1]
+    assert record.action == "c-get" and "0 of 3 instances" in record.detail  # none delivered
