@@ -11,10 +11,17 @@ the writer forgets it and writes the full way, which re-creates the parents.
 
 Statements are Core statements on the session's connection, not ORM units of
 work: the rows are plain values and the ORM's bookkeeping cost more than the SQL.
+
+On SQLite, one writer at a time holds the database anyway; the writes of one
+process queue on a lock here instead of meeting SQLITE_BUSY, whose handler
+sleeps 1, 2, 5, 10... ms before retrying. With four associations storing at
+once that back-off, not the work, set the pace.
 """
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -85,6 +92,7 @@ class IndexWriter:
         self._cached_series = cached_series
         self._parents: OrderedDict[tuple[str, ...], _Parents] = OrderedDict()
         self._touched: dict[int, float] = {}
+        self._one_writer = _writer_lock(sessions)
 
     def held(self, sop_uid: str) -> HeldInstance | None:
         query = select(Instance.sha256, Instance.size, Instance.blob_key).where(
@@ -96,6 +104,10 @@ class IndexWriter:
 
     def write(self, new: NewInstance, replace: bool = False) -> None:
         """Index ``new``; :class:`IntegrityError` when its SOP Instance UID is taken meanwhile."""
+        with self._one_writer:
+            self._write(new, replace)
+
+    def _write(self, new: NewInstance, replace: bool) -> None:
         key = _parent_key(new)
         parents = self._parents.get(key)
         if parents is not None and not replace:
@@ -158,6 +170,14 @@ class IndexWriter:
             self._parents.popitem(last=False)
         if len(self._touched) > 4 * self._cached_series:
             self._touched.clear()
+
+
+def _writer_lock(sessions: sessionmaker[Session]) -> contextlib.AbstractContextManager[Any]:
+    """A lock for databases that take one writer at a time (SQLite), otherwise none."""
+    bind = sessions.kw.get("bind")
+    if bind is not None and bind.dialect.name == "sqlite":
+        return threading.Lock()
+    return contextlib.nullcontext()
 
 
 def _parent_key(new: NewInstance) -> tuple[str, ...]:
