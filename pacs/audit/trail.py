@@ -4,7 +4,9 @@ Each record's hash covers its own fields and the previous record's hash, so
 editing or deleting any record breaks the chain from that point on, and
 ``verify`` finds it. Appends are serialized (a process lock, plus a
 transaction-scoped advisory lock on PostgreSQL when several nodes share the
-index) because two records must never claim the same predecessor.
+index, and on SQLite a transaction that takes the write lock before it reads
+the last hash, for the DIMSE workers and ``pacs import`` beside ``pacs
+serve``) because two records must never claim the same predecessor.
 """
 
 from __future__ import annotations
@@ -100,10 +102,15 @@ class AuditTrail:
         )
         try:
             with self._lock, self.sessions.begin() as session:
-                if session.bind is not None and session.bind.dialect.name == "postgresql":
+                dialect = session.bind.dialect.name if session.bind is not None else ""
+                if dialect == "postgresql":
                     session.execute(
                         text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADVISORY_LOCK_KEY}
                     )
+                elif dialect == "sqlite":
+                    # A deferred transaction would read the last hash from a snapshot
+                    # another process may be about to extend.
+                    session.execute(text("BEGIN IMMEDIATE"))
                 prev = session.scalar(
                     select(AuditEvent.hash).order_by(AuditEvent.pk.desc()).limit(1)
                 )

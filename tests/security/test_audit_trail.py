@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import threading
 
 from sqlalchemy import delete, func, select, update
@@ -9,6 +10,7 @@ from sqlalchemy import delete, func, select, update
 from pacs.archive import Archive
 from pacs.audit.models import AuditEvent
 from pacs.auth.principal import Kind, Principal, Role
+from pacs.settings import Settings
 
 DOCTOR = Principal(Kind.USER, "bs.lan", Role.RADIOLOGIST, "10.0.0.5")
 MODALITY = Principal(Kind.AE, "CT01", Role.MODALITY, "10.0.0.9:4000")
@@ -63,3 +65,32 @@ def test_concurrent_appends_keep_one_chain(archive: Archive) -> None:
         thread.join()
     assert len(archive.audit.events()) == 40
     assert archive.audit.verify() is None
+
+
+def _append_from_process(settings: Settings, label: str, count: int) -> None:
+    archive = Archive.open(settings, migrate=False)
+    try:
+        for i in range(count):
+            archive.audit.record(DOCTOR, "qido", detail=f"{label}-{i}")
+    finally:
+        archive.close()
+
+
+def test_appends_from_several_processes_keep_one_chain(settings: Settings) -> None:
+    """DIMSE worker processes and `pacs import` append beside `pacs serve`."""
+    Archive.open(settings).close()  # migrate once, as `pacs serve` does
+    context = multiprocessing.get_context("spawn")
+    processes = [
+        context.Process(target=_append_from_process, args=(settings, f"p{n}", 40)) for n in range(3)
+    ]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(120)
+        assert process.exitcode == 0, "an append failed (see the process's output)"
+    archive = Archive.open(settings, migrate=False)
+    try:
+        assert len(archive.audit.events(limit=1000)) == 120
+        assert archive.audit.verify() is None
+    finally:
+        archive.close()
