@@ -186,6 +186,8 @@ def serve(
         "PACS_HTTP_PORT": str(http_port),
         "PACS_LOG_LEVEL": "WARNING",
         "PACS_REMOTE_AES": json.dumps(remote),
+        # One process: its VmHWM is then the peak of whichever serves a retrieval.
+        "PACS_DICOM_PROCESSES": "1",
     }
     with (workdir / "pacs.log").open("wb") as log:
         process = subprocess.Popen(

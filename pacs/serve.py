@@ -1,8 +1,9 @@
-"""``pacs serve``: the DIMSE listener and the HTTP server in one process.
+"""``pacs serve``: the DIMSE listener and the HTTP server in one process (plus DIMSE workers).
 
 Stop order on SIGTERM/SIGINT: uvicorn stops taking requests and finishes the
-ones in flight, then the DIMSE listener stops accepting and lets running
-associations finish, so no acknowledged image is cut off half-way.
+ones in flight, then the DIMSE listeners (ours and the workers', see
+``dicom_processes``) stop accepting and let running associations finish, so no
+acknowledged image is cut off half-way.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import uvicorn
 from pacs.archive import Archive
 from pacs.auth.accounts import ensure_admin
 from pacs.dimse.server import DimseServer
+from pacs.dimse.workers import WorkerPool, dimse_processes
 from pacs.http.app import create_app
 from pacs.http.transport import InsecureListen, uvicorn_tls_options
 from pacs.settings import Settings
@@ -64,6 +66,12 @@ def serve(settings: Settings) -> int:
     archive = Archive.open(settings)
     _bootstrap_admin(archive)
     dimse = DimseServer(archive)
+    dimse.bind()
+    workers = None
+    processes = dimse_processes(settings)
+    if processes > 1:
+        workers = WorkerPool.start(settings, dimse.share_listeners(), processes - 1)
+        workers.wait_ready()  # else the first associations would all land here
     dimse.start()
     app = create_app(archive)
     config = uvicorn.Config(
@@ -88,6 +96,10 @@ def serve(settings: Settings) -> int:
         server.run()
     finally:
         log.info("stopping DICOM listener; waiting for running associations")
+        if workers is not None:
+            workers.ask_to_stop()
         dimse.stop()
+        if workers is not None:
+            workers.wait()
         archive.close()
     return 0

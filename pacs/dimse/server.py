@@ -14,7 +14,7 @@ import socketserver
 import ssl
 import threading
 import time
-from typing import Any
+from typing import Any, cast
 
 from pydicom.uid import (
     UID,
@@ -25,6 +25,7 @@ from pydicom.uid import (
     ImplicitVRLittleEndian,
 )
 from pynetdicom import AE, _config, evt
+from pynetdicom.association import Association
 from pynetdicom.presentation import AllStoragePresentationContexts
 from pynetdicom.sop_class import (  # type: ignore[attr-defined]
     PatientRootQueryRetrieveInformationModelGet,
@@ -33,9 +34,10 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
     StudyRootQueryRetrieveInformationModelMove,
     Verification,
 )
-from pynetdicom.transport import ThreadedAssociationServer
+from pynetdicom.transport import RequestHandler, ThreadedAssociationServer
 
 from pacs.archive import Archive
+from pacs.dimse import reactor
 from pacs.dimse.find import FIND_MODELS, handle_sop_extended, make_find_handler
 from pacs.dimse.get import make_get_handler
 from pacs.dimse.move import make_move_handler
@@ -50,15 +52,60 @@ log = logging.getLogger(__name__)
 _config.STORE_RECV_CHUNKED_DATASET = True
 # Identifiers are patient data; keep them out of the debug log.
 _config.LOG_REQUEST_IDENTIFIERS = False
+reactor.install()
 
 Handler = Any  # (event, handler) as pynetdicom takes them
 
 
+ACCEPT_DELAY_PER_CONNECTION_S = 0.003
+
+
+class EventDrivenRequestHandler(RequestHandler):
+    """Accepted associations whose reactors wake on work, not on a 1 ms poll (see reactor)."""
+
+    def _create_association(self) -> Association:
+        assoc = super()._create_association()
+        reactor.make_event_driven(assoc)
+        return assoc
+
+
 class NoDelayAssociationServer(ThreadedAssociationServer):
-    """pynetdicom's threaded server with TCP_NODELAY on every accepted socket."""
+    """pynetdicom's threaded server: TCP_NODELAY on every accepted socket, event-driven reactors.
+
+    ``listen_fd`` adopts a listening socket another process opened (a DIMSE
+    worker, see :mod:`pacs.dimse.workers`) instead of binding one.
+    """
+
+    def __init__(self, *args: Any, listen_fd: int | None = None, **kwargs: Any) -> None:
+        self._listen_fd = listen_fd
+        self.shared = listen_fd is not None  # set too by DimseServer.share_listeners
+        self._connections: list[socket.socket] = []  # accepted, while shared
+        kwargs.setdefault("request_handler", EventDrivenRequestHandler)
+        super().__init__(*args, **kwargs)
+
+    def server_bind(self) -> None:
+        if self._listen_fd is None:
+            super().server_bind()
+            return
+        if self.socket is not None:
+            self.socket.close()  # the one TCPServer made, unbound
+        self.socket = socket.socket(fileno=self._listen_fd)
+        self.socket.setblocking(False)  # see DimseServer.share_listeners
+        self.server_address = self.socket.getsockname()
+
+    def server_activate(self) -> None:
+        if self._listen_fd is None:
+            super().server_activate()
 
     def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
+        if self.shared:
+            # Every process sharing the port woke for this connection: a busy one
+            # waits a little, so that an idler one takes it.
+            self._connections = [c for c in self._connections if c.fileno() != -1]
+            time.sleep(ACCEPT_DELAY_PER_CONNECTION_S * len(self._connections))
         client, address = super().get_request()
+        if self.shared:
+            self._connections.append(client)
         set_nodelay(client)
         return client, address
 
@@ -169,8 +216,8 @@ class DimseServer:
             (evt.EVT_SOP_EXTENDED, handle_sop_extended),
         ]
         self.handlers.extend(extra_handlers or [])
-        self.server: ThreadedAssociationServer | None = None
-        self.tls_server: ThreadedAssociationServer | None = None
+        self.server: NoDelayAssociationServer | None = None
+        self.tls_server: NoDelayAssociationServer | None = None
         self._thread: threading.Thread | None = None
         self._tls_thread: threading.Thread | None = None
 
@@ -179,32 +226,84 @@ class DimseServer:
         assert self.server is not None
         return int(self.server.server_address[1])
 
-    def start(self, host: str | None = None, port: int | None = None) -> None:
+    def bind(
+        self,
+        host: str | None = None,
+        port: int | None = None,
+        *,
+        listen_fd: int | None = None,
+        tls_listen_fd: int | None = None,
+    ) -> None:
+        """Open the listening sockets (or adopt a parent process's) without accepting yet.
+
+        Connections that arrive before :meth:`start` wait in the socket's backlog.
+        """
         settings = self.archive.settings
         address = (host or settings.dicom_host, settings.dicom_port if port is None else port)
-        server = self.ae.make_server(
-            address, evt_handlers=self.handlers, server_class=NoDelayAssociationServer
-        )
-        self.server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, name="dimse-acceptor", daemon=True
-        )
-        self._thread.start()
-        log.info("DICOM %s listening on %s:%s", settings.ae_title, address[0], self.port)
-        tls = dicom_tls_context(settings)
-        if tls is not None and settings.dicom_tls_port is not None:
-            tls_address = (address[0], settings.dicom_tls_port)
-            self.tls_server = self.ae.make_server(
-                tls_address,
+        self.server = cast(
+            NoDelayAssociationServer,
+            self.ae.make_server(
+                address,
                 evt_handlers=self.handlers,
                 server_class=NoDelayAssociationServer,
-                ssl_context=tls,
+                listen_fd=listen_fd,
+            ),
+        )
+        tls = dicom_tls_context(settings)
+        if tls is not None and settings.dicom_tls_port is not None:
+            self.tls_server = cast(
+                NoDelayAssociationServer,
+                self.ae.make_server(
+                    (address[0], settings.dicom_tls_port),
+                    evt_handlers=self.handlers,
+                    server_class=NoDelayAssociationServer,
+                    ssl_context=tls,
+                    listen_fd=tls_listen_fd,
+                ),
             )
+
+    def start(
+        self,
+        host: str | None = None,
+        port: int | None = None,
+        *,
+        listen_fd: int | None = None,
+        tls_listen_fd: int | None = None,
+    ) -> None:
+        """Accept associations: on the configured address, or on sockets a parent opened."""
+        if self.server is None:
+            self.bind(host, port, listen_fd=listen_fd, tls_listen_fd=tls_listen_fd)
+        assert self.server is not None
+        host_name = self.server.server_address[0]
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, name="dimse-acceptor", daemon=True
+        )
+        self._thread.start()
+        ae_title = self.archive.settings.ae_title
+        log.info("DICOM %s listening on %s:%s", ae_title, host_name, self.port)
+        if self.tls_server is not None:
             self._tls_thread = threading.Thread(
                 target=self.tls_server.serve_forever, name="dimse-tls-acceptor", daemon=True
             )
             self._tls_thread.start()
-            log.info("DICOM TLS listening on %s:%s", address[0], self.tls_port)
+            log.info("DICOM TLS listening on %s:%s", host_name, self.tls_port)
+
+    def share_listeners(self) -> list[int]:
+        """The listening sockets' descriptors, made ready for other processes to accept on.
+
+        Non-blocking: every process waits in ``select`` and all wake on a new
+        connection; the losers' ``accept`` then fails at once (socketserver
+        ignores that) instead of blocking their loop until the next connection.
+        The process with a thread free first wins, which spreads the load.
+        """
+        fds = []
+        for server in (self.server, self.tls_server):
+            if server is not None and server.socket is not None:
+                server.socket.setblocking(False)
+                server.socket.set_inheritable(True)
+                server.shared = True
+                fds.append(server.socket.fileno())
+        return fds
 
     @property
     def tls_port(self) -> int:

@@ -93,10 +93,15 @@ def _sender(
 
 
 @pytest.mark.slow
-def test_kill9_loses_nothing_acknowledged(tmp_path: Path, database_url: str) -> None:
+@pytest.mark.parametrize("processes", [1, 2], ids=["one-process", "with-worker"])
+def test_kill9_loses_nothing_acknowledged(
+    tmp_path: Path, database_url: str, processes: int
+) -> None:
+    """With a DIMSE worker, kill -9 hits the main process; the worker dies with it."""
     dicom_port, http_port = free_port(), free_port()
     env = {
         **os.environ,
+        "PACS_DICOM_PROCESSES": str(processes),
         "PACS_DATA_DIR": str(tmp_path / "data"),
         "PACS_DATABASE_URL": database_url,
         "PACS_DICOM_HOST": "127.0.0.1",

@@ -177,6 +177,8 @@ def server(tmp_path: Path, dcmtk: None) -> Iterator[Server]:
         "PACS_HTTP_PORT": str(http_port),
         "PACS_LOG_LEVEL": "WARNING",
         "PACS_REMOTE_AES": json.dumps(remote),
+        # One DIMSE process, so that the one whose VmHWM is read is the one retrieving.
+        "PACS_DICOM_PROCESSES": "1",
     }
     with (tmp_path / "pacs.log").open("wb") as log:
         process = subprocess.Popen(

@@ -1,0 +1,169 @@
+"""The receive path of the associations we accept: reactors that wake on work, bulk reads.
+
+Each pynetdicom association runs two polling loops (its own ``TODO`` says
+"make this event based"): the DUL thread sleeps ``_run_loop_delay`` (1 ms)
+whenever a turn found nothing to do, and the association thread sleeps 1 ms
+before each look at its DIMSE message queue. A C-STORE crosses three of those
+sleeps (request read, handler started, response sent), about 1.5 ms per
+instance on average: at a modality's pace (one object in flight per
+association) that was a third of pynetdicom's own cost here.
+
+The loops stay pynetdicom's; only their sleeps change. For the associations
+our server accepts, ``time.sleep`` inside those two modules returns as soon as
+the thread has work: the DUL waits in ``select`` on its socket and on a wake-up
+pipe written when a primitive is queued for it, and the association thread
+waits on an event set when a DIMSE message is queued. A sleep that returns
+early is always safe there, since every sleep in those modules sits in a loop
+that re-checks its own condition; other threads and our own outgoing
+associations keep the plain sleep. ``tests/dimse/test_reactor.py`` checks
+that pynetdicom still sleeps through ``time.sleep`` in both loops.
+
+pynetdicom also reads each PDU 4 KiB at a time into a growing bytearray: 128
+``recv`` calls (and as many polls, the socket having a timeout) per 512 KiB
+slice. :class:`BulkReceiveSocket` reads straight into a buffer of the PDU's
+size, with the same result on a short read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import select
+import ssl
+import threading
+import time
+import weakref
+from typing import Any
+
+import pynetdicom.association
+import pynetdicom.dul
+from pynetdicom.association import Association
+from pynetdicom.dul import DULServiceProvider
+from pynetdicom.transport import AssociationSocket
+
+
+class _MessageQueue(queue.Queue[Any]):
+    """The DIMSE message queue, plus an event that wakes every waiting reader.
+
+    ``Queue.not_empty`` wakes one waiter per item, so a reactor waiting on it
+    could take the wake-up meant for a ``get(block=True)`` elsewhere.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.arrived = threading.Event()
+
+    def _put(self, item: Any) -> None:
+        super()._put(item)
+        self.arrived.set()
+
+
+class _ProviderQueue(queue.Queue[Any]):
+    """The DUL's outgoing primitive queue, writing to a pipe the DUL selects on."""
+
+    def __init__(self, wake_fd: int) -> None:
+        super().__init__()
+        self.wake_fd = wake_fd
+
+    def _put(self, item: Any) -> None:
+        super()._put(item)
+        # A full pipe already holds a wake-up; a closed one has no DUL left to wake.
+        with contextlib.suppress(OSError):
+            os.write(self.wake_fd, b"\0")
+
+
+class BulkReceiveSocket(AssociationSocket):
+    """pynetdicom's association socket, reading a PDU in as few ``recv`` calls as it can."""
+
+    def recv(self, nr_bytes: int) -> bytearray:
+        """``nr_bytes`` from the peer; fewer only if the connection closed (as pynetdicom's)."""
+        assert self.socket is not None
+        buffer = bytearray(nr_bytes)
+        got = 0
+        with memoryview(buffer) as view:
+            while got < nr_bytes:
+                count = self.socket.recv_into(view[got:], nr_bytes - got)
+                if not count:
+                    break
+                got += count
+        if got < nr_bytes:
+            del buffer[got:]
+        return buffer
+
+
+def make_event_driven(assoc: Association) -> None:
+    """Give an acceptor association, before it starts, the socket and queues the waits need."""
+    dul = assoc.dul
+    if type(dul.socket) is AssociationSocket:
+        # pynetdicom built it (and queued its connection event); only the reads change.
+        dul.socket.__class__ = BulkReceiveSocket
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(read_fd, False)
+    os.set_blocking(write_fd, False)
+    dul.to_provider_queue = _ProviderQueue(write_fd)
+    dul._wake_fd = read_fd  # type: ignore[attr-defined]
+    weakref.finalize(dul, _close_pipe, read_fd, write_fd)
+    assoc.dimse.msg_queue = _MessageQueue()
+
+
+def _close_pipe(read_fd: int, write_fd: int) -> None:
+    for fd in (read_fd, write_fd):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
+def _dul_wait(dul: DULServiceProvider, seconds: float) -> None:
+    """Wait until the peer sends data, a primitive is queued, or ``seconds`` pass."""
+    wake_fd: int | None = getattr(dul, "_wake_fd", None)
+    transport = dul.socket.socket if dul.socket is not None else None
+    if wake_fd is None or transport is None or transport.fileno() < 0:
+        time.sleep(seconds)
+        return
+    if isinstance(transport, ssl.SSLSocket) and transport.pending():
+        return  # decrypted bytes already buffered: select cannot see them
+    try:
+        ready, _, _ = select.select([transport.fileno(), wake_fd], [], [], seconds)
+    except (OSError, ValueError):  # closed under us: let the reactor notice
+        time.sleep(seconds)
+        return
+    if wake_fd in ready:
+        with contextlib.suppress(OSError):
+            os.read(wake_fd, 4096)
+
+
+def _association_wait(assoc: Association, seconds: float) -> None:
+    """Wait until a DIMSE message is queued for this association, or ``seconds`` pass."""
+    messages = assoc.dimse.msg_queue
+    if not isinstance(messages, _MessageQueue):
+        time.sleep(seconds)
+        return
+    messages.arrived.clear()
+    if messages.empty():
+        messages.arrived.wait(seconds)
+    else:
+        time.sleep(seconds)  # a message is waiting: the reactor's own turn takes it
+
+
+class _ReactorClock:
+    """``time`` for pynetdicom's DUL and association modules, with work-aware sleeps."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+    @staticmethod
+    def sleep(seconds: float) -> None:
+        thread = threading.current_thread()
+        if isinstance(thread, DULServiceProvider):
+            _dul_wait(thread, seconds)
+        elif isinstance(thread, Association):
+            _association_wait(thread, seconds)
+        else:
+            time.sleep(seconds)
+
+
+def install() -> None:
+    """Route the sleeps of pynetdicom's reactor modules through :class:`_ReactorClock`."""
+    clock = _ReactorClock()
+    pynetdicom.dul.time = clock  # type: ignore[assignment]
+    pynetdicom.association.time = clock  # type: ignore[assignment]

@@ -1,0 +1,173 @@
+"""More processes answering DIMSE on the one port (``dicom_processes``).
+
+Python runs one thread at a time per process: with four modalities storing at
+once, one process spent its core switching between their associations (each
+instance cost half as much again as on a single association). Worker
+processes accept on the listening sockets the main process opened, so they
+share the port, and each runs the same door over its own archive connection.
+Every piece of state they share lives in the index and the store, as with
+several nodes behind a load balancer (DESIGN: scale-out): index rows are
+written idempotently and the audit trail serializes its appends in the
+database.
+
+A worker dies with the main process (``PR_SET_PDEATHSIG``): after a crash or
+``kill -9`` nothing keeps the port, and a restart finds it free. On a normal
+stop the main process sends SIGTERM and each worker lets its running
+associations finish, as the main process does.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import pickle
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+
+from pacs.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1
+STOP_GRACE_S = 30.0
+AUTO_MAX_PROCESSES = 4
+
+
+def dimse_processes(settings: Settings) -> int:
+    """How many processes answer DIMSE, the main one included (``dicom_processes``, 0: auto)."""
+    if settings.dicom_processes:
+        return settings.dicom_processes
+    if not sys.platform.startswith("linux"):
+        return 1  # a worker is tied to the main process's life only on Linux
+    return max(1, min(len(os.sched_getaffinity(0)), AUTO_MAX_PROCESSES))
+
+
+@dataclass(frozen=True)
+class _WorkerOrders:
+    """What the main process hands a worker on its stdin."""
+
+    settings: Settings
+    parent_pid: int
+    listen_fds: list[int]  # the DIMSE port, then the DICOM TLS port if any
+    ready_fd: int  # written to once the worker accepts
+
+
+class WorkerPool:
+    """The worker processes of one ``pacs serve``."""
+
+    def __init__(self, processes: list[subprocess.Popen[bytes]], ready_fd: int) -> None:
+        self.processes = processes
+        self._ready_fd = ready_fd
+
+    @classmethod
+    def start(cls, settings: Settings, listen_fds: list[int], count: int) -> WorkerPool:
+        """Start ``count`` workers accepting on ``listen_fds`` (inheritable, non-blocking)."""
+        ready_read, ready_write = os.pipe()
+        orders = pickle.dumps(_WorkerOrders(settings, os.getpid(), listen_fds, ready_write))
+        processes = []
+        try:
+            for _ in range(count):
+                process = subprocess.Popen(
+                    [sys.executable, "-m", "pacs.dimse.workers"],
+                    stdin=subprocess.PIPE,
+                    pass_fds=[*listen_fds, ready_write],
+                )
+                assert process.stdin is not None
+                process.stdin.write(orders)
+                process.stdin.close()
+                processes.append(process)
+        finally:
+            os.close(ready_write)
+        log.info("DIMSE: %d worker process(es) besides the main one", count)
+        return cls(processes, ready_read)
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Wait until every worker accepts (one byte each), or one exits, or ``timeout``."""
+        waiting = len(self.processes)
+        deadline = time.monotonic() + timeout
+        try:
+            while waiting:
+                left = deadline - time.monotonic()
+                if left <= 0 or not select.select([self._ready_fd], [], [], left)[0]:
+                    log.warning("DIMSE: %d worker(s) not ready in time; going on", waiting)
+                    return
+                got = os.read(self._ready_fd, waiting)
+                if not got:  # every worker closed its end: one died before it was ready
+                    raise RuntimeError("a DIMSE worker exited while starting (see its log)")
+                waiting -= len(got)
+        finally:
+            os.close(self._ready_fd)
+
+    def ask_to_stop(self) -> None:
+        """Have every worker stop accepting and finish its running associations."""
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+
+    def wait(self, grace: float = STOP_GRACE_S) -> None:
+        """Wait for the workers asked to stop; kill those still running after ``grace``."""
+        deadline = time.monotonic() + grace + 5
+        for process in self.processes:
+            try:
+                process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.warning("DIMSE worker %d did not stop; killing it", process.pid)
+                process.kill()
+                process.wait()
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Have the kernel kill this process when the main one dies, however it dies."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent_pid:  # it died before we asked
+        os._exit(1)
+
+
+def run_worker(orders: _WorkerOrders) -> int:
+    # Imported here: the main process imports this module only to start workers.
+    from pacs.archive import Archive
+    from pacs.dimse.server import DimseServer
+
+    _die_with_parent(orders.parent_pid)
+    settings = orders.settings
+    assert settings.spool_dir is not None
+    tempfile.tempdir = str(settings.spool_dir)  # the main process created and cleared it
+    archive = Archive.open(settings, migrate=False)  # the main process migrated
+    dimse = DimseServer(archive)
+    listen_fd, *tls = orders.listen_fds
+    dimse.start(listen_fd=listen_fd, tls_listen_fd=tls[0] if tls else None)
+    stopping = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stopping.set())
+    os.write(orders.ready_fd, b"r")
+    os.close(orders.ready_fd)
+    log.info("DIMSE worker %d ready", os.getpid())
+    stopping.wait()
+    try:
+        dimse.stop(grace=STOP_GRACE_S)
+    finally:
+        archive.close()
+    return 0
+
+
+def main() -> int:
+    orders: _WorkerOrders = pickle.load(sys.stdin.buffer)  # from our own parent, see start()
+    logging.basicConfig(
+        level=getattr(logging, orders.settings.log_level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s",
+    )
+    logging.getLogger("pynetdicom").setLevel(logging.WARNING)
+    return run_worker(orders)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,187 @@
+"""DIMSE worker processes (``dicom_processes``): they share the port, store, and stop with us.
+
+``pacs serve`` runs as a child process with one worker. A worker is shown to
+accept on its own by freezing the main process (SIGSTOP) while a modality
+stores; it must die with the main process however that one dies, and finish
+its associations on a normal stop.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pynetdicom import AE
+from pynetdicom.sop_class import CTImageStorage  # type: ignore[attr-defined]
+
+from pacs.archive import Archive
+from pacs.settings import Settings
+from tests.conftest import free_port
+from tests.dicom_factory import ct_slice
+
+
+@dataclass
+class Served:
+    process: subprocess.Popen[bytes]
+    dicom_port: int
+    data_dir: Path
+    log: Path
+
+    def workers(self) -> list[int]:
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        return [int(pid) for pid in children.read_text().split()]
+
+
+def _wait_health(served: Served, http_port: int) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert served.process.poll() is None, served.log.read_text()[-2000:]
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{http_port}/health", timeout=1).close()
+            return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError("pacs serve did not start:\n" + served.log.read_text()[-2000:])
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Served]:
+    dicom_port, http_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PACS_")}
+    env |= {
+        "PACS_DATA_DIR": str(tmp_path / "data"),
+        "PACS_DICOM_HOST": "127.0.0.1",
+        "PACS_DICOM_PORT": str(dicom_port),
+        "PACS_HTTP_HOST": "127.0.0.1",
+        "PACS_HTTP_PORT": str(http_port),
+        "PACS_ADMIN_PASSWORD": "workers-test-admin",
+        "PACS_DICOM_PROCESSES": "2",
+    }
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "pacs.cli", "serve"],
+            cwd=tmp_path,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    served = Served(process, dicom_port, tmp_path / "data", log)
+    try:
+        _wait_health(served, http_port)  # answered only once the worker accepts
+        yield served
+    finally:
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGCONT)
+            process.terminate()
+            process.wait(60)
+
+
+def _store(port: int, count: int, study: str | None = None) -> list[str]:
+    """Store ``count`` generated slices on one association; the SOP Instance UIDs acknowledged."""
+    ae = AE(ae_title="CT01")
+    ae.add_requested_context(CTImageStorage, ExplicitVRLittleEndian)
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 20
+    assoc = ae.associate("127.0.0.1", port, ae_title="PACS")
+    assert assoc.is_established
+    study, series, acked = study or generate_uid(), generate_uid(), []
+    try:
+        for index in range(count):
+            ds = ct_slice(study, series, index=index, size=64)
+            status = assoc.send_c_store(ds)
+            if status and status.Status == 0x0000:
+                acked.append(str(ds.SOPInstanceUID))
+    finally:
+        assoc.release()
+    return acked
+
+
+def _indexed(data_dir: Path) -> set[str]:
+    archive = Archive.open(Settings(data_dir=data_dir), migrate=False)
+    try:
+        return {instance.sop_instance_uid for instance in archive.locate()}
+    finally:
+        archive.close()
+
+
+def _gone(pid: int, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return True
+        if state == "Z":
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_worker_accepts_and_stores_while_main_process_is_frozen(served: Served) -> None:
+    (worker,) = served.workers()
+    os.kill(served.process.pid, signal.SIGSTOP)
+    try:
+        acked = _store(served.dicom_port, 5)
+    finally:
+        os.kill(served.process.pid, signal.SIGCONT)
+    assert len(acked) == 5
+    assert set(acked) <= _indexed(served.data_dir)
+    assert Path(f"/proc/{worker}").exists()
+
+
+def test_concurrent_associations_all_stored(served: Served) -> None:
+    study = generate_uid()
+    results: list[list[str]] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(_store(served.dicom_port, 15, study)))
+        for _ in range(4)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    acked = [uid for result in results for uid in result]
+    assert len(acked) == 60
+    assert set(acked) <= _indexed(served.data_dir)
+
+
+def test_worker_dies_with_a_killed_main_process(served: Served) -> None:
+    (worker,) = served.workers()
+    served.process.kill()
+    served.process.wait(10)
+    assert _gone(worker), "the worker outlived the main process"
+    with socket.socket() as probe:  # nothing holds the port: a restart can bind it
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind(("127.0.0.1", served.dicom_port))
+
+
+def test_sigterm_lets_the_worker_finish_its_association(served: Served) -> None:
+    (worker,) = served.workers()
+    ae = AE(ae_title="CT01")
+    ae.add_requested_context(CTImageStorage, ExplicitVRLittleEndian)
+    assoc = ae.associate("127.0.0.1", served.dicom_port, ae_title="PACS")
+    assert assoc.is_established
+    study, series = generate_uid(), generate_uid()
+    served.process.terminate()
+    time.sleep(0.5)  # the listeners close; the open association carries on
+    statuses = [
+        assoc.send_c_store(ct_slice(study, series, index=i, size=64)).Status for i in range(3)
+    ]
+    assoc.release()
+    assert statuses == [0x0000] * 3
+    assert served.process.wait(60) == 0
+    assert _gone(worker)
