@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from playwright.sync_api import Browser, BrowserContext, Page, Response
+from playwright.sync_api import Browser, BrowserContext, Page, Request, Response
 
 from pacs.archive import Archive
 from tests.viewer import pages
@@ -48,7 +48,13 @@ class FailedRequests:
     def __init__(self, page: Page, base: str) -> None:
         self.base, self.failed = base, list[str]()
         page.on("response", self._seen)
-        page.on("requestfailed", lambda request: self._add(f"failed {request.url}"))
+        page.on("requestfailed", self._failed)
+
+    def _failed(self, request: Request) -> None:
+        # OHIF cancels requests it no longer needs (its study list, when the viewer
+        # route takes over); a cancellation is the page's choice, not our failure.
+        if request.failure != "net::ERR_ABORTED":
+            self._add(f"failed ({request.failure}) {request.url}")
 
     def _seen(self, response: Response) -> None:
         if response.status >= 400:
