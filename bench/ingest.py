@@ -9,10 +9,12 @@ starts a fresh server on a fresh temp data folder (embedded default: SQLite + fi
 then sends the whole series either on one association or with four concurrent storescu
 processes each sending a quarter. DCMTK runs with ``TCP_NODELAY=1`` (without it each C-STORE
 waits ~40 ms for a delayed ACK, see FIELD-NOTES), and so does Orthanc, which is built on
-DCMTK. Peak resident memory is the server's ``VmHWM`` from /proc. Stock Debian Orthanc runs
-with its defaults inside a network namespace that has only loopback, because it cannot be told
-to bind to one address. The figures are
-printed, never judged: the benchmark does not fail on time.
+DCMTK. Ours runs with its defaults, DIMSE worker processes included (``dicom_processes``: one
+per CPU, at most 4). Peak resident memory is the sum of ``VmHWM`` over the server's processes,
+and CPU the server's user + system time per instance, both from /proc. Stock Debian Orthanc
+runs with its defaults inside a network namespace that has only loopback, because it cannot be
+told to bind to one address. The figures are printed, never judged: the benchmark does not
+fail on time.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ class Result:
     megabytes: float
     peak_rss_mb: float
     failures: int
+    cpu_seconds: float = 0.0  # the server's user + system time while the files were sent
 
     @property
     def per_second(self) -> float:
@@ -64,6 +67,10 @@ class Result:
     @property
     def mb_per_second(self) -> float:
         return self.megabytes / self.seconds if self.seconds else 0.0
+
+    @property
+    def cpu_ms_per_instance(self) -> float:
+        return 1000 * self.cpu_seconds / self.instances if self.instances else 0.0
 
 
 # --- the series -----------------------------------------------------------------------------
@@ -154,15 +161,45 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def peak_rss_mb(pid: int) -> float:
-    """``VmHWM`` (the high-water mark of resident memory) of a process, in MB."""
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (our DIMSE workers are children of ``pacs serve``)."""
+    found = [pid]
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     except OSError:
-        pass
-    return 0.0
+        return found
+    for child in children:
+        found.extend(process_tree(int(child)))
+    return found
+
+
+def peak_rss_mb(pid: int) -> float:
+    """Sum of ``VmHWM`` (high-water marks of resident memory) over a process tree, in MB.
+
+    The processes may peak at different moments, so the sum may overstate the
+    tree's simultaneous peak; it never understates it.
+    """
+    total = 0.0
+    for member in process_tree(pid):
+        try:
+            for line in Path(f"/proc/{member}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    total += int(line.split()[1]) / 1024
+        except OSError:
+            pass
+    return total
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process tree so far, in seconds (all threads)."""
+    ticks = 0
+    for member in process_tree(pid):
+        try:
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 class PeakWatcher(threading.Thread):
@@ -357,24 +394,28 @@ def measure(name: str, files: Sequence[Path], clients: int, prefix: tuple[str, .
         workdir = Path(tmp)
         context = ours(workdir) if name == "pacs" else orthanc(workdir, prefix)
         with context as server:
-            watcher = PeakWatcher(server.process.pid)
+            pid = server.process.pid
+            watcher = PeakWatcher(pid)
             watcher.start()
+            cpu_before = cpu_seconds(pid)
             seconds, failures = send(server, files, clients)
+            cpu = cpu_seconds(pid) - cpu_before
             peak = watcher.stop()
         stored = count_ours(workdir) if name == "pacs" else count_orthanc(workdir)
-    return Result(name, clients, len(files), stored, seconds, megabytes, peak, failures)
+    return Result(name, clients, len(files), stored, seconds, megabytes, peak, failures, cpu)
 
 
 def table(results: Sequence[Result]) -> str:
     header = (
         f"{'server':<8} {'clients':>7} {'stored':>11} {'seconds':>8} "
-        f"{'inst/s':>8} {'MB/s':>7} {'peak RSS MB':>12}"
+        f"{'inst/s':>8} {'MB/s':>7} {'peak RSS MB':>12} {'CPU ms/inst':>12}"
     )
     lines = [header, "-" * len(header)]
     for r in results:
         lines.append(
             f"{r.server:<8} {r.clients:>7} {f'{r.stored}/{r.instances}':>11} {r.seconds:>8.1f} "
             f"{r.per_second:>8.1f} {r.mb_per_second:>7.1f} {r.peak_rss_mb:>12.0f}"
+            f" {r.cpu_ms_per_instance:>12.2f}"
             + (f"  ({r.failures} storescu failed)" if r.failures else "")
         )
     return "\n".join(lines)
