@@ -192,8 +192,12 @@ class Ingestor:
         except IntegrityError:
             # Another association stored the same SOP Instance UID a moment ago.
             existing = self._existing(parsed.sop_uid)
-            if existing is None or existing.blob_key == key:
+            if existing is None:  # and gone again: let the sender retry
                 raise Unavailable("index conflict, retry") from None
+            if existing.blob_key == key:  # the very same object: our blob is its blob
+                decided = self._decide_duplicate(existing, parsed, sha256, origin)
+                assert decided is not None and decided.outcome is Outcome.DUPLICATE
+                return decided
             self._drop_blob(key)
             decided = self._decide_duplicate(existing, parsed, sha256, origin)
             if decided is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import threading
 from pathlib import Path
 
 import pytest
@@ -68,6 +69,32 @@ def test_identical_resend_is_idempotent(archive: Archive) -> None:
     second = _ingest(archive, data)
     assert second.outcome is Outcome.DUPLICATE and second.blob_key == first.blob_key
     assert archive.counts()["instances"] == 1
+
+
+def test_the_same_object_stored_twice_at_once_succeeds_twice(archive: Archive) -> None:
+    """Two associations sending one object at once: both pass the duplicate check, one
+    index insert loses; that one must still be a success, not 'retry later'."""
+    data = to_bytes(ct_slice())
+    real_put = archive.store.put
+    both_checked = threading.Barrier(2, timeout=10)
+
+    def put_after_both_checked(key: str, stream: object, size: int | None = None) -> object:
+        both_checked.wait()
+        return real_put(key, stream, size)  # type: ignore[arg-type]
+
+    archive.store.put = put_after_both_checked  # type: ignore[method-assign,assignment]
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(_ingest(archive, data)))]
+    threads.append(threading.Thread(target=lambda: results.append(_ingest(archive, data))))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(r.outcome for r in results) == [Outcome.DUPLICATE, Outcome.STORED]
+    assert archive.counts()["instances"] == 1
+    (stored,) = archive.locate()
+    with archive.open_blob(stored.blob_key) as blob:
+        assert hashlib.sha256(blob.read()).hexdigest() == stored.sha256
 
 
 def test_conflicting_resend_keeps_original_by_default(archive: Archive) -> None:
