@@ -164,12 +164,13 @@ def free_port() -> int:
 def process_tree(pid: int) -> list[int]:
     """``pid`` and its descendants (our DIMSE workers are children of ``pacs serve``)."""
     found = [pid]
-    try:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except OSError:
-        return found
-    for child in children:
-        found.extend(process_tree(int(child)))
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            children = task.read_text().split()
+        except OSError:
+            continue
+        for child in children:
+            found.extend(process_tree(int(child)))
     return found
 
 

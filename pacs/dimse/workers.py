@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 _PR_SET_PDEATHSIG = 1
 STOP_GRACE_S = 30.0
 AUTO_MAX_PROCESSES = 4
+RESPAWN_INTERVAL_S = 10.0
 
 
 def dimse_processes(settings: Settings) -> int:
@@ -56,37 +57,65 @@ class _WorkerOrders:
     settings: Settings
     parent_pid: int
     listen_fds: list[int]  # the DIMSE port, then the DICOM TLS port if any
-    ready_fd: int  # written to once the worker accepts
+    ready_fd: int | None  # written to once the worker accepts (not for a replacement)
 
 
 class WorkerPool:
-    """The worker processes of one ``pacs serve``."""
+    """The worker processes of one ``pacs serve``; one that dies is replaced."""
 
-    def __init__(self, processes: list[subprocess.Popen[bytes]], ready_fd: int) -> None:
-        self.processes = processes
-        self._ready_fd = ready_fd
+    def __init__(self, settings: Settings, listen_fds: list[int], count: int) -> None:
+        self._settings = settings
+        self._listen_fds = listen_fds
+        self._stopping = threading.Event()
+        ready_read, ready_write = os.pipe()
+        try:
+            self.processes = [self._spawn(ready_write) for _ in range(count)]
+        finally:
+            os.close(ready_write)
+        self._ready_fd = ready_read
+        self._started = [time.monotonic()] * count
+        self._watcher = threading.Thread(target=self._replace_dead, name="dimse-workers")
+        self._watcher.daemon = True
 
     @classmethod
     def start(cls, settings: Settings, listen_fds: list[int], count: int) -> WorkerPool:
-        """Start ``count`` workers accepting on ``listen_fds`` (inheritable, non-blocking)."""
-        ready_read, ready_write = os.pipe()
-        orders = pickle.dumps(_WorkerOrders(settings, os.getpid(), listen_fds, ready_write))
-        processes = []
-        try:
-            for _ in range(count):
-                process = subprocess.Popen(
-                    [sys.executable, "-m", "pacs.dimse.workers"],
-                    stdin=subprocess.PIPE,
-                    pass_fds=[*listen_fds, ready_write],
-                )
-                assert process.stdin is not None
-                process.stdin.write(orders)
-                process.stdin.close()
-                processes.append(process)
-        finally:
-            os.close(ready_write)
+        """Start ``count`` workers accepting on ``listen_fds`` (inheritable, non-blocking).
+
+        Call from the thread that lives as long as the server (the main one): the
+        kernel's parent-death signal follows the thread that started a worker.
+        """
+        pool = cls(settings, listen_fds, count)
+        pool._watcher.start()
         log.info("DIMSE: %d worker process(es) besides the main one", count)
-        return cls(processes, ready_read)
+        return pool
+
+    def _spawn(self, ready_fd: int | None) -> subprocess.Popen[bytes]:
+        orders = _WorkerOrders(self._settings, os.getpid(), self._listen_fds, ready_fd)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "pacs.dimse.workers"],
+            stdin=subprocess.PIPE,
+            pass_fds=[*self._listen_fds, *([ready_fd] if ready_fd is not None else [])],
+        )
+        assert process.stdin is not None
+        process.stdin.write(pickle.dumps(orders))
+        process.stdin.close()
+        return process
+
+    def _replace_dead(self) -> None:
+        """Start a new worker for each that exits on its own (at most one per slot per 10 s)."""
+        while not self._stopping.wait(1.0):
+            for slot, process in enumerate(self.processes):
+                if process.poll() is None or self._stopping.is_set():
+                    continue
+                if time.monotonic() - self._started[slot] < RESPAWN_INTERVAL_S:
+                    continue  # crashing at start: do not spin
+                log.error(
+                    "DIMSE worker %d exited with %s; starting another",
+                    process.pid,
+                    process.returncode,
+                )
+                self.processes[slot] = self._spawn(None)
+                self._started[slot] = time.monotonic()
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         """Wait until every worker accepts (one byte each), or one exits, or ``timeout``."""
@@ -107,6 +136,7 @@ class WorkerPool:
 
     def ask_to_stop(self) -> None:
         """Have every worker stop accepting and finish its running associations."""
+        self._stopping.set()
         for process in self.processes:
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
@@ -148,8 +178,9 @@ def run_worker(orders: _WorkerOrders) -> int:
     stopping = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())
-    os.write(orders.ready_fd, b"r")
-    os.close(orders.ready_fd)
+    if orders.ready_fd is not None:
+        os.write(orders.ready_fd, b"r")
+        os.close(orders.ready_fd)
     log.info("DIMSE worker %d ready", os.getpid())
     stopping.wait()
     try:

@@ -40,8 +40,9 @@ class Served:
     log: Path
 
     def workers(self) -> list[int]:
-        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
-        return [int(pid) for pid in children.read_text().split()]
+        """Child processes, whichever thread started them (replacements: the watcher)."""
+        tasks = Path(f"/proc/{self.process.pid}/task").glob("*/children")
+        return [int(pid) for task in tasks for pid in task.read_text().split()]
 
 
 def _wait_health(served: Served, http_port: int) -> None:
@@ -185,3 +186,21 @@ def test_sigterm_lets_the_worker_finish_its_association(served: Served) -> None:
     assert statuses == [0x0000] * 3
     assert served.process.wait(60) == 0
     assert _gone(worker)
+
+
+def test_a_worker_that_dies_is_replaced(served: Served) -> None:
+    (worker,) = served.workers()
+    os.kill(worker, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        replacements = [pid for pid in served.workers() if pid != worker]
+        if replacements:
+            break
+        time.sleep(0.2)
+    assert replacements, "no new worker after one died"
+    os.kill(served.process.pid, signal.SIGSTOP)
+    try:
+        acked = _store(served.dicom_port, 3)
+    finally:
+        os.kill(served.process.pid, signal.SIGCONT)
+    assert len(acked) == 3
