@@ -176,8 +176,10 @@ def run_worker(orders: _WorkerOrders) -> int:
     listen_fd, *tls = orders.listen_fds
     dimse.start(listen_fd=listen_fd, tls_listen_fd=tls[0] if tls else None)
     stopping = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stopping.set())
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    # Ctrl-C in a terminal reaches the whole process group; the main process
+    # handles it and tells each worker (SIGTERM), so none stops on its own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if orders.ready_fd is not None:
         os.write(orders.ready_fd, b"r")
         os.close(orders.ready_fd)
