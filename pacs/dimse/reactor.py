@@ -34,13 +34,15 @@ import ssl
 import threading
 import time
 import weakref
-from typing import Any
+from typing import Any, TypeVar
 
 import pynetdicom.association
 import pynetdicom.dul
 from pynetdicom.association import Association
 from pynetdicom.dul import DULServiceProvider
 from pynetdicom.transport import AssociationSocket
+
+_Q = TypeVar("_Q", bound=queue.Queue[Any])
 
 
 class _MessageQueue(queue.Queue[Any]):
@@ -93,7 +95,12 @@ class BulkReceiveSocket(AssociationSocket):
 
 
 def make_event_driven(assoc: Association) -> None:
-    """Give an acceptor association, before it starts, the socket and queues the waits need."""
+    """Give an association the socket and queues the waits need.
+
+    For one we accept: before it starts. For one we request (a C-MOVE
+    sub-association): on ``EVT_CONN_OPEN``, which its DUL thread runs while
+    nothing else uses the queues; what they hold moves to the new ones.
+    """
     dul = assoc.dul
     if type(dul.socket) is AssociationSocket:
         # pynetdicom built it (and queued its connection event); only the reads change.
@@ -101,10 +108,18 @@ def make_event_driven(assoc: Association) -> None:
     read_fd, write_fd = os.pipe()
     os.set_blocking(read_fd, False)
     os.set_blocking(write_fd, False)
-    dul.to_provider_queue = _ProviderQueue(write_fd)
-    dul._wake_fd = read_fd  # type: ignore[attr-defined]
     weakref.finalize(dul, _close_pipe, read_fd, write_fd)
-    assoc.dimse.msg_queue = _MessageQueue()
+    dul.to_provider_queue = _moved(dul.to_provider_queue, _ProviderQueue(write_fd))
+    dul._wake_fd = read_fd  # type: ignore[attr-defined]
+    assoc.dimse.msg_queue = _moved(assoc.dimse.msg_queue, _MessageQueue())
+
+
+def _moved(old: queue.Queue[Any], new: _Q) -> _Q:
+    with old.mutex:
+        for item in old.queue:
+            new.put(item)
+        old.queue.clear()
+    return new
 
 
 def _close_pipe(read_fd: int, write_fd: int) -> None:
