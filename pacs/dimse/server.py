@@ -262,17 +262,10 @@ class DimseServer:
                 ),
             )
 
-    def start(
-        self,
-        host: str | None = None,
-        port: int | None = None,
-        *,
-        listen_fd: int | None = None,
-        tls_listen_fd: int | None = None,
-    ) -> None:
-        """Accept associations: on the configured address, or on sockets a parent opened."""
+    def start(self, host: str | None = None, port: int | None = None) -> None:
+        """Accept associations, on the sockets :meth:`bind` opened or on a new bind."""
         if self.server is None:
-            self.bind(host, port, listen_fd=listen_fd, tls_listen_fd=tls_listen_fd)
+            self.bind(host, port)
         assert self.server is not None
         host_name = self.server.server_address[0]
         self._thread = threading.Thread(

@@ -174,7 +174,8 @@ def run_worker(orders: _WorkerOrders) -> int:
     archive = Archive.open(settings, migrate=False)  # the main process migrated
     dimse = DimseServer(archive)
     listen_fd, *tls = orders.listen_fds
-    dimse.start(listen_fd=listen_fd, tls_listen_fd=tls[0] if tls else None)
+    dimse.bind(listen_fd=listen_fd, tls_listen_fd=tls[0] if tls else None)
+    dimse.start()
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     # Ctrl-C in a terminal reaches the whole process group; the main process

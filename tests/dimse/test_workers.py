@@ -132,13 +132,18 @@ def _gone(pid: int, timeout: float = 10.0) -> bool:
     return False
 
 
-def test_worker_accepts_and_stores_while_main_process_is_frozen(served: Served) -> None:
-    (worker,) = served.workers()
+def _store_while_main_is_frozen(served: Served, count: int) -> list[str]:
+    """Only a worker can accept while the main process is stopped (SIGSTOP)."""
     os.kill(served.process.pid, signal.SIGSTOP)
     try:
-        acked = _store(served.dicom_port, 5)
+        return _store(served.dicom_port, count)
     finally:
         os.kill(served.process.pid, signal.SIGCONT)
+
+
+def test_worker_accepts_and_stores_while_main_process_is_frozen(served: Served) -> None:
+    (worker,) = served.workers()
+    acked = _store_while_main_is_frozen(served, 5)
     assert len(acked) == 5
     assert set(acked) <= _indexed(served.data_dir)
     assert Path(f"/proc/{worker}").exists()
@@ -198,9 +203,4 @@ def test_a_worker_that_dies_is_replaced(served: Served) -> None:
             break
         time.sleep(0.2)
     assert replacements, "no new worker after one died"
-    os.kill(served.process.pid, signal.SIGSTOP)
-    try:
-        acked = _store(served.dicom_port, 3)
-    finally:
-        os.kill(served.process.pid, signal.SIGCONT)
-    assert len(acked) == 3
+    assert len(_store_while_main_is_frozen(served, 3)) == 3
