@@ -18,18 +18,20 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from pynetdicom import AE
-from pynetdicom.sop_class import CTImageStorage  # type: ignore[attr-defined]
+from pynetdicom.sop_class import CTImageStorage, Verification  # type: ignore[attr-defined]
 
 from pacs.archive import Archive
 from pacs.settings import Settings
 from tests.conftest import free_port
 from tests.dicom_factory import ct_slice
+from tests.pki import client_context, make_pki
 
 
 @dataclass
@@ -59,8 +61,9 @@ def _wait_health(served: Served, http_port: int) -> None:
     raise AssertionError("pacs serve did not start:\n" + served.log.read_text()[-2000:])
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[Served]:
+@contextmanager
+def _serve(tmp_path: Path, extra_env: dict[str, str] | None = None) -> Iterator[Served]:
+    """`pacs serve` with one DIMSE worker, as a child process, until the block ends."""
     dicom_port, http_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PACS_")}
     env |= {
@@ -71,6 +74,7 @@ def served(tmp_path: Path) -> Iterator[Served]:
         "PACS_HTTP_PORT": str(http_port),
         "PACS_ADMIN_PASSWORD": "workers-test-admin",
         "PACS_DICOM_PROCESSES": "2",
+        **(extra_env or {}),
     }
     log = tmp_path / "serve.log"
     with log.open("wb") as out:
@@ -90,6 +94,12 @@ def served(tmp_path: Path) -> Iterator[Served]:
             os.kill(process.pid, signal.SIGCONT)
             process.terminate()
             process.wait(60)
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Served]:
+    with _serve(tmp_path) as server:
+        yield server
 
 
 def _store(port: int, count: int, study: str | None = None) -> list[str]:
@@ -204,3 +214,28 @@ def test_a_worker_that_dies_is_replaced(served: Served) -> None:
         time.sleep(0.2)
     assert replacements, "no new worker after one died"
     assert len(_store_while_main_is_frozen(served, 3)) == 3
+
+
+def test_worker_accepts_on_the_dicom_tls_port(tmp_path: Path) -> None:
+    """The TLS listener is shared too: with the main process frozen, a worker shakes hands."""
+    pki = make_pki(tmp_path)
+    tls_port = free_port()
+    settings = {
+        "PACS_DICOM_TLS_PORT": str(tls_port),
+        "PACS_DICOM_TLS_CERT_FILE": str(pki / "server.pem"),
+        "PACS_DICOM_TLS_KEY_FILE": str(pki / "server.key"),
+    }
+    with _serve(tmp_path, settings) as served:
+        ae = AE(ae_title="SCU")
+        ae.add_requested_context(Verification)
+        ae.acse_timeout = ae.network_timeout = 20
+        os.kill(served.process.pid, signal.SIGSTOP)
+        try:
+            tls = (client_context(pki, with_cert=False), "server")
+            assoc = ae.associate("127.0.0.1", tls_port, ae_title="PACS", tls_args=tls)
+            assert assoc.is_established
+            status = assoc.send_c_echo()
+            assoc.release()
+        finally:
+            os.kill(served.process.pid, signal.SIGCONT)
+        assert status.Status == 0x0000

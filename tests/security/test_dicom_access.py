@@ -16,25 +16,12 @@ from pacs.dimse.server import DimseServer
 from pacs.settings import RemoteAE, Settings
 from tests.conftest import free_port
 from tests.dicom_factory import ct_slice
-
-
-def _openssl(*args: str) -> None:
-    subprocess.run(["openssl", *args], check=True, capture_output=True)
+from tests.pki import client_context, make_pki
 
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A CA, a server certificate and a client certificate signed by it."""
-    d = tmp_path_factory.mktemp("pki")
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=test-ca",
-             "-keyout", str(d / "ca.key"), "-out", str(d / "ca.pem"))  # fmt: skip
-    for name in ("server", "client"):
-        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}",
-                 "-keyout", str(d / f"{name}.key"), "-out", str(d / f"{name}.csr"))  # fmt: skip
-        _openssl("x509", "-req", "-in", str(d / f"{name}.csr"), "-CA", str(d / "ca.pem"),
-                 "-CAkey", str(d / "ca.key"), "-CAcreateserial", "-days", "1",
-                 "-out", str(d / f"{name}.pem"))  # fmt: skip
-    return d
+    return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 def _tls_server(tmp_path: Path, pki: Path, require_client_cert: bool) -> DimseServer:
@@ -48,14 +35,6 @@ def _tls_server(tmp_path: Path, pki: Path, require_client_cert: bool) -> DimseSe
     server = DimseServer(Archive.open(settings))
     server.start("127.0.0.1", 0)
     return server
-
-
-def _client_context(pki: Path, with_cert: bool) -> ssl.SSLContext:
-    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(pki / "ca.pem"))
-    context.check_hostname = False
-    if with_cert:
-        context.load_cert_chain(str(pki / "client.pem"), str(pki / "client.key"))
-    return context
 
 
 def _echo(port: int, tls: ssl.SSLContext | None = None, calling: str = "SCU") -> bool:
@@ -82,7 +61,7 @@ def stopper() -> Iterator[list[DimseServer]]:
 def test_dicom_tls_port(tmp_path: Path, pki: Path, stopper: list[DimseServer]) -> None:
     server = _tls_server(tmp_path, pki, require_client_cert=False)
     stopper.append(server)
-    assert _echo(server.tls_port, _client_context(pki, with_cert=False))
+    assert _echo(server.tls_port, client_context(pki, with_cert=False))
     assert _echo(server.port)  # the plain port keeps working for old modalities
 
 
@@ -91,8 +70,8 @@ def test_dicom_tls_client_certificate_required(
 ) -> None:
     server = _tls_server(tmp_path, pki, require_client_cert=True)
     stopper.append(server)
-    assert _echo(server.tls_port, _client_context(pki, with_cert=True))
-    assert not _echo(server.tls_port, _client_context(pki, with_cert=False))
+    assert _echo(server.tls_port, client_context(pki, with_cert=True))
+    assert not _echo(server.tls_port, client_context(pki, with_cert=False))
 
 
 def test_strict_mode_refuses_unknown_calling_aes(
