@@ -185,7 +185,8 @@ def _local_path(blob: BinaryIO) -> Path | None:
 
 
 def _spool_dir(archive: Archive) -> Path:
-    folder = archive.settings.spool_dir or archive.settings.data_dir / "spool"
+    folder = archive.settings.spool_dir
+    assert folder is not None  # Settings derives it from data_dir when unset
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 

@@ -11,15 +11,10 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -32,68 +27,31 @@ from pacs.settings import Settings
 from tests.conftest import free_port
 from tests.dicom_factory import ct_slice
 from tests.pki import client_context, make_pki
+from tests.serve_process import ServeProcess, serve_process
 
 
-@dataclass
-class Served:
-    process: subprocess.Popen[bytes]
-    dicom_port: int
-    data_dir: Path
-    log: Path
-
+class Served(ServeProcess):
     def workers(self) -> list[int]:
         """Child processes, whichever thread started them (replacements: the watcher)."""
         tasks = Path(f"/proc/{self.process.pid}/task").glob("*/children")
         return [int(pid) for task in tasks for pid in task.read_text().split()]
 
 
-def _wait_health(served: Served, http_port: int) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert served.process.poll() is None, served.log.read_text()[-2000:]
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{http_port}/health", timeout=1).close()
-            return
-        except urllib.error.HTTPError:
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise AssertionError("pacs serve did not start:\n" + served.log.read_text()[-2000:])
-
-
 @contextmanager
 def _serve(tmp_path: Path, extra_env: dict[str, str] | None = None) -> Iterator[Served]:
     """`pacs serve` with one DIMSE worker, as a child process, until the block ends."""
-    dicom_port, http_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PACS_")}
-    env |= {
-        "PACS_DATA_DIR": str(tmp_path / "data"),
-        "PACS_DICOM_HOST": "127.0.0.1",
-        "PACS_DICOM_PORT": str(dicom_port),
-        "PACS_HTTP_HOST": "127.0.0.1",
-        "PACS_HTTP_PORT": str(http_port),
+    settings = {
         "PACS_ADMIN_PASSWORD": "workers-test-admin",
         "PACS_DICOM_PROCESSES": "2",
         **(extra_env or {}),
     }
-    log = tmp_path / "serve.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "pacs.cli", "serve"],
-            cwd=tmp_path,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    served = Served(process, dicom_port, tmp_path / "data", log)
-    try:
-        _wait_health(served, http_port)  # answered only once the worker accepts
-        yield served
-    finally:
-        if process.poll() is None:
-            os.kill(process.pid, signal.SIGCONT)
-            process.terminate()
-            process.wait(60)
+    # /health answers only once the worker accepts.
+    with serve_process(tmp_path, settings) as served:
+        try:
+            yield Served(**vars(served))
+        finally:
+            if served.process.poll() is None:
+                os.kill(served.process.pid, signal.SIGCONT)  # a test may leave it frozen
 
 
 @pytest.fixture

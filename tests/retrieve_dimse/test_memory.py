@@ -17,12 +17,9 @@ import io
 import json
 import os
 import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +30,7 @@ from pydicom import dcmwrite
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE, build_role, evt
+from pynetdicom._globals import DEFAULT_MAX_LENGTH
 from pynetdicom.sop_class import (  # type: ignore[attr-defined]
     CTImageStorage,
     StudyRootQueryRetrieveInformationModelGet,
@@ -45,6 +43,7 @@ from pacs.ingest import Origin
 from pacs.settings import RemoteAE, Settings
 from tests.conftest import free_port
 from tests.dicom_factory import ct_slice, to_bytes
+from tests.serve_process import serve_process
 from tests.storage.conftest import S3_KEY, s3_endpoint  # noqa: F401  (fixture)
 
 XA_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.12.1"  # classic multi-frame, offered by getscu
@@ -161,58 +160,19 @@ def _run(args: list[str]) -> subprocess.CompletedProcess[str]:
 @pytest.fixture
 def server(tmp_path: Path, dcmtk: None) -> Iterator[Server]:
     """`pacs serve` as a child process on loopback, with the test's AEs registered."""
-    dicom_port, http_port, store_port = free_port(), free_port(), free_port()
+    store_port = free_port()
     remote = [
         {"ae_title": "GETSCU", "services": ["get"]},
         {"ae_title": "MOVESCU", "services": ["move"]},
         {"ae_title": "STORESCP", "host": "127.0.0.1", "port": store_port, "services": ["store"]},
     ]
-    data_dir = tmp_path / "data"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PACS_")}
-    env |= {
-        "PACS_DATA_DIR": str(data_dir),
-        "PACS_DICOM_HOST": "127.0.0.1",
-        "PACS_DICOM_PORT": str(dicom_port),
-        "PACS_HTTP_HOST": "127.0.0.1",
-        "PACS_HTTP_PORT": str(http_port),
-        "PACS_LOG_LEVEL": "WARNING",
+    settings = {
         "PACS_REMOTE_AES": json.dumps(remote),
         # One DIMSE process, so that the one whose VmHWM is read is the one retrieving.
         "PACS_DICOM_PROCESSES": "1",
     }
-    with (tmp_path / "pacs.log").open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "pacs.cli", "serve"],
-            cwd=tmp_path,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        _wait_http(process, f"http://127.0.0.1:{http_port}/health")
-        yield Server(process, dicom_port, data_dir, store_port)
-    finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _wait_http(process: subprocess.Popen[bytes], url: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"pacs serve exited with {process.returncode}")
-        try:
-            urllib.request.urlopen(url, timeout=1).close()
-            return
-        except urllib.error.HTTPError:
-            return  # it answers; the status does not matter here
-        except (urllib.error.URLError, OSError):
-            time.sleep(0.2)
-    raise RuntimeError("pacs serve did not answer HTTP in time")
+    with serve_process(tmp_path, settings) as served:
+        yield Server(served.process, served.dicom_port, served.data_dir, store_port)
 
 
 @pytest.fixture
@@ -286,6 +246,37 @@ def test_large_instance_in_and_out_with_bounded_memory(
             assert figures[phase] - base < 64, (phase, base, figures)
 
 
+def _c_get_study(
+    port: int,
+    study: str,
+    sop_class: str,
+    syntax: str,
+    on_store: Callable[[Any], int],
+    max_pdu: int = DEFAULT_MAX_LENGTH,
+) -> list[Dataset]:
+    """C-GET a study as a pynetdicom peer receiving ``sop_class`` only in ``syntax``;
+    the responses. ``on_store`` gets every C-STORE that comes back."""
+    ae = AE(ae_title="GETSCU")
+    ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
+    ae.add_requested_context(sop_class, [syntax])
+    assoc = ae.associate(
+        "127.0.0.1",
+        port,
+        ae_title="PACS",
+        ext_neg=[build_role(sop_class, scp_role=True)],
+        evt_handlers=[(evt.EVT_C_STORE, on_store)],
+        max_pdu=max_pdu,
+    )
+    assert assoc.is_established
+    identifier = Dataset()
+    identifier.QueryRetrieveLevel = "STUDY"
+    identifier.StudyInstanceUID = study
+    query = StudyRootQueryRetrieveInformationModelGet
+    responses = [status for status, _ in assoc.send_c_get(identifier, query)]
+    assoc.release()
+    return responses
+
+
 def _c_get_unlimited_pdu(port: int) -> tuple[int, str]:
     """C-GET the large study as a pynetdicom peer announcing no PDU limit; its digest."""
     received: list[tuple[int, str]] = []
@@ -294,27 +285,11 @@ def _c_get_unlimited_pdu(port: int) -> tuple[int, str]:
         received.append(_dataset_digest(event.dataset_path))  # spooled: chunked receive is on
         return 0x0000
 
-    ae = AE(ae_title="GETSCU")
-    ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
-    ae.add_requested_context(XA_IMAGE_STORAGE, [ExplicitVRLittleEndian])
-    assoc = ae.associate(
-        "127.0.0.1",
-        port,
-        ae_title="PACS",
-        ext_neg=[build_role(XA_IMAGE_STORAGE, scp_role=True)],
-        evt_handlers=[(evt.EVT_C_STORE, on_store)],
-        max_pdu=0,  # "no limit": a naive sender would read the whole file into one PDU
+    # max_pdu 0 is "no limit": a naive sender would read the whole file into one PDU.
+    responses = _c_get_study(
+        port, STUDY, XA_IMAGE_STORAGE, ExplicitVRLittleEndian, on_store, max_pdu=0
     )
-    assert assoc.is_established
-    identifier = Dataset()
-    identifier.QueryRetrieveLevel = "STUDY"
-    identifier.StudyInstanceUID = STUDY
-    statuses = [
-        s.Status
-        for s, _ in assoc.send_c_get(identifier, StudyRootQueryRetrieveInformationModelGet)
-        if s
-    ]
-    assoc.release()
+    statuses = [s.Status for s in responses if s]
     assert statuses[-1] == 0x0000, [hex(code) for code in statuses]
     assert len(received) == 1
     return received[0]
@@ -345,25 +320,7 @@ def _c_get(port: int, syntax: str) -> tuple[list[Dataset], dict[str, bytes]]:
         received[str(event.dataset.SOPInstanceUID)] = bytes(event.dataset.PixelData)
         return 0x0000
 
-    ae = AE(ae_title="GETSCU")
-    ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
-    ae.add_requested_context(CTImageStorage, [syntax])
-    assoc = ae.associate(
-        "127.0.0.1",
-        port,
-        ae_title="PACS",
-        ext_neg=[build_role(CTImageStorage, scp_role=True)],
-        evt_handlers=[(evt.EVT_C_STORE, on_store)],
-    )
-    assert assoc.is_established
-    identifier = Dataset()
-    identifier.QueryRetrieveLevel = "STUDY"
-    identifier.StudyInstanceUID = STUDY_SMALL
-    responses = [
-        status
-        for status, _ in assoc.send_c_get(identifier, StudyRootQueryRetrieveInformationModelGet)
-    ]
-    assoc.release()
+    responses = _c_get_study(port, STUDY_SMALL, CTImageStorage, syntax, on_store)
     return responses, received
 
 
