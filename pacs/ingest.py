@@ -25,6 +25,7 @@ from typing import Any, BinaryIO
 from pydicom import dcmread
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
+from pydicom.filereader import _at_pixel_data, read_dataset
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -265,8 +266,7 @@ class Ingestor:
         except NotDicom as exc:
             raise InvalidObject(str(exc)) from exc
         try:
-            fp.seek(0)
-            ds = dcmread(fp, stop_before_pixels=True, force=header.meta_synthesized)
+            ds = _read_dataset(fp, header)
         except Exception as exc:
             raise InvalidObject(f"cannot parse dataset: {exc}") from exc
         try:
@@ -372,6 +372,23 @@ class Ingestor:
             self.store.delete(key)
         except StorageError:
             log.warning("could not remove blob %s; `pacs check` will", key)
+
+
+def _read_dataset(fp: BinaryIO, header: Part10Header) -> Dataset:
+    """The dataset up to its Pixel Data, read from where ``header`` says it starts.
+
+    ``read_header`` has already parsed the file meta; ``dcmread`` would parse it
+    again (about 0.1 ms of a CT slice's 3 ms here). Deflated and bare
+    datasets still go through ``dcmread``, which inflates or guesses for us.
+    """
+    if header.deflated or header.meta_synthesized:
+        fp.seek(0)
+        return dcmread(fp, stop_before_pixels=True, force=header.meta_synthesized)
+    fp.seek(header.body_offset)
+    implicit, little = header.implicit_vr, header.little_endian
+    ds = read_dataset(fp, implicit, little, stop_when=_at_pixel_data)
+    ds.set_original_encoding(implicit, little, ds._character_set)
+    return ds
 
 
 def _stored_as_is(fp: BinaryIO, header: Part10Header) -> bool:

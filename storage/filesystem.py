@@ -45,10 +45,12 @@ class FileSystemStore:
         return f"FileSystemStore({str(self.root)!r})"
 
     def _path(self, key: str) -> Path:
-        path = (self.root / check_key(key)).resolve()
-        if self.root not in path.parents:
-            raise StorageError(f"key escapes the storage root: {key!r}")
-        return path
+        """The file of ``key``: a lexical join, since :func:`check_key` admits no ``..``.
+
+        Resolving every path (one ``lstat`` per component) cost nearly a tenth of an
+        ingest; links inside the root are the operator's, not a sender's.
+        """
+        return self.root / check_key(key)
 
     def put(self, key: str, stream: Readable, size: int | None = None) -> BlobInfo:
         path = self._path(key)

@@ -30,7 +30,7 @@ from typing import Any
 
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -42,6 +42,9 @@ CACHED_SERIES = 512
 TOUCH_INTERVAL_S = 1.0  # how stale a study's updated_at may be while its images arrive
 
 _INSERT_INSTANCE = insert(Instance)
+_HELD = select(Instance.sha256, Instance.size, Instance.blob_key).where(
+    Instance.sop_instance_uid == bindparam("uid")
+)
 _ROW_COLUMNS = [c for c in Instance.__table__.columns if c.name not in ("pk", "series_pk")]
 # The instance row, inserted only if the remembered series row is still the one we
 # think: after a rebuild of the index the same key may name another series.
@@ -92,14 +95,21 @@ class IndexWriter:
         self._cached_series = cached_series
         self._parents: OrderedDict[tuple[str, ...], _Parents] = OrderedDict()
         self._touched: dict[int, float] = {}
-        self._one_writer = _writer_lock(sessions)
+        self._one_writer = _writer_lock(self._engine)
+
+    @property
+    def _engine(self) -> Engine:
+        """The engine the archive's sessions are bound to (rebinding them moves us too).
+
+        Statements run on plain connections, not ORM sessions: a session's setup
+        and teardown cost more than the one or two statements an instance needs.
+        """
+        engine: Engine = self.sessions.kw["bind"]
+        return engine
 
     def held(self, sop_uid: str) -> HeldInstance | None:
-        query = select(Instance.sha256, Instance.size, Instance.blob_key).where(
-            Instance.sop_instance_uid == sop_uid
-        )
-        with self.sessions() as session:
-            row = session.connection().execute(query).first()
+        with self._engine.connect() as conn:
+            row = conn.execute(_HELD, {"uid": sop_uid}).first()
         return None if row is None else HeldInstance(row.sha256, row.size, row.blob_key)
 
     def write(self, new: NewInstance, replace: bool = False) -> None:
@@ -112,14 +122,13 @@ class IndexWriter:
         parents = self._parents.get(key)
         if parents is not None and not replace:
             try:
-                with self.sessions.begin() as session:
-                    if self._insert_under(session.connection(), new, parents):
+                with self._engine.begin() as conn:
+                    if self._insert_under(conn, new, parents):
                         return
             except IntegrityError:
                 pass  # a UID taken meanwhile fails again below, where the caller expects it
             self.forget()
-        with self.sessions.begin() as session:
-            conn = session.connection()
+        with self._engine.begin() as conn:
             parents = _upsert_parents(conn, new)
             self._put_instance(conn, new, parents, replace)
         self._remember(key, parents)
@@ -172,10 +181,9 @@ class IndexWriter:
             self._touched.clear()
 
 
-def _writer_lock(sessions: sessionmaker[Session]) -> contextlib.AbstractContextManager[Any]:
+def _writer_lock(engine: Engine) -> contextlib.AbstractContextManager[Any]:
     """A lock for databases that take one writer at a time (SQLite), otherwise none."""
-    bind = sessions.kw.get("bind")
-    if bind is not None and bind.dialect.name == "sqlite":
+    if engine.dialect.name == "sqlite":
         return threading.Lock()
     return contextlib.nullcontext()
 
