@@ -42,6 +42,8 @@ from pynetdicom.association import Association
 from pynetdicom.dul import DULServiceProvider
 from pynetdicom.transport import AssociationSocket
 
+from pacs.dimse.pdata import PDataReader
+
 _Q = TypeVar("_Q", bound=queue.Queue[Any])
 
 
@@ -76,22 +78,56 @@ class _ProviderQueue(queue.Queue[Any]):
 
 
 class BulkReceiveSocket(AssociationSocket):
-    """pynetdicom's association socket, reading a PDU in as few ``recv`` calls as it can."""
+    """pynetdicom's association socket, reading a PDU in as few ``recv`` calls as it can.
+
+    Bytes pushed back (a PDU header :class:`~pacs.dimse.pdata.PDataReader`
+    read and leaves to pynetdicom) are returned first.
+    """
+
+    _pushed_back = b""
+
+    def push_back(self, data: bytes | bytearray) -> None:
+        self._pushed_back = bytes(data) + self._pushed_back
 
     def recv(self, nr_bytes: int) -> bytearray:
-        """``nr_bytes`` from the peer; fewer only if the connection closed (as pynetdicom's)."""
-        assert self.socket is not None
-        buffer = bytearray(nr_bytes)
-        got = 0
-        with memoryview(buffer) as view:
-            while got < nr_bytes:
-                count = self.socket.recv_into(view[got:], nr_bytes - got)
-                if not count:
-                    break
-                got += count
-        if got < nr_bytes:
-            del buffer[got:]
+        """``nr_bytes`` from the peer; fewer only if the connection closed (as pynetdicom's).
+
+        The buffer grows as bytes arrive, at most 1 MiB at a time: a declared
+        length is the peer's word, not memory to set aside for it.
+        """
+        buffer = bytearray(self._pushed_back[:nr_bytes])
+        self._pushed_back = self._pushed_back[nr_bytes:]
+        while len(buffer) < nr_bytes:
+            got = len(buffer)
+            buffer.extend(bytes(min(nr_bytes - got, 1 << 20)))
+            with memoryview(buffer) as view:
+                got += self._recv_into(view[got:])
+            if got < len(buffer):
+                del buffer[got:]
+                break
         return buffer
+
+    def recv_exactly(self, view: memoryview) -> bool:
+        """Fill ``view`` from the peer; ``False`` if the connection closed first."""
+        got = 0
+        if self._pushed_back:
+            got = min(len(view), len(self._pushed_back))
+            view[:got] = self._pushed_back[:got]
+            self._pushed_back = self._pushed_back[got:]
+        if got < len(view):
+            got += self._recv_into(view[got:])
+        return got == len(view)
+
+    def _recv_into(self, view: memoryview) -> int:
+        """Read until ``view`` is full or the peer closes; the count read."""
+        assert self.socket is not None
+        got = 0
+        while got < len(view):
+            count = self.socket.recv_into(view[got:])
+            if not count:
+                break
+            got += count
+        return got
 
 
 def make_event_driven(assoc: Association) -> None:
@@ -105,6 +141,8 @@ def make_event_driven(assoc: Association) -> None:
     if type(dul.socket) is AssociationSocket:
         # pynetdicom built it (and queued its connection event); only the reads change.
         dul.socket.__class__ = BulkReceiveSocket
+    if isinstance(dul.socket, BulkReceiveSocket):
+        dul._read_pdu_data = PDataReader(dul, dul._read_pdu_data)  # type: ignore[method-assign]
     read_fd, write_fd = os.pipe()
     os.set_blocking(read_fd, False)
     os.set_blocking(write_fd, False)
