@@ -73,6 +73,7 @@ class Archive:
         expect_sop_class_uid: str = "",
         expect_sop_instance_uid: str = "",
         spool_file: Path | None = None,
+        spool_sha256: str = "",
     ) -> IngestResult:
         """Store one DICOM object (a seekable Part 10 or bare dataset stream)."""
         return self.ingestor.ingest(
@@ -81,6 +82,7 @@ class Archive:
             expect_sop_class_uid=expect_sop_class_uid,
             expect_sop_instance_uid=expect_sop_instance_uid,
             spool_file=spool_file,
+            spool_sha256=spool_sha256,
         )
 
     def locate(

@@ -152,6 +152,7 @@ class Ingestor:
         expect_sop_class_uid: str = "",
         expect_sop_instance_uid: str = "",
         spool_file: Path | None = None,
+        spool_sha256: str = "",
     ) -> IngestResult:
         """Take one DICOM object from a seekable stream; raise an :class:`IngestError` if not.
 
@@ -161,6 +162,8 @@ class Ingestor:
         file ``fp`` reads, when it is ours alone and will not change (the DIMSE
         door's spool): if its bytes are exactly what we store, it becomes the
         blob without being copied. Never a file a user handed us.
+        ``spool_sha256`` is that file's SHA-256 as its writer computed it, used
+        (instead of reading the file again) only when the file becomes the blob.
         """
         parsed = self._parse(fp, origin)
         if expect_sop_instance_uid and expect_sop_instance_uid != parsed.sop_uid:
@@ -171,7 +174,8 @@ class Ingestor:
             raise InvalidObject(
                 f"SOPClassUID {parsed.sop_class_uid} differs from the request's", mismatch=True
             )
-        sha256 = _sha256(fp, parsed.header)
+        as_is = spool_file is not None and _stored_as_is(fp, parsed.header)
+        sha256 = spool_sha256 if as_is and spool_sha256 else _sha256(fp, parsed.header)
         key = blob_key(parsed.study_uid, parsed.series_uid, parsed.sop_uid, sha256)
 
         existing = self._existing(parsed.sop_uid)
@@ -181,7 +185,7 @@ class Ingestor:
                 return decided
 
         try:
-            if spool_file is not None and _stored_as_is(fp, parsed.header):
+            if spool_file is not None and as_is:
                 stored = self.store.put_file(key, spool_file)
             else:
                 stored = self.store.put(key, ChunkStream(iter_stored_bytes(fp, parsed.header)))

@@ -17,6 +17,7 @@ pydicom's, which a test checks; a UID outside ASCII goes to pydicom.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import itertools
 import os
@@ -35,7 +36,19 @@ _numbers = itertools.count()
 
 
 class SpoolFile(io.BufferedWriter):
-    """A new file in the spool folder; ``file`` is itself, as pynetdicom expects of its files."""
+    """A new file in the spool folder; ``file`` is itself, as pynetdicom expects of its files.
+
+    It hashes what is written, so ingest need not read a file that becomes the
+    blob as it is (a zero preamble and pynetdicom's meta: every one) again.
+    """
+
+    def __init__(self, raw: io.FileIO) -> None:
+        super().__init__(raw)
+        self.sha256 = hashlib.sha256()
+
+    def write(self, data: Any, /) -> int:
+        self.sha256.update(data)
+        return super().write(data)
 
     @property
     def file(self) -> SpoolFile:

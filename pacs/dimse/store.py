@@ -12,6 +12,7 @@ from pynetdicom.events import Event
 
 from pacs.archive import Archive
 from pacs.dimse import status as st
+from pacs.dimse.spool import SpoolFile
 from pacs.dimse.store_audit import StoreAudit
 from pacs.ingest import InvalidObject, Origin, Outcome, Rejected, Unavailable
 
@@ -25,6 +26,12 @@ def origin_of(event: Event) -> Origin:
         calling_ae=requestor.ae_title.strip(),
         address=f"{requestor.address}:{requestor.port}",
     )
+
+
+def spool_digest(request: C_STORE) -> str:
+    """The SHA-256 of the request's spool file, hashed as it was written (or "" if unknown)."""
+    spooled = getattr(request, "_dataset_file", None)
+    return spooled.sha256.hexdigest() if isinstance(spooled, SpoolFile) else ""
 
 
 def make_store_handler(
@@ -51,6 +58,7 @@ def make_store_handler(
                     expect_sop_class_uid=str(request.AffectedSOPClassUID or ""),
                     expect_sop_instance_uid=str(request.AffectedSOPInstanceUID or ""),
                     spool_file=event.dataset_path,  # ours alone: may become the blob
+                    spool_sha256=spool_digest(request),
                 )
         except Unavailable as exc:
             log.error("C-STORE from %s refused, archive unavailable: %s", origin.calling_ae, exc)

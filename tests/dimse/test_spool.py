@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import io
 import os
@@ -15,6 +16,7 @@ from pydicom.filewriter import write_file_meta_info
 from pynetdicom.dimse_messages import DIMSEMessage
 from pynetdicom.dsutils import create_file_meta
 
+from pacs import ingest
 from pacs.archive import Archive
 from pacs.dimse import spool
 from pacs.dimse.server import DimseServer
@@ -72,9 +74,26 @@ def test_spool_files_are_new_private_and_named_by_us(
     assert stat.S_IMODE(os.stat(first.name).st_mode) == 0o600
 
 
+def test_spool_files_hash_what_is_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    with spool.open_spool_file() as spooled:
+        spooled.write(b"\0" * 128 + b"DICM")
+        meta = spool.FileMeta(
+            sop_class_uid="1.2.840.10008.5.1.4.1.1.2",
+            sop_instance_uid="1.2.3.4\u00e9",  # written by pydicom
+            transfer_syntax="1.2.840.10008.1.2.1",
+        )
+        spool.write_meta(spooled, meta)
+        spooled.write(memoryview(os.urandom(300_000))[1:])
+    assert spooled.sha256.hexdigest() == hashlib.sha256(Path(spooled.name).read_bytes()).hexdigest()
+
+
 def test_a_stored_slice_leaves_no_spool_file(
     archive: Archive, dimse_server: DimseServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """And its hash is the one taken while it was spooled: the file is not read again for it."""
+    rehashed: list[object] = []
+    monkeypatch.setattr(ingest, "_sha256", lambda *args: rehashed.append(args))
     folder = tmp_path / "spool-under-test"
     folder.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(folder))
@@ -87,3 +106,4 @@ def test_a_stored_slice_leaves_no_spool_file(
         assoc.release()
     assert stored_bytes(archive, ds.SOPInstanceUID).endswith(ds.PixelData)
     assert list(folder.iterdir()) == []
+    assert rehashed == []
