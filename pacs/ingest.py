@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import enum
 import hashlib
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,12 +22,12 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from pydicom import dcmread
-from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.filereader import _at_pixel_data, read_dataset
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from pacs.dicom_json import to_json
 from pacs.index.writer import HeldInstance, IndexWriter, NewInstance, integer, text
 from pacs.integrity import MalformedDataset, check_deflated_structure, check_structure
 from pacs.part10 import (
@@ -45,8 +44,6 @@ from pacs.uids import InvalidUID, check_uid
 from storage import BlobStore, StorageError
 
 log = logging.getLogger(__name__)
-
-BULK_DATA_THRESHOLD = 1024
 
 
 class Outcome(enum.StrEnum):
@@ -302,7 +299,7 @@ class Ingestor:
         if injected:
             ds.SpecificCharacterSet = self.charset_fallback(origin.calling_ae)
         try:
-            dicom_json = _to_json(ds, drop_charset=injected)
+            dicom_json = to_json(ds, drop_charset=injected)
         except Exception as exc:
             raise InvalidObject(f"cannot decode attributes: {exc}") from exc
         return _Parsed(header, ds, study_uid, series_uid, sop_uid, sop_class, dicom_json)
@@ -411,31 +408,3 @@ def _sha256(fp: BinaryIO, header: Part10Header) -> str:
     for chunk in iter_stored_bytes(fp, header):
         digest.update(chunk)
     return digest.hexdigest()
-
-
-def _to_json(ds: Dataset, drop_charset: bool) -> str:
-    data = _json_dict(ds, "")
-    if drop_charset:
-        data.pop("00080005", None)
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-
-
-def _json_dict(ds: Dataset, path: str) -> dict[str, Any]:
-    """DICOM JSON with large binary values replaced by BulkDataURIs that name their place.
-
-    A value inside a sequence gets ``bulkdata/<sequence>/<item>/<tag>`` (an icon's
-    Pixel Data is not the image's), which WADO-RS resolves by walking the same path.
-    """
-
-    def bulk(element: DataElement) -> str:
-        return f"bulkdata/{path}{element.tag:08X}"
-
-    data: dict[str, Any] = {}
-    for element in ds:
-        key = f"{element.tag:08X}"
-        if element.VR == "SQ":
-            items = [_json_dict(item, f"{path}{key}/{i}/") for i, item in enumerate(element.value)]
-            data[key] = {"vr": "SQ", "Value": items} if items else {"vr": "SQ"}
-        else:
-            data[key] = element.to_json_dict(bulk, BULK_DATA_THRESHOLD)
-    return data
