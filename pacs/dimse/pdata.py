@@ -17,6 +17,11 @@ datasets kept in memory, the end of a message) goes to pynetdicom's DIMSE
 provider as a P-DATA primitive of its own, so message assembly, decoding and
 dispatch stay pynetdicom's. Any other PDU is read by pynetdicom: the six
 header bytes already read are pushed back into the socket for it.
+
+A C-STORE request completed that way is served on this (the DUL) thread, by
+pynetdicom's own ``_serve_request``, instead of being queued for the
+association thread, which would hand the response back: the peer waits for
+the response anyway, and the two handovers cost more than they overlapped.
 """
 
 from __future__ import annotations
@@ -109,9 +114,29 @@ class PDataReader:
             dimse.receive_primitive(_p_data(context_id, bytes([control]) + data))
             return
         spool.write(data)
-        if control & 2:  # the last fragment: DIMSE completes and queues the message
+        if control & 2:  # the last fragment: DIMSE completes the message
             spool.flush()
-            dimse.receive_primitive(_p_data(context_id, bytes([control])))
+            self._complete(_p_data(context_id, bytes([control])))
+
+    def _complete(self, last: P_DATA) -> None:
+        """Hand the last fragment to DIMSE, and serve the C-STORE it completes here.
+
+        The association thread would otherwise take the request from the DIMSE
+        queue and hand the response back to this thread: two wake-ups and two
+        handovers of the GIL per instance, for a peer that waits for the
+        response before it sends anything else. Not while the association's
+        reactor is held (pynetdicom holds it while it sends requests of its own).
+        """
+        assoc = self.dul.assoc
+        messages = assoc.dimse.msg_queue
+        claiming = getattr(messages, "claiming", None)
+        if claiming is None or not assoc._reactor_checkpoint.is_set():
+            assoc.dimse.receive_primitive(last)
+            return
+        with claiming() as claimed:
+            assoc.dimse.receive_primitive(last)
+        for context_id, request in claimed:
+            assoc._serve_request(request, context_id)
 
 
 def pdv_items(body: memoryview) -> Iterator[tuple[int, int, memoryview]]:

@@ -12,16 +12,19 @@ The loops stay pynetdicom's; only their sleeps change. For the associations
 our server accepts, ``time.sleep`` inside those two modules returns as soon as
 the thread has work: the DUL waits in ``select`` on its socket and on a wake-up
 pipe written when a primitive is queued for it, and the association thread
-waits on an event set when a DIMSE message is queued. A sleep that returns
-early is always safe there, since every sleep in those modules sits in a loop
-that re-checks its own condition; other threads and our own outgoing
-associations keep the plain sleep. ``tests/dimse/test_reactor.py`` checks
-that pynetdicom still sleeps through ``time.sleep`` in both loops.
+waits on an event set when a DIMSE message or an ACSE primitive is queued. A
+sleep that returns early is always safe there, since every sleep in those
+modules sits in a loop that re-checks its own condition; other threads and our
+own outgoing associations keep the plain sleep. The association thread's idle
+wait is also longer than pynetdicom's 1 ms (see :func:`_association_wait`).
+``tests/dimse/test_reactor.py`` checks that pynetdicom still sleeps through
+``time.sleep`` in both loops.
 
 pynetdicom also reads each PDU 4 KiB at a time into a growing bytearray: 128
 ``recv`` calls (and as many polls, the socket having a timeout) per 512 KiB
-slice. :class:`BulkReceiveSocket` reads straight into a buffer of the PDU's
-size, with the same result on a short read.
+slice. :class:`BulkReceiveSocket` reads into buffers as large as the bytes
+that arrive, and :class:`~pacs.dimse.pdata.PDataReader` takes P-DATA PDUs
+(and the C-STOREs they complete) off pynetdicom's hands altogether.
 """
 
 from __future__ import annotations
@@ -34,17 +37,20 @@ import ssl
 import threading
 import time
 import weakref
+from collections.abc import Iterator
 from typing import Any, TypeVar
 
 import pynetdicom.association
 import pynetdicom.dul
 from pynetdicom.association import Association
+from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.dul import DULServiceProvider
 from pynetdicom.transport import AssociationSocket
 
 from pacs.dimse.pdata import PDataReader
 
 _Q = TypeVar("_Q", bound=queue.Queue[Any])
+ASSOCIATION_IDLE_WAIT_S = 0.02
 
 
 class _MessageQueue(queue.Queue[Any]):
@@ -52,11 +58,45 @@ class _MessageQueue(queue.Queue[Any]):
 
     ``Queue.not_empty`` wakes one waiter per item, so a reactor waiting on it
     could take the wake-up meant for a ``get(block=True)`` elsewhere.
+
+    While :meth:`claiming`, C-STORE requests are kept aside for the caller
+    instead of queued (see :class:`~pacs.dimse.pdata.PDataReader`).
     """
 
     def __init__(self) -> None:
         super().__init__()
         self.arrived = threading.Event()
+        self._claimed: list[tuple[int, C_STORE]] | None = None
+
+    @contextlib.contextmanager
+    def claiming(self) -> Iterator[list[tuple[int, C_STORE]]]:
+        """Keep the C-STORE requests put meanwhile (by this thread) in the yielded list."""
+        claimed: list[tuple[int, C_STORE]] = []
+        self._claimed = claimed
+        try:
+            yield claimed
+        finally:
+            self._claimed = None
+
+    def _put(self, item: Any) -> None:
+        _, primitive = item
+        if (
+            self._claimed is not None
+            and isinstance(primitive, C_STORE)
+            and primitive.is_valid_request
+        ):
+            self._claimed.append(item)
+            return
+        super()._put(item)
+        self.arrived.set()
+
+
+class _NotifyingQueue(queue.Queue[Any]):
+    """The DUL's queue of ACSE primitives for the association, setting its ``arrived`` too."""
+
+    def __init__(self, arrived: threading.Event) -> None:
+        super().__init__()
+        self.arrived = arrived
 
     def _put(self, item: Any) -> None:
         super()._put(item)
@@ -149,7 +189,9 @@ def make_event_driven(assoc: Association) -> None:
     weakref.finalize(dul, _close_pipe, read_fd, write_fd)
     dul.to_provider_queue = _moved(dul.to_provider_queue, _ProviderQueue(write_fd))
     dul._wake_fd = read_fd  # type: ignore[attr-defined]
-    assoc.dimse.msg_queue = _moved(assoc.dimse.msg_queue, _MessageQueue())
+    messages = _MessageQueue()
+    dul.to_user_queue = _moved(dul.to_user_queue, _NotifyingQueue(messages.arrived))
+    assoc.dimse.msg_queue = _moved(assoc.dimse.msg_queue, messages)
 
 
 def _moved(old: queue.Queue[Any], new: _Q) -> _Q:
@@ -186,14 +228,22 @@ def _dul_wait(dul: DULServiceProvider, seconds: float) -> None:
 
 
 def _association_wait(assoc: Association, seconds: float) -> None:
-    """Wait until a DIMSE message is queued for this association, or ``seconds`` pass."""
+    """Wait until a DIMSE message or an ACSE primitive is queued for this association.
+
+    With nothing queued the wait lasts at least :data:`ASSOCIATION_IDLE_WAIT_S`
+    instead of pynetdicom's 1 ms: C-STOREs are served by the DUL thread (see
+    :class:`~pacs.dimse.pdata.PDataReader`), and a thousand idle turns a second
+    per association were a twentieth of a core each. What the turn looks for
+    (a DIMSE request, a release or abort from the peer) sets ``arrived``; the
+    idle timer and a kill are noticed within that bound.
+    """
     messages = assoc.dimse.msg_queue
     if not isinstance(messages, _MessageQueue):
         time.sleep(seconds)
         return
     messages.arrived.clear()
-    if messages.empty():
-        messages.arrived.wait(seconds)
+    if messages.empty() and assoc.dul.to_user_queue.empty():
+        messages.arrived.wait(max(seconds, ASSOCIATION_IDLE_WAIT_S))
     else:
         time.sleep(seconds)  # a message is waiting: the reactor's own turn takes it
 

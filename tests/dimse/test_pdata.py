@@ -188,3 +188,32 @@ def test_pynetdicom_log_handlers_are_bound_only_when_their_log_is_read(
         server.stop(grace=2)
         pynetdicom_log.setLevel(before_level)
         _config.LOG_HANDLER_LEVEL = before_config
+
+
+def test_store_requests_are_served_on_the_receiving_thread(
+    archive: Archive, quiet_server: DimseServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No handover to the association thread and back; and a release is still prompt."""
+    threads: list[str] = []
+    ingest = archive.ingest
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        threads.append(type(threading.current_thread()).__name__)
+        return ingest(*args, **kwargs)
+
+    monkeypatch.setattr(archive, "ingest", recording)
+    ae = store_ae()
+    ae.add_requested_context(Verification)
+    assoc = ae.associate("127.0.0.1", quiet_server.port, ae_title="PACS")
+    assert assoc.is_established
+    try:
+        statuses = [status_of(assoc.send_c_store(ct_slice(index=i))) for i in range(3)]
+        assert assoc.send_c_echo().Status == 0x0000  # still served by the association thread
+    finally:
+        started = time.monotonic()
+        assoc.release()
+        released_in = time.monotonic() - started
+    assert statuses == [(0, "")] * 3
+    assert threads == ["DULServiceProvider"] * 3
+    assert released_in < 0.5, f"release took {released_in:.2f} s"
+    assert archive.counts()["instances"] == 3

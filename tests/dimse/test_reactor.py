@@ -50,13 +50,24 @@ def _returns_within(seconds: float, call: Any, wake: Any) -> float:
 
 def test_association_wait_wakes_when_a_message_is_queued() -> None:
     messages = reactor._MessageQueue()
-    assoc = cast(Association, SimpleNamespace(dimse=SimpleNamespace(msg_queue=messages)))
+    assoc = cast(
+        Association,
+        SimpleNamespace(
+            dimse=SimpleNamespace(msg_queue=messages),
+            dul=SimpleNamespace(to_user_queue=reactor._NotifyingQueue(messages.arrived)),
+        ),
+    )
     _returns_within(
         2.0,
         lambda: reactor._association_wait(assoc, 5.0),
         lambda: messages.put((1, "message")),
     )
     assert messages.get_nowait() == (1, "message")
+    _returns_within(  # an A-RELEASE or A-ABORT indication from the DUL wakes it too
+        2.0,
+        lambda: reactor._association_wait(assoc, 5.0),
+        lambda: assoc.dul.to_user_queue.put("A-RELEASE"),
+    )
 
 
 def test_dul_wait_wakes_on_peer_data_and_on_a_queued_primitive() -> None:
