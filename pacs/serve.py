@@ -18,6 +18,7 @@ import uvicorn
 from pacs.archive import Archive
 from pacs.auth.accounts import ensure_admin
 from pacs.dimse.server import DimseServer
+from pacs.dimse.spool import SPOOL_PREFIX
 from pacs.dimse.workers import WorkerPool, dimse_processes
 from pacs.http.app import create_app
 from pacs.http.transport import InsecureListen, uvicorn_tls_options
@@ -50,7 +51,8 @@ def use_spool(folder: Path) -> None:
     Files left by a crash (nothing was acknowledged from them) are removed.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    for leftover in [*folder.glob("tmp*.dcm"), *folder.glob("retrieve-*.dcm")]:
+    patterns = ("tmp*.dcm", f"{SPOOL_PREFIX}*.dcm", "retrieve-*.dcm")
+    for leftover in [path for pattern in patterns for path in folder.glob(pattern)]:
         leftover.unlink(missing_ok=True)
     tempfile.tempdir = str(folder)
 

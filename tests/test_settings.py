@@ -159,7 +159,8 @@ def test_serve_spools_received_datasets_on_the_data_volume(tmp_path: Path) -> No
 
     spool = tmp_path / "data" / "spool"
     spool.mkdir(parents=True)
-    (spool / "tmpab12cd.dcm").write_bytes(b"left by a crash")
+    (spool / "tmpab12cd.dcm").write_bytes(b"left by a crash")  # pynetdicom's name
+    (spool / "pacs-4242-0a1b2c3d-7.dcm").write_bytes(b"left by a crash")  # ours
     (spool / "keep.txt").write_text("not ours")
     before = tempfile.tempdir
     try:

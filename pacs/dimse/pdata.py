@@ -10,15 +10,22 @@ thread's time here, more than our whole ingest of the slice.
 :class:`PDataReader` takes over only what it can do exactly as pynetdicom
 would: a P-DATA-TF PDU in state Sta6 (association established, where the
 state machine's only action is to hand the PDU to DIMSE), with no other event
-waiting for the state machine and nobody bound to the raw PDU events. There a
-dataset fragment of a C-STORE that pynetdicom is spooling to a file goes from
-the receive buffer straight into that file. Every other PDV (command sets,
-datasets kept in memory, the end of a message) goes to pynetdicom's DIMSE
-provider as a P-DATA primitive of its own, so message assembly, decoding and
-dispatch stay pynetdicom's. Any other PDU is read by pynetdicom: the six
-header bytes already read are pushed back into the socket for it.
+waiting for the state machine and nobody bound to the raw PDU events. There:
 
-A C-STORE request completed that way is served on this (the DUL) thread, by
+- a plain C-STORE-RQ command set is read by :mod:`pacs.dimse.store_request`,
+  and the fragments of its dataset go from the receive buffer straight into
+  its spool file;
+- a dataset fragment of a message pynetdicom is spooling goes into its file
+  the same way;
+- every other PDV (other commands, datasets kept in memory, the end of a
+  message of pynetdicom's) goes to pynetdicom's DIMSE provider as a P-DATA
+  primitive of its own, so their assembly, decoding and dispatch stay
+  pynetdicom's.
+
+Any other PDU is read by pynetdicom: the six header bytes already read are
+pushed back into the socket for it.
+
+A C-STORE request completed either way is served on this (the DUL) thread, by
 pynetdicom's own ``_serve_request``, instead of being queued for the
 association thread, which would hand the response back: the peer waits for
 the response anyway, and the two handovers cost more than they overlapped.
@@ -33,6 +40,8 @@ from typing import TYPE_CHECKING
 
 from pynetdicom import evt
 from pynetdicom.pdu_primitives import P_DATA
+
+from pacs.dimse.store_request import IncomingStore, begin_store
 
 if TYPE_CHECKING:
     from pynetdicom.dul import DULServiceProvider
@@ -61,6 +70,7 @@ class PDataReader:
         self.dul = dul
         self.fallback = fallback
         self.buffer = bytearray()
+        self.incoming: IncomingStore | None = None  # a C-STORE we assemble ourselves
 
     def __call__(self) -> None:
         socket: BulkReceiveSocket = self.dul.socket  # type: ignore[assignment]
@@ -107,6 +117,9 @@ class PDataReader:
 
     def _deliver(self, context_id: int, control: int, data: memoryview) -> None:
         """One PDV: a spooled dataset fragment to its file, anything else to DIMSE."""
+        if self.incoming is not None or (control == 0x03 and self._may_begin_store()):
+            self._assemble_store(context_id, control, data)
+            return
         dimse = self.dul.assoc.dimse
         message = dimse.message
         spool = getattr(message, "_data_set_file", None) if message is not None else None
@@ -117,6 +130,39 @@ class PDataReader:
         if control & 2:  # the last fragment: DIMSE completes the message
             spool.flush()
             self._complete(_p_data(context_id, bytes([control])))
+
+    def _may_begin_store(self) -> bool:
+        """Whether a whole command set in one PDV may be read by :func:`begin_store`."""
+        assoc = self.dul.assoc
+        return (
+            assoc.dimse.message is None  # no message of pynetdicom's half received
+            and not assoc.get_handlers(evt.EVT_DIMSE_RECV)
+        )
+
+    def _assemble_store(self, context_id: int, control: int, data: memoryview) -> None:
+        """A C-STORE-RQ of our own: its command set, then its dataset into the spool."""
+        incoming = self.incoming
+        if incoming is None:  # a command set: ours if it is a plain C-STORE-RQ
+            self.incoming = begin_store(self.dul.assoc, context_id, data)
+            if self.incoming is None:
+                self.dul.assoc.dimse.receive_primitive(_p_data(context_id, bytes([control]) + data))
+            return
+        if control & 1 or context_id != incoming.context_id:
+            # A command before the dataset ended: what pynetdicom's decoder would
+            # mangle, the state machine answers with an abort.
+            log.error("P-DATA out of sequence inside a C-STORE dataset")
+            self.incoming = None
+            self.dul.event_queue.put("Evt19")
+            return
+        incoming.spool.write(data)
+        if control & 2:
+            self.incoming = None
+            request = incoming.handed_over()
+            assoc = self.dul.assoc
+            if assoc._reactor_checkpoint.is_set():
+                assoc._serve_request(request, context_id)
+            else:  # pynetdicom holds the reactor: the association thread serves it later
+                assoc.dimse.msg_queue.put((context_id, request))
 
     def _complete(self, last: P_DATA) -> None:
         """Hand the last fragment to DIMSE, and serve the C-STORE it completes here.

@@ -31,6 +31,7 @@ from pydicom.filewriter import write_file_meta_info
 from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION
 from pynetdicom.dsutils import create_file_meta
 
+SPOOL_PREFIX = "pacs-"  # what `pacs serve` clears from the spool folder at start
 _TOKEN = secrets.token_hex(4)
 _numbers = itertools.count()
 
@@ -59,7 +60,8 @@ def open_spool_file(*_args: Any, **_kwargs: Any) -> SpoolFile:
     """Stands in for ``NamedTemporaryFile(delete=False, mode="wb", suffix=".dcm")``."""
     folder = tempfile.gettempdir()  # serve sets the spool folder here
     while True:
-        path = os.path.join(folder, f"pacs-{os.getpid()}-{_TOKEN}-{next(_numbers)}.dcm")
+        name = f"{SPOOL_PREFIX}{os.getpid()}-{_TOKEN}-{next(_numbers)}.dcm"
+        path = os.path.join(folder, name)
         try:
             raw = io.FileIO(path, "xb", opener=_private)
         except FileExistsError:  # left by a process that had our pid before us
