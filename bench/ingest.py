@@ -5,7 +5,7 @@
 
 The series (512x512, 16-bit, a noisy body phantom so that sizes and any compression are
 realistic) is generated once per set of parameters and cached in the temp folder. Every case
-starts a fresh server on a fresh temp data folder (embedded default: SQLite + files, fsync on),
+starts a fresh server on a fresh data folder (embedded default: SQLite + files, fsync on),
 then sends the whole series either on one association or with four concurrent storescu
 processes each sending a quarter. DCMTK runs with ``TCP_NODELAY=1`` (without it each C-STORE
 waits ~40 ms for a delayed ACK, see FIELD-NOTES), and so does Orthanc, which is built on
@@ -13,8 +13,14 @@ DCMTK. Ours runs with its defaults, DIMSE worker processes included (``dicom_pro
 per CPU, at most 4). Peak resident memory is the sum of ``VmHWM`` over the server's processes,
 and CPU the server's user + system time per instance, both from /proc. Stock Debian Orthanc
 runs with its defaults inside a network namespace that has only loopback, because it cannot be
-told to bind to one address. The figures are printed, never judged: the benchmark does not
-fail on time.
+told to bind to one address.
+
+Every case runs ``--rounds`` times (default 2), the servers taking turns at going first, and
+the summary gives the median of each. Cases share the machine's state as equally as we can
+make them: the disk is synced before each, and no data folder is deleted until the run ends
+(see :func:`measure` for what a deletion did to the next case). Orthanc 1.10 does not fsync
+the files it stores; ours does (file and folder) before it answers. The figures are printed,
+never judged: the benchmark does not fail on time.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import os
 import secrets
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -389,20 +396,31 @@ def send(server: Server, files: Sequence[Path], clients: int) -> tuple[float, in
     return time.perf_counter() - started, failures
 
 
-def measure(name: str, files: Sequence[Path], clients: int, prefix: tuple[str, ...]) -> Result:
+def measure(
+    name: str, files: Sequence[Path], clients: int, prefix: tuple[str, ...], workdir: Path
+) -> Result:
+    """One case in its own folder under ``workdir``, which the caller removes when the run ends.
+
+    No case's data is deleted while another case runs, and the disk is synced
+    between cases: on this machine class (a microVM, ext4 without a journal) a
+    server writing right after a deletion got the freed page-cache pages cheaply
+    (fresh guest pages cost ~2 ms per 512 KiB to touch) but its file creations
+    scanned every recently deleted inode (~1 ms each), and a server that does not
+    fsync (Orthanc 1.10) left its writeback to whoever ran next.
+    """
     megabytes = sum(path.stat().st_size for path in files) / 1e6
-    with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as tmp:
-        workdir = Path(tmp)
-        context = ours(workdir) if name == "pacs" else orthanc(workdir, prefix)
-        with context as server:
-            pid = server.process.pid
-            watcher = PeakWatcher(pid)
-            watcher.start()
-            cpu_before = cpu_seconds(pid)
-            seconds, failures = send(server, files, clients)
-            cpu = cpu_seconds(pid) - cpu_before
-            peak = watcher.stop()
-        stored = count_ours(workdir) if name == "pacs" else count_orthanc(workdir)
+    workdir.mkdir(parents=True)
+    os.sync()
+    context = ours(workdir) if name == "pacs" else orthanc(workdir, prefix)
+    with context as server:
+        pid = server.process.pid
+        watcher = PeakWatcher(pid)
+        watcher.start()
+        cpu_before = cpu_seconds(pid)
+        seconds, failures = send(server, files, clients)
+        cpu = cpu_seconds(pid) - cpu_before
+        peak = watcher.stop()
+    stored = count_ours(workdir) if name == "pacs" else count_orthanc(workdir)
     return Result(name, clients, len(files), stored, seconds, megabytes, peak, failures, cpu)
 
 
@@ -422,12 +440,43 @@ def table(results: Sequence[Result]) -> str:
     return "\n".join(lines)
 
 
+def summary(results: Sequence[Result]) -> str:
+    """Median of the rounds per server and number of clients, and ours against Orthanc."""
+    cases: dict[tuple[int, str], list[Result]] = {}
+    for r in results:
+        cases.setdefault((r.clients, r.server), []).append(r)
+    lines = [
+        f"{'server':<8} {'clients':>7} {'rounds':>6} {'median inst/s':>14} {'MB/s':>7}"
+        f" {'CPU ms/inst':>12} {'max peak RSS MB':>16}"
+    ]
+    medians: dict[tuple[int, str], float] = {}
+    for (clients, server), rs in sorted(cases.items()):
+        medians[(clients, server)] = statistics.median(r.per_second for r in rs)
+        lines.append(
+            f"{server:<8} {clients:>7} {len(rs):>6} {medians[(clients, server)]:>14.1f}"
+            f" {statistics.median(r.mb_per_second for r in rs):>7.1f}"
+            f" {statistics.median(r.cpu_ms_per_instance for r in rs):>12.2f}"
+            f" {max(r.peak_rss_mb for r in rs):>16.0f}"
+        )
+    for clients in sorted({c for c, _ in cases}):
+        if medians.get((clients, "orthanc")):
+            ratio = medians[(clients, "pacs")] / medians[(clients, "orthanc")]
+            lines.append(f"ours / Orthanc with {clients} client(s): {ratio:.2f}x")
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--count", type=int, default=2000, help="slices in the series")
     parser.add_argument("--size", type=int, default=512, help="rows and columns")
     parser.add_argument("--clients", type=int, default=4, help="concurrent storescu processes")
     parser.add_argument("--no-orthanc", action="store_true", help="measure only our server")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=2,
+        help="repeat every case; servers alternate who goes first",
+    )
     args = parser.parse_args(argv)
     if shutil.which("storescu") is None:
         print("DCMTK storescu not found: `make system-deps` installs it", file=sys.stderr)
@@ -444,19 +493,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             print("Orthanc not installed (apt-get install orthanc): measuring ours only")
     results: list[Result] = []
+    run_dir = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     try:
-        for clients in (1, args.clients):
-            for name in servers:
-                print(f"{name}: {len(files)} files, {clients} storescu ...", flush=True)
-                results.append(measure(name, files, clients, prefix))
+        for round_number in range(args.rounds):
+            order = servers if round_number % 2 == 0 else servers[::-1]
+            for clients in (1, args.clients):
+                for name in order:
+                    print(
+                        f"round {round_number + 1}: {name}, {len(files)} files, "
+                        f"{clients} storescu ...",
+                        flush=True,
+                    )
+                    workdir = run_dir / f"{round_number}-{name}-{clients}"
+                    results.append(measure(name, files, clients, prefix, workdir))
     finally:
         drop_namespace(prefix)
+        shutil.rmtree(run_dir, ignore_errors=True)
     print()
     print(
         f"{len(files)} CT slices {args.size}x{args.size} 16-bit, "
         "storescu (and Orthanc) with TCP_NODELAY=1"
     )
     print(table(results))
+    print()
+    print(summary(results))
     return 0
 
 
