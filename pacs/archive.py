@@ -8,7 +8,6 @@ the blob store in one object also gives tests one thing to build.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import BinaryIO
 
 from pydicom.dataset import Dataset
@@ -22,7 +21,7 @@ from pacs.audit.syslog import SyslogSender
 from pacs.index.database import make_engine, make_session_factory
 from pacs.index.migrate import upgrade
 from pacs.index.models import Instance, Series, Study
-from pacs.ingest import Ingestor, IngestResult, Origin
+from pacs.ingest import Ingestor, IngestResult, Origin, Spool
 from pacs.query import Level, SearchResult
 from pacs.retrieve import StoredInstance
 from pacs.settings import Settings
@@ -72,8 +71,7 @@ class Archive:
         *,
         expect_sop_class_uid: str = "",
         expect_sop_instance_uid: str = "",
-        spool_file: Path | None = None,
-        spool_sha256: str = "",
+        spool: Spool | None = None,
     ) -> IngestResult:
         """Store one DICOM object (a seekable Part 10 or bare dataset stream)."""
         return self.ingestor.ingest(
@@ -81,8 +79,7 @@ class Archive:
             origin,
             expect_sop_class_uid=expect_sop_class_uid,
             expect_sop_instance_uid=expect_sop_instance_uid,
-            spool_file=spool_file,
-            spool_sha256=spool_sha256,
+            spool=spool,
         )
 
     def locate(

@@ -122,6 +122,22 @@ class _Parsed:
     dicom_json: str
 
 
+@dataclass(frozen=True)
+class Spool:
+    """A file a door wrote for ingest alone (the DIMSE door's spool), and what its writer knows.
+
+    When its bytes are exactly what we store, it becomes the blob by a hard
+    link instead of a copy. ``sha256`` (of the whole file, computed as it was
+    written) and ``header`` (its head, when the writer wrote the preamble and
+    meta itself) spare ingest reading the file again for them. Never a file a
+    user handed us, which may change or be reused.
+    """
+
+    path: Path
+    sha256: str = ""
+    header: Part10Header | None = None
+
+
 def blob_key(study_uid: str, series_uid: str, sop_uid: str, sha256: str) -> str:
     """Storage key of an instance: validated UIDs plus the content hash, nothing else."""
     return f"{study_uid}/{series_uid}/{sop_uid}.{sha256[:16]}.dcm"
@@ -148,21 +164,16 @@ class Ingestor:
         *,
         expect_sop_class_uid: str = "",
         expect_sop_instance_uid: str = "",
-        spool_file: Path | None = None,
-        spool_sha256: str = "",
+        spool: Spool | None = None,
     ) -> IngestResult:
         """Take one DICOM object from a seekable stream; raise an :class:`IngestError` if not.
 
         ``expect_*`` are the UIDs the request announced (C-STORE command, STOW
         study URL is checked by its door); an object that contradicts them is
-        refused rather than filed under the wrong identity. ``spool_file`` is the
-        file ``fp`` reads, when it is ours alone and will not change (the DIMSE
-        door's spool): if its bytes are exactly what we store, it becomes the
-        blob without being copied. Never a file a user handed us.
-        ``spool_sha256`` is that file's SHA-256 as its writer computed it, used
-        (instead of reading the file again) only when the file becomes the blob.
+        refused rather than filed under the wrong identity. ``spool`` describes
+        the file ``fp`` reads when a door wrote it for us alone (see :class:`Spool`).
         """
-        parsed = self._parse(fp, origin)
+        parsed = self._parse(fp, origin, spool.header if spool is not None else None)
         if expect_sop_instance_uid and expect_sop_instance_uid != parsed.sop_uid:
             raise InvalidObject(
                 f"SOPInstanceUID {parsed.sop_uid} differs from the request's", mismatch=True
@@ -171,8 +182,11 @@ class Ingestor:
             raise InvalidObject(
                 f"SOPClassUID {parsed.sop_class_uid} differs from the request's", mismatch=True
             )
-        as_is = spool_file is not None and _stored_as_is(fp, parsed.header)
-        sha256 = spool_sha256 if as_is and spool_sha256 else _sha256(fp, parsed.header)
+        as_is = spool is not None and (
+            parsed.header is spool.header or _stored_as_is(fp, parsed.header)
+        )
+        sha256 = spool.sha256 if spool is not None and as_is and spool.sha256 else ""
+        sha256 = sha256 or _sha256(fp, parsed.header)
         key = blob_key(parsed.study_uid, parsed.series_uid, parsed.sop_uid, sha256)
 
         existing = self._existing(parsed.sop_uid)
@@ -182,8 +196,8 @@ class Ingestor:
                 return decided
 
         try:
-            if spool_file is not None and as_is:
-                stored = self.store.put_file(key, spool_file)
+            if spool is not None and as_is:
+                stored = self.store.put_file(key, spool.path)
             else:
                 stored = self.store.put(key, ChunkStream(iter_stored_bytes(fp, parsed.header)))
         except (StorageError, OSError) as exc:  # OSError: a store that does not wrap its own
@@ -261,9 +275,10 @@ class Ingestor:
 
     # -- reading -----------------------------------------------------------------------
 
-    def _parse(self, fp: BinaryIO, origin: Origin) -> _Parsed:
+    def _parse(self, fp: BinaryIO, origin: Origin, known: Part10Header | None = None) -> _Parsed:
+        """Read and check the object; ``known`` is its head, if the caller wrote it itself."""
         try:
-            header = read_header(fp)
+            header = known if known is not None and _meta_ends(fp, known) else read_header(fp)
         except NotDicom as exc:
             raise InvalidObject(str(exc)) from exc
         try:
@@ -390,6 +405,16 @@ def _read_dataset(fp: BinaryIO, header: Part10Header) -> Dataset:
     ds = read_dataset(fp, implicit, little, stop_when=_at_pixel_data)
     ds.set_original_encoding(implicit, little, ds._character_set)
     return ds
+
+
+def _meta_ends(fp: BinaryIO, header: Part10Header) -> bool:
+    """Whether the dataset after ``header`` starts past group 0002, as a file meta reader sees it.
+
+    Some senders put file meta elements into the dataset itself; a reader of
+    the stored file takes them as part of the meta, and so does :func:`read_header`.
+    """
+    fp.seek(header.body_offset)
+    return fp.read(2) not in (b"\x02\x00", b"\x00\x02")
 
 
 def _stored_as_is(fp: BinaryIO, header: Part10Header) -> bool:

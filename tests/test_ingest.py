@@ -12,9 +12,11 @@ from pydicom import dcmread
 from pydicom.uid import generate_uid
 from sqlalchemy import func, select
 
+from pacs import ingest
 from pacs.archive import Archive
 from pacs.index.models import Instance, Patient, PatientIdentifier, Series, Study
-from pacs.ingest import InvalidObject, Origin, Outcome
+from pacs.ingest import InvalidObject, Origin, Outcome, Spool
+from pacs.part10 import read_header
 from pacs.reindex import clear_index
 from pacs.settings import DuplicatePolicy
 from tests.dicom_factory import ct_slice, to_bytes
@@ -248,7 +250,7 @@ def test_a_spool_file_that_is_already_the_stored_bytes_becomes_the_blob(
     spool = tmp_path / "spooled.dcm"
     spool.write_bytes(to_bytes(ct_slice(index=1)))
     with spool.open("rb") as fp:
-        result = archive.ingest(fp, Origin("dimse"), spool_file=spool)
+        result = archive.ingest(fp, Origin("dimse"), spool=Spool(spool))
     blob = Path(archive.store.root) / result.blob_key  # type: ignore[attr-defined]
     assert blob.stat().st_ino == spool.stat().st_ino  # the same file, not a copy
     spool.unlink()
@@ -262,7 +264,38 @@ def test_a_spool_file_with_a_preamble_to_zero_is_copied(archive: Archive, tmp_pa
     spool = tmp_path / "spooled.dcm"
     spool.write_bytes(bytes(data))
     with spool.open("rb") as fp:
-        result = archive.ingest(fp, Origin("dimse"), spool_file=spool)
+        result = archive.ingest(fp, Origin("dimse"), spool=Spool(spool))
     assert spool.read_bytes()[:2] == b"MZ"  # the spool file itself is left alone
     with archive.store.open(result.blob_key) as fh:
         assert fh.read(128) == b"\x00" * 128
+
+
+def test_a_known_head_is_not_read_again_unless_meta_elements_follow_it(
+    archive: Archive, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A door that wrote the head passes it; a dataset that repeats file meta is read afresh."""
+    data = to_bytes(ct_slice(index=3))
+    with io.BytesIO(data) as fp:
+        head = read_header(fp)
+    reads: list[object] = []
+    real_read_header = ingest.read_header
+    monkeypatch.setattr(ingest, "read_header", lambda fp: reads.append(fp) or real_read_header(fp))
+    plain = tmp_path / "plain.dcm"
+    plain.write_bytes(data)
+    with plain.open("rb") as fp:
+        result = archive.ingest(fp, Origin("dimse"), spool=Spool(plain, header=head))
+    assert reads == []
+    with archive.store.open(result.blob_key) as fh:
+        assert hashlib.sha256(fh.read()).hexdigest() == result.sha256
+    # A sender that put (0002,0013) into the dataset: a meta reader takes it as meta.
+    extra = b"\x02\x00\x13\x00SH\x06\x00OTHER "
+    odd = tmp_path / "odd.dcm"
+    odd.write_bytes(data[: head.body_offset] + extra + data[head.body_offset :])
+    with odd.open("rb") as fp:
+        result = archive.ingest(fp, Origin("dimse"), spool=Spool(odd, header=head))
+    assert len(reads) == 1
+    with archive.sessions() as session:
+        stored = session.scalar(
+            select(Instance.dicom_json).where(Instance.sop_instance_uid == result.sop_instance_uid)
+        )
+    assert stored is not None and "00020013" not in stored

@@ -31,6 +31,8 @@ from pydicom.filewriter import write_file_meta_info
 from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION
 from pynetdicom.dsutils import create_file_meta
 
+from pacs.part10 import PREAMBLE, Part10Header
+
 SPOOL_PREFIX = "pacs-"  # what `pacs serve` clears from the spool folder at start
 _TOKEN = secrets.token_hex(4)
 _numbers = itertools.count()
@@ -46,6 +48,26 @@ class SpoolFile(io.BufferedWriter):
     def __init__(self, raw: io.FileIO) -> None:
         super().__init__(raw)
         self.sha256 = hashlib.sha256()
+        self._head: tuple[bytes, str] | None = None  # what write_head wrote, and its syntax
+
+    def write_head(self, meta: bytes, transfer_syntax: str) -> None:
+        """Begin the DICOM File Format: zero preamble, ``DICM`` and the encoded meta group."""
+        self.write(PREAMBLE + b"DICM" + meta)
+        self._head = (b"DICM" + meta, transfer_syntax)
+
+    def header(self) -> Part10Header | None:
+        """The head :meth:`write_head` wrote, as ingest would read it back; call after flushing."""
+        if self._head is None:
+            return None
+        meta_bytes, transfer_syntax = self._head
+        return Part10Header(
+            meta_bytes,
+            body_offset=len(PREAMBLE) + len(meta_bytes),
+            source_size=self.tell(),
+            transfer_syntax_uid=transfer_syntax,
+            preamble_zeroed=False,
+            meta_synthesized=False,
+        )
 
     def write(self, data: Any, /) -> int:
         self.sha256.update(data)

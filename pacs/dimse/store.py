@@ -14,7 +14,7 @@ from pacs.archive import Archive
 from pacs.dimse import status as st
 from pacs.dimse.spool import SpoolFile
 from pacs.dimse.store_audit import StoreAudit
-from pacs.ingest import InvalidObject, Origin, Outcome, Rejected, Unavailable
+from pacs.ingest import InvalidObject, Origin, Outcome, Rejected, Spool, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +28,12 @@ def origin_of(event: Event) -> Origin:
     )
 
 
-def spool_digest(request: C_STORE) -> str:
-    """The SHA-256 of the request's spool file, hashed as it was written (or "" if unknown)."""
-    spooled = getattr(request, "_dataset_file", None)
-    return spooled.sha256.hexdigest() if isinstance(spooled, SpoolFile) else ""
+def spool_of(event: Event) -> Spool:
+    """The request's spool file, with its hash and head when our spool wrote them."""
+    spooled = getattr(event.request, "_dataset_file", None)
+    if isinstance(spooled, SpoolFile):
+        return Spool(event.dataset_path, spooled.sha256.hexdigest(), spooled.header())
+    return Spool(event.dataset_path)
 
 
 def make_store_handler(
@@ -57,8 +59,7 @@ def make_store_handler(
                     origin,
                     expect_sop_class_uid=str(request.AffectedSOPClassUID or ""),
                     expect_sop_instance_uid=str(request.AffectedSOPInstanceUID or ""),
-                    spool_file=event.dataset_path,  # ours alone: may become the blob
-                    spool_sha256=spool_digest(request),
+                    spool=spool_of(event),  # ours alone: may become the blob
                 )
         except Unavailable as exc:
             log.error("C-STORE from %s refused, archive unavailable: %s", origin.calling_ae, exc)

@@ -130,7 +130,7 @@ def begin_store(assoc: Any, context_id: int, encoded: bytes | memoryview) -> Inc
     if meta is None:
         return None
     spool = open_spool_file()
-    spool.write(b"\0" * 128 + b"DICM" + meta)
+    spool.write_head(meta, str(context.transfer_syntax[0]))
     primitive.DataSet = BytesIO()
     primitive._context_id = context_id
     primitive._dataset_path = Path(spool.name)

@@ -20,6 +20,7 @@ from pacs import ingest
 from pacs.archive import Archive
 from pacs.dimse import spool
 from pacs.dimse.server import DimseServer
+from pacs.part10 import read_header
 from tests.dicom_factory import ct_slice
 from tests.dimse.peers import status_of, store_ae, stored_bytes
 
@@ -88,12 +89,33 @@ def test_spool_files_hash_what_is_written(tmp_path: Path, monkeypatch: pytest.Mo
     assert spooled.sha256.hexdigest() == hashlib.sha256(Path(spooled.name).read_bytes()).hexdigest()
 
 
+def test_the_head_a_spool_file_wrote_is_what_ingest_reads_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    meta = spool.FileMeta(
+        sop_class_uid="1.2.840.10008.5.1.4.1.1.2",
+        sop_instance_uid="1.2.3.45",
+        transfer_syntax="1.2.840.10008.1.2",
+    ).encoded()
+    assert meta is not None
+    with spool.open_spool_file() as spooled:
+        assert spooled.header() is None  # nothing written by write_head
+        spooled.write_head(meta, "1.2.840.10008.1.2")
+        spooled.write(b"\x08\x00\x16\x00\x1a\x00\x00\x00" + b"1.2.840.10008.5.1.4.1.1.2\0")
+        spooled.flush()
+        written = spooled.header()
+    with open(spooled.name, "rb") as fp:
+        assert written == read_header(fp)
+
+
 def test_a_stored_slice_leaves_no_spool_file(
     archive: Archive, dimse_server: DimseServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """And its hash is the one taken while it was spooled: the file is not read again for it."""
+    """Its hash and head are the ones taken while it was spooled, not read from the file."""
     rehashed: list[object] = []
     monkeypatch.setattr(ingest, "_sha256", lambda *args: rehashed.append(args))
+    monkeypatch.setattr(ingest, "read_header", lambda *args: rehashed.append(args))
     folder = tmp_path / "spool-under-test"
     folder.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(folder))
