@@ -9,8 +9,11 @@ instance spent in ingest. A remembered key that no longer exists (the study
 was deleted, or the index rebuilt by another process) fails the foreign key:
 the writer forgets it and writes the full way, which re-creates the parents.
 
-Statements are Core statements on the session's connection, not ORM units of
-work: the rows are plain values and the ORM's bookkeeping cost more than the SQL.
+Statements are Core statements, not ORM units of work: the rows are plain
+values and the ORM's bookkeeping cost more than the SQL. The per-instance ones
+(the duplicate lookup, the insert under a remembered series, the touch) run on
+the DBAPI connection (see :mod:`pacs.index.dbapi`); the first instance of a
+series takes the full way through SQLAlchemy's engine.
 
 On SQLite, one writer at a time holds the database anyway; the writes of one
 process queue on a lock here instead of meeting SQLITE_BUSY, whose handler
@@ -31,9 +34,11 @@ from typing import Any
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from sqlalchemy import Connection, Engine, bindparam, insert, select, update
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from pacs.index.dbapi import Prepared, dbapi_connection
 from pacs.index.models import Instance, Patient, PatientIdentifier, Series, Study
 from pacs.index.upsert import insert_ignore
 from pacs.names import fold, normalize
@@ -58,6 +63,20 @@ _INSERT_UNDER_SERIES = (
     )
     .returning(Instance.pk)
 )  # rowcount is not reliable for INSERT ... SELECT on every driver
+_TOUCH = (
+    update(Study)
+    .where(Study.pk == bindparam("study_pk"))
+    .values(updated_at=bindparam("now", type_=Study.__table__.c.updated_at.type))
+)
+
+
+class _Statements:
+    """The per-instance statements, compiled for one dialect."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.held = Prepared(_HELD, dialect)
+        self.insert_under = Prepared(_INSERT_UNDER_SERIES, dialect)
+        self.touch = Prepared(_TOUCH, dialect)
 
 
 @dataclass(frozen=True)
@@ -96,6 +115,7 @@ class IndexWriter:
         self._parents: OrderedDict[tuple[str, ...], _Parents] = OrderedDict()
         self._touched: dict[int, float] = {}
         self._one_writer = _writer_lock(self._engine)
+        self._compiled: dict[Dialect, _Statements] = {}
 
     @property
     def _engine(self) -> Engine:
@@ -107,10 +127,18 @@ class IndexWriter:
         engine: Engine = self.sessions.kw["bind"]
         return engine
 
+    def _statements(self, engine: Engine) -> _Statements:
+        statements = self._compiled.get(engine.dialect)
+        if statements is None:
+            statements = self._compiled[engine.dialect] = _Statements(engine.dialect)
+        return statements
+
     def held(self, sop_uid: str) -> HeldInstance | None:
-        with self._engine.connect() as conn:
-            row = conn.execute(_HELD, {"uid": sop_uid}).first()
-        return None if row is None else HeldInstance(row.sha256, row.size, row.blob_key)
+        engine = self._engine
+        statements = self._statements(engine)
+        with dbapi_connection(engine) as connection, contextlib.closing(connection.cursor()) as cur:
+            row = statements.held.execute(cur, {"uid": sop_uid}).fetchone()
+        return None if row is None else HeldInstance(*row)
 
     def write(self, new: NewInstance, replace: bool = False) -> None:
         """Index ``new``; :class:`IntegrityError` when its SOP Instance UID is taken meanwhile."""
@@ -122,9 +150,8 @@ class IndexWriter:
         parents = self._parents.get(key)
         if parents is not None and not replace:
             try:
-                with self._engine.begin() as conn:
-                    if self._insert_under(conn, new, parents):
-                        return
+                if self._insert_under(new, parents):
+                    return
             except IntegrityError:
                 pass  # a UID taken meanwhile fails again below, where the caller expects it
             self.forget()
@@ -133,7 +160,7 @@ class IndexWriter:
             self._put_instance(conn, new, parents, replace)
         self._remember(key, parents)
 
-    def _insert_under(self, conn: Connection, new: NewInstance, parents: _Parents) -> bool:
+    def _insert_under(self, new: NewInstance, parents: _Parents) -> bool:
         """The instance under remembered parents; ``False`` if they are not what we remember."""
         params = {
             **new.row,
@@ -141,9 +168,14 @@ class IndexWriter:
             "parent_pk": parents.series_pk,
             "parent_uid": new.series_uid,
         }
-        if conn.execute(_INSERT_UNDER_SERIES, params).first() is None:
-            return False
-        self._touch(conn, parents.study_pk, new.now)
+        engine = self._engine
+        statements = self._statements(engine)
+        with dbapi_connection(engine) as connection, contextlib.closing(connection.cursor()) as cur:
+            if statements.insert_under.execute(cur, params).fetchone() is None:
+                return False  # nothing inserted; the pool rolls the transaction back
+            if self._touch_due(parents.study_pk):
+                statements.touch.execute(cur, {"study_pk": parents.study_pk, "now": new.now})
+            connection.commit()
         return True
 
     def forget(self) -> None:
@@ -163,14 +195,16 @@ class IndexWriter:
             done = conn.execute(statement).rowcount > 0
         if not done:
             conn.execute(_INSERT_INSTANCE, {**values, "sop_instance_uid": new.sop_uid})
-        self._touch(conn, parents.study_pk, new.now)
+        if self._touch_due(parents.study_pk):
+            conn.execute(_TOUCH, {"study_pk": parents.study_pk, "now": new.now})
 
-    def _touch(self, conn: Connection, study_pk: int, now: datetime) -> None:
+    def _touch_due(self, study_pk: int) -> bool:
+        """Whether the study's ``updated_at`` is due a touch; if so, it counts as touched now."""
         clock = time.monotonic()
         if clock - self._touched.get(study_pk, -TOUCH_INTERVAL_S) < TOUCH_INTERVAL_S:
-            return
-        conn.execute(update(Study).where(Study.pk == study_pk).values(updated_at=now))
+            return False
         self._touched[study_pk] = clock
+        return True
 
     def _remember(self, key: tuple[str, ...], parents: _Parents) -> None:
         self._parents[key] = parents
