@@ -25,23 +25,39 @@ waiting for the state machine and nobody bound to the raw PDU events. There:
 Any other PDU is read by pynetdicom: the six header bytes already read are
 pushed back into the socket for it.
 
-A C-STORE request completed either way is served on this (the DUL) thread, by
-pynetdicom's own ``_serve_request``, instead of being queued for the
-association thread, which would hand the response back: the peer waits for
-the response anyway, and the two handovers cost more than they overlapped.
+A C-STORE request completed either way is served on this (the DUL) thread
+instead of being queued for the association thread, which would hand the
+response back: the peer waits for the response anyway, and the two handovers
+cost more than they overlapped. A request we assembled ourselves goes
+straight to our :class:`~pacs.dimse.store.StoreService` and its response
+straight to the socket, when nothing else would see either (no other C-STORE
+handler, nobody bound to DIMSE or PDU events, nothing queued to send):
+pynetdicom's service class, event and response primitives cost a tenth of an
+instance. Otherwise pynetdicom's own ``_serve_request`` serves it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
+import os
 import struct
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pynetdicom import evt
+from pynetdicom import _config, evt
+from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.pdu_primitives import P_DATA
+from pynetdicom.service_class import StorageServiceClass
+from pynetdicom.sop_class import uid_to_service_class
 
+from pacs.dimse.status import error_comment
+from pacs.dimse.store import StoreService
 from pacs.dimse.store_request import IncomingStore, begin_store
+from pacs.dimse.store_response import command_pdu, encode_store_rsp
+from pacs.ingest import Spool
 
 if TYPE_CHECKING:
     from pynetdicom.dul import DULServiceProvider
@@ -57,6 +73,8 @@ ESTABLISHED = "Sta6"
 LARGEST_BUFFERED_PDU = 4 << 20
 _HEADER = struct.Struct(">BBL")
 _ITEM_LENGTH = struct.Struct(">L")
+# Whoever is bound to these would miss a request served directly, or its response.
+_OBSERVERS = (evt.EVT_DIMSE_RECV, evt.EVT_DIMSE_SENT, evt.EVT_PDU_SENT, evt.EVT_DATA_SENT)
 
 
 class MalformedPDU(ValueError):
@@ -157,12 +175,61 @@ class PDataReader:
         incoming.spool.write(data)
         if control & 2:
             self.incoming = None
-            request = incoming.handed_over()
             assoc = self.dul.assoc
-            if assoc._reactor_checkpoint.is_set():
-                assoc._serve_request(request, context_id)
+            service = self._direct_service(incoming)
+            if service is not None:
+                self._serve_directly(service, incoming)
+            elif assoc._reactor_checkpoint.is_set():
+                assoc._serve_request(incoming.handed_over(), context_id)
             else:  # pynetdicom holds the reactor: the association thread serves it later
-                assoc.dimse.msg_queue.put((context_id, request))
+                assoc.dimse.msg_queue.put((context_id, incoming.handed_over()))
+
+    def _direct_service(self, incoming: IncomingStore) -> StoreService | None:
+        """Our C-STORE service, if serving ``incoming`` past pynetdicom changes nothing."""
+        assoc = self.dul.assoc
+        if not (
+            assoc._reactor_checkpoint.is_set()
+            and assoc.is_established
+            and not assoc._sent_release
+            and self.dul.to_provider_queue.empty()
+        ):
+            return None
+        handler, _ = assoc.get_handlers(evt.EVT_C_STORE)
+        if not isinstance(handler, StoreService) or any(map(assoc.get_handlers, _OBSERVERS)):
+            return None
+        uid = incoming.sop_class_uid
+        if _config.UNRESTRICTED_STORAGE_SERVICE or uid in assoc.acceptor._common_ext:
+            return None
+        return handler if _is_storage(uid) else None
+
+    def _serve_directly(self, service: StoreService, incoming: IncomingStore) -> None:
+        """Store the request's object and send its response, as pynetdicom's service would."""
+        spool = incoming.taken()
+        path = spool.name
+        try:
+            code, comment = service.store(
+                self.dul.assoc,
+                incoming.sop_class_uid,
+                incoming.sop_instance_uid,
+                Spool(Path(path), spool.sha256.hexdigest(), spool.header()),
+            )
+        finally:
+            spool.close()
+            with contextlib.suppress(OSError):
+                os.unlink(path)  # the blob, if it became one, has its own link
+        assoc = self.dul.assoc
+        if not assoc.is_established:  # aborted meanwhile: nobody to answer
+            return
+        comment = error_comment(comment) if comment else ""
+        command = encode_store_rsp(
+            incoming.message_id, incoming.sop_class_uid, incoming.sop_instance_uid, code, comment
+        )
+        if command is None or not self.dul.to_provider_queue.empty():
+            assoc.dimse.send_msg(_response(incoming, code, comment), incoming.context_id)
+            return
+        # We are the DUL thread, in Sta6, with nothing queued: sending the P-DATA-TF
+        # here is what the state machine's DT-1 action would do.
+        self.dul.socket.send(command_pdu(incoming.context_id, command))  # type: ignore[union-attr]
 
     def _complete(self, last: P_DATA) -> None:
         """Hand the last fragment to DIMSE, and serve the C-STORE it completes here.
@@ -183,6 +250,23 @@ class PDataReader:
             assoc.dimse.receive_primitive(last)
         for context_id, request in claimed:
             assoc._serve_request(request, context_id)
+
+
+@functools.cache
+def _is_storage(sop_class_uid: str) -> bool:
+    return uid_to_service_class(sop_class_uid) is StorageServiceClass
+
+
+def _response(incoming: IncomingStore, code: int, comment: str) -> C_STORE:
+    """The response primitive, for what only pynetdicom encodes (a comment outside ASCII)."""
+    rsp = C_STORE()
+    rsp.MessageIDBeingRespondedTo = incoming.message_id
+    rsp.AffectedSOPClassUID = incoming.sop_class_uid
+    rsp.AffectedSOPInstanceUID = incoming.sop_instance_uid
+    rsp.Status = code
+    if comment:
+        rsp.ErrorComment = comment  # type: ignore[assignment]
+    return rsp
 
 
 def pdv_items(body: memoryview) -> Iterator[tuple[int, int, memoryview]]:

@@ -41,7 +41,7 @@ from pacs.dimse import reactor, spool
 from pacs.dimse.find import FIND_MODELS, handle_sop_extended, make_find_handler
 from pacs.dimse.get import make_get_handler
 from pacs.dimse.move import make_move_handler
-from pacs.dimse.store import make_store_handler
+from pacs.dimse.store import StoreService
 from pacs.dimse.store_audit import StoreAudit
 from pacs.dimse.store_response import send_store_responses_directly
 from pacs.settings import Settings
@@ -219,7 +219,7 @@ class DimseServer:
         self.ae = build_ae(archive)
         self.store_audit = StoreAudit(archive)
         self.handlers: list[Handler] = [
-            (evt.EVT_C_STORE, make_store_handler(archive, self.store_audit)),
+            (evt.EVT_C_STORE, StoreService(archive, self.store_audit)),
             *self.store_audit.handlers(),
             (evt.EVT_C_FIND, make_find_handler(archive)),
             (evt.EVT_C_MOVE, make_move_handler(archive)),

@@ -12,10 +12,15 @@ DATASET_DOES_NOT_MATCH = 0xA900  # dataset does not match the request (SOP Class
 CANNOT_UNDERSTAND = 0xC000  # not DICOM, truncated, malformed UIDs
 
 
+def error_comment(comment: str) -> str:
+    """An ErrorComment (LO): one value, cut to its 64 characters."""
+    return comment.replace("\\", "/")[:64]
+
+
 def status(code: int, comment: str = "") -> Dataset:
-    """A status dataset; ErrorComment (LO) is cut to its 64 characters."""
+    """A status dataset for pynetdicom's handlers."""
     ds = Dataset()
     ds.Status = code
     if comment:
-        ds.ErrorComment = comment.replace("\\", "/")[:64]
+        ds.ErrorComment = error_comment(comment)
     return ds

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import cast
 
 from pydicom.dataset import Dataset
+from pynetdicom.association import Association
 from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.events import Event
 
@@ -19,8 +19,8 @@ from pacs.ingest import InvalidObject, Origin, Outcome, Rejected, Spool, Unavail
 log = logging.getLogger(__name__)
 
 
-def origin_of(event: Event) -> Origin:
-    requestor = event.assoc.requestor
+def origin_of(assoc: Association) -> Origin:
+    requestor = assoc.requestor
     return Origin(
         door="dimse",
         calling_ae=requestor.ae_title.strip(),
@@ -36,53 +36,67 @@ def spool_of(event: Event) -> Spool:
     return Spool(event.dataset_path)
 
 
-def make_store_handler(
-    archive: Archive, audit: StoreAudit | None = None
-) -> Callable[[Event], Dataset]:
-    """An EVT_C_STORE handler bound to ``archive``.
+class StoreService:
+    """The C-STORE SCP of one archive.
 
-    pynetdicom has already spooled the dataset to a file in the DICOM File
-    Format (``STORE_RECV_CHUNKED_DATASET``), so memory stays bounded whatever
-    the size of the object; on the store's filesystem that file becomes the
-    blob by a hard link (pynetdicom removes only its own name afterwards).
-    Every failure is turned into a status here: an exception escaping a
-    handler would only give the peer a bare 0xC211.
+    pynetdicom calls it as the ``EVT_C_STORE`` handler, after spooling the
+    dataset to a file in the DICOM File Format (``STORE_RECV_CHUNKED_DATASET``),
+    so memory stays bounded whatever the size of the object; on the store's
+    filesystem that file becomes the blob by a hard link. The requests our
+    own receive path assembles are served through :meth:`store` directly
+    (see :mod:`pacs.dimse.pdata`). Every failure is turned into a status here:
+    an exception escaping a handler would only give the peer a bare 0xC211.
     """
 
-    def handle_store(event: Event) -> Dataset:
+    def __init__(self, archive: Archive, audit: StoreAudit | None = None) -> None:
+        self.archive = archive
+        self.audit = audit
+
+    def __call__(self, event: Event) -> Dataset:
         request = cast(C_STORE, event.request)
-        origin = origin_of(event)
+        code, comment = self.store(
+            event.assoc,
+            str(request.AffectedSOPClassUID or ""),
+            str(request.AffectedSOPInstanceUID or ""),
+            spool_of(event),  # ours alone: may become the blob
+        )
+        return st.status(code, comment)
+
+    def store(
+        self, assoc: Association, sop_class_uid: str, sop_instance_uid: str, spool: Spool
+    ) -> tuple[int, str]:
+        """Ingest the spooled object the request announced; its status code and comment."""
+        origin = origin_of(assoc)
+        audit = self.audit
         try:
-            with event.dataset_path.open("rb") as fp:
-                result = archive.ingest(
+            with spool.path.open("rb") as fp:
+                result = self.archive.ingest(
                     fp,
                     origin,
-                    expect_sop_class_uid=str(request.AffectedSOPClassUID or ""),
-                    expect_sop_instance_uid=str(request.AffectedSOPInstanceUID or ""),
-                    spool=spool_of(event),  # ours alone: may become the blob
+                    expect_sop_class_uid=sop_class_uid,
+                    expect_sop_instance_uid=sop_instance_uid,
+                    spool=spool,
                 )
         except Unavailable as exc:
             log.error("C-STORE from %s refused, archive unavailable: %s", origin.calling_ae, exc)
             if audit:
-                audit.failed(event, f"unavailable: {exc}")
-            return st.status(st.OUT_OF_RESOURCES, str(exc))
+                audit.failed(assoc, f"unavailable: {exc}")
+            return st.OUT_OF_RESOURCES, str(exc)
         except Rejected as exc:
             if audit:
-                audit.failed(event, f"duplicate refused: {exc}")
-            return st.status(st.DUPLICATE_REFUSED, str(exc))
+                audit.failed(assoc, f"duplicate refused: {exc}")
+            return st.DUPLICATE_REFUSED, str(exc)
         except InvalidObject as exc:
             log.warning("C-STORE from %s rejected: %s", origin.calling_ae, exc)
             if audit:
-                audit.failed(event, f"invalid: {exc}")
+                audit.failed(assoc, f"invalid: {exc}")
             code = st.DATASET_DOES_NOT_MATCH if exc.mismatch else st.CANNOT_UNDERSTAND
-            return st.status(code, str(exc))
+            return code, str(exc)
         except Exception as exc:  # a bug must not take the association down silently
             log.exception("C-STORE from %s failed", origin.calling_ae)
-            return st.status(st.OUT_OF_RESOURCES, f"internal error: {exc.__class__.__name__}")
+            return st.OUT_OF_RESOURCES, f"internal error: {exc.__class__.__name__}"
         if audit:
-            audit.stored(event, result)
+            audit.stored(assoc, result)
         if result.outcome is Outcome.CONFLICT_KEPT:
-            return st.status(st.WARNING_DUPLICATE_KEPT, "duplicate SOP Instance UID; original kept")
-        return st.status(st.SUCCESS)
-
-    return handle_store
+            return st.WARNING_DUPLICATE_KEPT, "duplicate SOP Instance UID; original kept"
+        return st.SUCCESS, ""

@@ -14,6 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from pynetdicom import evt
+from pynetdicom.association import Association
 from pynetdicom.events import Event
 
 from pacs.archive import Archive
@@ -33,15 +34,15 @@ class StoreAudit:
         self._tallies: dict[int, _Tally] = {}
         self._lock = threading.Lock()
 
-    def _tally(self, event: Event) -> _Tally:
+    def _tally(self, assoc: Association) -> _Tally:
         with self._lock:
-            return self._tallies.setdefault(id(event.assoc), _Tally())
+            return self._tallies.setdefault(id(assoc), _Tally())
 
-    def stored(self, event: Event, result: IngestResult) -> None:
-        self._tally(event).stored[(result.patient_id, result.study_uid)] += 1
+    def stored(self, assoc: Association, result: IngestResult) -> None:
+        self._tally(assoc).stored[(result.patient_id, result.study_uid)] += 1
 
-    def failed(self, event: Event, reason: str) -> None:
-        self._tally(event).failures[reason[:120]] += 1
+    def failed(self, assoc: Association, reason: str) -> None:
+        self._tally(assoc).failures[reason[:120]] += 1
 
     def association_ended(self, event: Event) -> None:
         with self._lock:

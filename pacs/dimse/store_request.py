@@ -28,6 +28,7 @@ from typing import Any
 from pynetdicom.dimse_primitives import C_STORE
 
 from pacs.dimse.spool import FileMeta, SpoolFile, open_spool_file
+from pacs.uids import InvalidUID, check_uid
 
 C_STORE_RQ = 0x0001
 NO_DATASET = 0x0101
@@ -53,22 +54,38 @@ _NUMBERS = {0x0100, 0x0110, 0x0700, 0x0800, 0x1031}
 class IncomingStore:
     """A C-STORE request whose dataset is arriving into its spool file.
 
-    If it is dropped before :meth:`handed_over` (the association ended
-    mid-dataset), its spool file is closed and removed.
+    If it is dropped before it is :meth:`taken` or :meth:`handed_over` (the
+    association ended mid-dataset), its spool file is closed and removed.
     """
 
     context_id: int
-    primitive: C_STORE
+    fields: dict[str, Any]  # the command set's elements by keyword (see parse_command)
     spool: SpoolFile
 
     def __post_init__(self) -> None:
         self._discard = weakref.finalize(self, _remove, self.spool)
 
-    def handed_over(self) -> C_STORE:
-        """The finished request; from now on pynetdicom's C-STORE service owns the file."""
+    @property
+    def message_id(self) -> int:
+        return int(self.fields["MessageID"])
+
+    @property
+    def sop_class_uid(self) -> str:
+        return str(self.fields["AffectedSOPClassUID"])
+
+    @property
+    def sop_instance_uid(self) -> str:
+        return str(self.fields["AffectedSOPInstanceUID"])
+
+    def taken(self) -> SpoolFile:
+        """The complete spool file, from now on the caller's to close and remove."""
         self.spool.flush()
         self._discard.detach()
-        return self.primitive
+        return self.spool
+
+    def handed_over(self) -> C_STORE:
+        """The finished request; from now on pynetdicom's C-STORE service owns the file."""
+        return _primitive(self.context_id, self.fields, self.taken())
 
 
 def parse_command(encoded: bytes | memoryview) -> dict[str, Any] | None:
@@ -103,25 +120,16 @@ def parse_command(encoded: bytes | memoryview) -> dict[str, Any] | None:
 
 
 def begin_store(assoc: Any, context_id: int, encoded: bytes | memoryview) -> IncomingStore | None:
-    """The request and its open spool file, or ``None`` to leave the message to pynetdicom."""
+    """The request and its open spool file, or ``None`` to leave the message to pynetdicom.
+
+    Ours are only requests pynetdicom's primitive would take as they are: the
+    primitive itself is built only if pynetdicom gets the request after all
+    (see :meth:`IncomingStore.handed_over`).
+    """
     fields = parse_command(encoded)
     context = assoc._accepted_cx.get(context_id)
-    if fields is None or context is None:
+    if fields is None or context is None or not _acceptable(fields):
         return None
-    primitive = C_STORE()
-    try:
-        primitive.MessageID = fields["MessageID"]
-        primitive.AffectedSOPClassUID = fields["AffectedSOPClassUID"]
-        primitive.AffectedSOPInstanceUID = fields["AffectedSOPInstanceUID"]
-        primitive.Priority = fields["Priority"]
-        if "MoveOriginatorApplicationEntityTitle" in fields:
-            primitive.MoveOriginatorApplicationEntityTitle = fields[
-                "MoveOriginatorApplicationEntityTitle"
-            ]
-        if "MoveOriginatorMessageID" in fields:
-            primitive.MoveOriginatorMessageID = fields["MoveOriginatorMessageID"]
-    except (TypeError, ValueError):
-        return None  # pynetdicom's decoder has its own answer for those
     meta = FileMeta(
         sop_class_uid=fields["AffectedSOPClassUID"],
         sop_instance_uid=fields["AffectedSOPInstanceUID"],
@@ -131,11 +139,45 @@ def begin_store(assoc: Any, context_id: int, encoded: bytes | memoryview) -> Inc
         return None
     spool = open_spool_file()
     spool.write_head(meta, str(context.transfer_syntax[0]))
-    primitive.DataSet = BytesIO()
-    primitive._context_id = context_id
-    primitive._dataset_path = Path(spool.name)
-    primitive._dataset_file = spool  # type: ignore[assignment]  # what pynetdicom uses of one
-    return IncomingStore(context_id, primitive, spool)
+    return IncomingStore(context_id, fields, spool)
+
+
+def _acceptable(fields: dict[str, Any]) -> bool:
+    """Whether pynetdicom's setters take these values (our UID check is the stricter)."""
+    try:
+        check_uid(fields["AffectedSOPClassUID"], "AffectedSOPClassUID")
+        check_uid(fields["AffectedSOPInstanceUID"], "AffectedSOPInstanceUID")
+    except InvalidUID:
+        return False
+    if fields["Priority"] not in (0, 1, 2):
+        return False
+    if "MoveOriginatorApplicationEntityTitle" in fields:  # rare: let pynetdicom judge the AE title
+        try:
+            _primitive(0, fields, None)
+        except (TypeError, ValueError):
+            return False
+    return True
+
+
+def _primitive(context_id: int, fields: dict[str, Any], spool: SpoolFile | None) -> C_STORE:
+    """The C_STORE primitive pynetdicom's decoder would have made of the request."""
+    primitive = C_STORE()
+    primitive.MessageID = fields["MessageID"]
+    primitive.AffectedSOPClassUID = fields["AffectedSOPClassUID"]
+    primitive.AffectedSOPInstanceUID = fields["AffectedSOPInstanceUID"]
+    primitive.Priority = fields["Priority"]
+    if "MoveOriginatorApplicationEntityTitle" in fields:
+        primitive.MoveOriginatorApplicationEntityTitle = fields[
+            "MoveOriginatorApplicationEntityTitle"
+        ]
+    if "MoveOriginatorMessageID" in fields:
+        primitive.MoveOriginatorMessageID = fields["MoveOriginatorMessageID"]
+    if spool is not None:
+        primitive.DataSet = BytesIO()
+        primitive._context_id = context_id
+        primitive._dataset_path = Path(spool.name)
+        primitive._dataset_file = spool  # type: ignore[assignment]  # what pynetdicom uses of one
+    return primitive
 
 
 def _remove(spool: SpoolFile) -> None:

@@ -50,23 +50,41 @@ def encode_store_response(primitive: C_STORE) -> bytes | None:
         or primitive.OffendingElement is not None
     ):
         return None
-    comment = primitive.ErrorComment
-    if comment is not None and not (comment.isascii() and comment.isprintable()):
+    return encode_store_rsp(
+        primitive.MessageIDBeingRespondedTo,
+        primitive.AffectedSOPClassUID or "",
+        primitive.AffectedSOPInstanceUID or "",
+        primitive.Status,
+        primitive.ErrorComment or "",
+    )
+
+
+def encode_store_rsp(
+    message_id: int, sop_class: str, sop_instance: str, status: int, comment: str = ""
+) -> bytes | None:
+    """A C-STORE-RSP command set from its values; ``None`` for a comment outside ASCII."""
+    if comment and not (comment.isascii() and comment.isprintable()):
         return None
     parts: list[bytes] = []
-    if primitive.AffectedSOPClassUID:
-        parts.append(_element(0x0002, _ui(primitive.AffectedSOPClassUID)))
+    if sop_class:
+        parts.append(_element(0x0002, _ui(sop_class)))
     parts.append(_element(0x0100, _us(C_STORE_RSP)))
-    parts.append(_element(0x0120, _us(primitive.MessageIDBeingRespondedTo)))
+    parts.append(_element(0x0120, _us(message_id)))
     parts.append(_element(0x0800, _us(NO_DATASET)))
-    parts.append(_element(0x0900, _us(primitive.Status)))
+    parts.append(_element(0x0900, _us(status)))
     if comment:
         value = comment.encode("ascii")
         parts.append(_element(0x0902, value + b" " if len(value) % 2 else value))
-    if primitive.AffectedSOPInstanceUID:
-        parts.append(_element(0x1000, _ui(primitive.AffectedSOPInstanceUID)))
+    if sop_instance:
+        parts.append(_element(0x1000, _ui(sop_instance)))
     body = b"".join(parts)
     return _element(0x0000, struct.pack("<L", len(body))) + body
+
+
+def command_pdu(context_id: int, command: bytes) -> bytes:
+    """A P-DATA-TF PDU carrying a whole command set in one PDV (PS3.8 9.3.5)."""
+    item = struct.pack(">LBB", len(command) + 2, context_id, COMMAND_LAST_FRAGMENT) + command
+    return struct.pack(">BBL", 0x04, 0, len(item)) + item
 
 
 def send_store_responses_directly(assoc: Association) -> None:

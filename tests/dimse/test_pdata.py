@@ -20,11 +20,13 @@ from typing import Any
 
 import pytest
 from pynetdicom import AE, _config, evt
+from pynetdicom.association import Association
 from pynetdicom.dimse_messages import DIMSEMessage
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
 from pacs.archive import Archive
 from pacs.dimse import reactor
+from pacs.dimse import status as st
 from pacs.dimse.pdata import MalformedPDU, pdv_items
 from pacs.dimse.server import DimseServer
 from tests.dicom_factory import ct_slice, to_bytes
@@ -217,3 +219,69 @@ def test_store_requests_are_served_on_the_receiving_thread(
     assert threads == ["DULServiceProvider"] * 3
     assert released_in < 0.5, f"release took {released_in:.2f} s"
     assert archive.counts()["instances"] == 3
+
+
+def _serve_request_spy(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Names of the requests pynetdicom's own ``_serve_request`` served."""
+    served: list[str] = []
+    serve = Association._serve_request
+
+    def spy(self: Association, msg: Any, context_id: int) -> None:
+        served.append(type(msg).__name__)
+        serve(self, msg, context_id)
+
+    monkeypatch.setattr(Association, "_serve_request", spy)
+    return served
+
+
+def test_plain_store_requests_bypass_pynetdicoms_service_and_answer_alike(
+    archive: Archive, quiet_server: DimseServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Success, a kept duplicate, a refusal with its reason, and one only pynetdicom encodes."""
+    served = _serve_request_spy(monkeypatch)
+    first = ct_slice(index=0)
+    changed = ct_slice(index=1)
+    changed.SOPInstanceUID = first.SOPInstanceUID  # same UID, other content
+    broken = ct_slice(index=2)
+    broken.SeriesInstanceUID = "1.2.3/../4"
+    accented = ct_slice(index=3)
+    accented.StudyInstanceUID = "1.2.3\u00e9"  # its refusal's comment is not ASCII
+    assoc = store_ae().associate("127.0.0.1", quiet_server.port, ae_title="PACS")
+    assert assoc.is_established
+    try:
+        answers = [status_of(assoc.send_c_store(ds)) for ds in (first, changed, broken, accented)]
+    finally:
+        assoc.release()
+    assert served == []
+    assert answers[0] == (st.SUCCESS, "")
+    assert answers[1] == (st.WARNING_DUPLICATE_KEPT, "duplicate SOP Instance UID; original kept")
+    assert answers[2][0] == st.CANNOT_UNDERSTAND and "SeriesInstanceUID" in answers[2][1]
+    assert answers[3][0] == st.CANNOT_UNDERSTAND and "StudyInstanceUID" in answers[3][1]
+    assert archive.counts()["instances"] == 1
+    assert stored_bytes(archive, first.SOPInstanceUID).endswith(first.PixelData)
+
+
+def test_with_an_observer_bound_pynetdicom_serves_and_it_sees_every_response(
+    archive: Archive, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    served = _serve_request_spy(monkeypatch)
+    sent: list[str] = []
+    server = DimseServer(
+        archive,
+        extra_handlers=[
+            (evt.EVT_DIMSE_SENT, lambda event: sent.append(type(event.message).__name__))
+        ],
+    )
+    server.start("127.0.0.1", 0)
+    try:
+        assoc = store_ae().associate("127.0.0.1", server.port, ae_title="PACS")
+        assert assoc.is_established
+        try:
+            answers = [status_of(assoc.send_c_store(ct_slice(index=i))) for i in range(2)]
+        finally:
+            assoc.release()
+    finally:
+        server.stop(grace=2)
+    assert answers == [(st.SUCCESS, "")] * 2
+    assert served == ["C_STORE"] * 2
+    assert sent == ["C_STORE_RSP"] * 2
