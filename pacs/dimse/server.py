@@ -45,6 +45,7 @@ from pacs.dimse.store import StoreService
 from pacs.dimse.store_audit import StoreAudit
 from pacs.dimse.store_response import send_store_responses_directly
 from pacs.settings import Settings
+from storage.filesystem import FileSystemStore
 
 log = logging.getLogger(__name__)
 
@@ -216,6 +217,9 @@ class DimseServer:
 
     def __init__(self, archive: Archive, extra_handlers: list[Handler] | None = None) -> None:
         self.archive = archive
+        # A spool file becomes the blob by a hard link on a filesystem store: it
+        # is not read again soon, so its body bypasses the page cache.
+        spool.use_direct_io(isinstance(archive.store, FileSystemStore))
         self.ae = build_ae(archive)
         self.store_audit = StoreAudit(archive)
         self.handlers: list[Handler] = [

@@ -18,7 +18,6 @@ pydicom's, which a test checks; a UID outside ASCII goes to pydicom.
 from __future__ import annotations
 
 import hashlib
-import io
 import itertools
 import os
 import secrets
@@ -32,22 +31,39 @@ from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_
 from pynetdicom.dsutils import create_file_meta
 
 from pacs.part10 import PREAMBLE, Part10Header
+from storage.direct_io import DirectWriter
 
 SPOOL_PREFIX = "pacs-"  # what `pacs serve` clears from the spool folder at start
 _TOKEN = secrets.token_hex(4)
 _numbers = itertools.count()
+_direct_io = True  # see use_direct_io
 
 
-class SpoolFile(io.BufferedWriter):
-    """A new file in the spool folder; ``file`` is itself, as pynetdicom expects of its files.
+def use_direct_io(enabled: bool) -> None:
+    """Whether spool files write their body by direct I/O (the default where it is taken).
+
+    Worth it when the spool file becomes the blob by a hard link; a store that
+    copies the file elsewhere (S3) reads it back at once, better from the page cache.
+    """
+    global _direct_io
+    _direct_io = enabled
+
+
+class SpoolFile:
+    """A new file in the spool folder, with what pynetdicom uses of its temporary files.
 
     It hashes what is written, so ingest need not read a file that becomes the
-    blob as it is (a zero preamble and pynetdicom's meta: every one) again.
+    blob as it is (a zero preamble and pynetdicom's meta: every one) again. Its
+    body goes to the disk by direct I/O where the filesystem takes it (see
+    :mod:`storage.direct_io`); a :meth:`flush` ends that, so pynetdicom's own
+    spooling, which flushes every fragment, writes through the page cache.
     """
 
-    def __init__(self, raw: io.FileIO) -> None:
-        super().__init__(raw)
+    def __init__(self, name: str, fd: int, direct_io: bool) -> None:
+        self.name = name
         self.sha256 = hashlib.sha256()
+        self.closed = False
+        self._writer = DirectWriter(fd, direct=direct_io)
         self._head: tuple[bytes, str] | None = None  # what write_head wrote, and its syntax
 
     def write_head(self, meta: bytes, transfer_syntax: str) -> None:
@@ -71,11 +87,35 @@ class SpoolFile(io.BufferedWriter):
 
     def write(self, data: Any, /) -> int:
         self.sha256.update(data)
-        return super().write(data)
+        return self._writer.write(data)
+
+    def tell(self) -> int:
+        return self._writer.size
+
+    def fileno(self) -> int:
+        return self._writer.fd
+
+    def flush(self) -> None:
+        self._writer.flush()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            self._writer.close()
+        finally:
+            os.close(self._writer.fd)
 
     @property
     def file(self) -> SpoolFile:
         return self
+
+    def __enter__(self) -> SpoolFile:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
 
 def open_spool_file(*_args: Any, **_kwargs: Any) -> SpoolFile:
@@ -85,14 +125,10 @@ def open_spool_file(*_args: Any, **_kwargs: Any) -> SpoolFile:
         name = f"{SPOOL_PREFIX}{os.getpid()}-{_TOKEN}-{next(_numbers)}.dcm"
         path = os.path.join(folder, name)
         try:
-            raw = io.FileIO(path, "xb", opener=_private)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         except FileExistsError:  # left by a process that had our pid before us
             continue
-        return SpoolFile(raw)
-
-
-def _private(path: str, flags: int) -> int:
-    return os.open(path, flags, 0o600)
+        return SpoolFile(path, fd, _direct_io)
 
 
 class FileMeta:
