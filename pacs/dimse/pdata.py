@@ -53,7 +53,7 @@ from pynetdicom.pdu_primitives import P_DATA
 from pynetdicom.service_class import StorageServiceClass
 from pynetdicom.sop_class import uid_to_service_class
 
-from pacs.dimse.status import error_comment
+from pacs.dimse import status as st
 from pacs.dimse.store import StoreService
 from pacs.dimse.store_request import IncomingStore, begin_store
 from pacs.dimse.store_response import command_pdu, encode_store_rsp
@@ -172,10 +172,13 @@ class PDataReader:
             self.incoming = None
             self.dul.event_queue.put("Evt19")
             return
-        incoming.spool.write(data)
+        incoming.write(data)
         if control & 2:
             self.incoming = None
             assoc = self.dul.assoc
+            if not incoming.finish():
+                self._refuse_unspooled(incoming)
+                return
             service = self._direct_service(incoming)
             if service is not None:
                 self._serve_directly(service, incoming)
@@ -217,14 +220,32 @@ class PDataReader:
             spool.close()
             with contextlib.suppress(OSError):
                 os.unlink(path)  # the blob, if it became one, has its own link
+        self._answer(incoming, code, comment)
+
+    def _refuse_unspooled(self, incoming: IncomingStore) -> None:
+        """Answer a request whose dataset the spool could not take (a full disk): retry later."""
+        assoc = self.dul.assoc
+        handler, _ = assoc.get_handlers(evt.EVT_C_STORE)
+        if isinstance(handler, StoreService):
+            code, comment = handler.unspooled(assoc, incoming.failure)
+        else:
+            code, comment = st.OUT_OF_RESOURCES, incoming.failure
+        self._answer(incoming, code, comment)
+
+    def _answer(self, incoming: IncomingStore, code: int, comment: str) -> None:
+        """Send the C-STORE response, as pynetdicom's service would."""
         assoc = self.dul.assoc
         if not assoc.is_established:  # aborted meanwhile: nobody to answer
             return
-        comment = error_comment(comment) if comment else ""
+        comment = st.error_comment(comment) if comment else ""
         command = encode_store_rsp(
             incoming.message_id, incoming.sop_class_uid, incoming.sop_instance_uid, code, comment
         )
-        if command is None or not self.dul.to_provider_queue.empty():
+        if (
+            command is None
+            or not self.dul.to_provider_queue.empty()
+            or any(map(assoc.get_handlers, _OBSERVERS))
+        ):
             assoc.dimse.send_msg(_response(incoming, code, comment), incoming.context_id)
             return
         # We are the DUL thread, in Sta6, with nothing queued: sending the P-DATA-TF

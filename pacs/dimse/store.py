@@ -100,3 +100,11 @@ class StoreService:
         if result.outcome is Outcome.CONFLICT_KEPT:
             return st.WARNING_DUPLICATE_KEPT, "duplicate SOP Instance UID; original kept"
         return st.SUCCESS, ""
+
+    def unspooled(self, assoc: Association, reason: str) -> tuple[int, str]:
+        """Status for a request whose dataset never reached the spool (a full disk)."""
+        calling_ae = assoc.requestor.ae_title.strip()
+        log.error("C-STORE from %s refused, storage unavailable: %s", calling_ae, reason)
+        if self.audit:
+            self.audit.failed(assoc, f"unavailable: {reason}")
+        return st.OUT_OF_RESOURCES, f"storage unavailable: {reason}"

@@ -55,15 +55,42 @@ class IncomingStore:
     """A C-STORE request whose dataset is arriving into its spool file.
 
     If it is dropped before it is :meth:`taken` or :meth:`handed_over` (the
-    association ended mid-dataset), its spool file is closed and removed.
+    association ended mid-dataset), its spool file is closed and removed. If
+    the spool cannot take the dataset (a full disk), the file goes at once,
+    the rest of the dataset is read and dropped, and ``failure`` says why: the
+    request is answered, the association goes on.
     """
 
     context_id: int
     fields: dict[str, Any]  # the command set's elements by keyword (see parse_command)
-    spool: SpoolFile
+    spool: SpoolFile | None
+    failure: str = ""
 
     def __post_init__(self) -> None:
         self._discard = weakref.finalize(self, _remove, self.spool)
+
+    def write(self, data: memoryview) -> None:
+        """A fragment of the dataset into the spool file, unless spooling failed already."""
+        if self.spool is None:
+            return
+        try:
+            self.spool.write(data)
+        except OSError as exc:
+            self._fail(exc)
+
+    def finish(self) -> bool:
+        """The whole dataset reached the spool file; ``False`` if spooling failed."""
+        if self.spool is not None:
+            try:
+                self.spool.flush()
+            except OSError as exc:
+                self._fail(exc)
+        return self.spool is not None
+
+    def _fail(self, exc: OSError) -> None:
+        self._discard()
+        self.spool = None
+        self.failure = f"cannot spool: {exc.strerror or exc}"
 
     @property
     def message_id(self) -> int:
@@ -78,8 +105,8 @@ class IncomingStore:
         return str(self.fields["AffectedSOPInstanceUID"])
 
     def taken(self) -> SpoolFile:
-        """The complete spool file, from now on the caller's to close and remove."""
-        self.spool.flush()
+        """The complete spool file (after :meth:`finish`), from now on the caller's."""
+        assert self.spool is not None, "taken after spooling failed"
         self._discard.detach()
         return self.spool
 
@@ -137,9 +164,18 @@ def begin_store(assoc: Any, context_id: int, encoded: bytes | memoryview) -> Inc
     ).encoded()
     if meta is None:
         return None
-    spool = open_spool_file()
-    spool.write_head(meta, str(context.transfer_syntax[0]))
-    return IncomingStore(context_id, fields, spool)
+    try:
+        spool = open_spool_file()
+    except OSError as exc:
+        incoming = IncomingStore(context_id, fields, None)
+        incoming._fail(exc)
+        return incoming
+    incoming = IncomingStore(context_id, fields, spool)
+    try:
+        spool.write_head(meta, str(context.transfer_syntax[0]))
+    except OSError as exc:
+        incoming._fail(exc)
+    return incoming
 
 
 def _acceptable(fields: dict[str, Any]) -> bool:
@@ -180,7 +216,9 @@ def _primitive(context_id: int, fields: dict[str, Any], spool: SpoolFile | None)
     return primitive
 
 
-def _remove(spool: SpoolFile) -> None:
+def _remove(spool: SpoolFile | None) -> None:
+    if spool is None:
+        return
     with contextlib.suppress(OSError):
         spool.close()
     with contextlib.suppress(OSError):
