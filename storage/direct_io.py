@@ -28,6 +28,8 @@ ALIGN = 4096  # a multiple of every logical block size we expect
 HEAD_BYTES = 16 << 10  # through the page cache, for the readers that follow at once
 CHUNK = 256 << 10  # staged bytes per direct write
 _O_DIRECT = getattr(os, "O_DIRECT", 0)
+# What a filesystem without direct I/O (or one refusing our alignment) answers.
+_REFUSED = {errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP}
 
 
 class _Buffers:
@@ -148,7 +150,7 @@ class DirectWriter:
             with memoryview(self._staging) as staged:
                 written = os.write(self.fd, staged[:count])
         except OSError as exc:
-            if exc.errno != errno.EINVAL:
+            if exc.errno not in _REFUSED:
                 raise
             self._end_direct()  # this filesystem takes no direct I/O: buffered from here on
             return False
