@@ -411,10 +411,11 @@ def _meta_ends(fp: BinaryIO, header: Part10Header) -> bool:
     """Whether the dataset after ``header`` starts past group 0002, as a file meta reader sees it.
 
     Some senders put file meta elements into the dataset itself; a reader of
-    the stored file takes them as part of the meta, and so does :func:`read_header`.
+    the stored file takes them as part of the meta, and so does :func:`read_header`
+    (which reads the meta group little endian, whatever the dataset's syntax).
     """
     fp.seek(header.body_offset)
-    return fp.read(2) not in (b"\x02\x00", b"\x00\x02")
+    return fp.read(2) != b"\x02\x00"
 
 
 def _stored_as_is(fp: BinaryIO, header: Part10Header) -> bool:

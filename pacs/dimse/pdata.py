@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pynetdicom import _config, evt
+from pynetdicom import pdu as pdus
 from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.pdu_primitives import P_DATA
 from pynetdicom.service_class import StorageServiceClass
@@ -56,7 +57,7 @@ from pynetdicom.sop_class import uid_to_service_class
 from pacs.dimse import status as st
 from pacs.dimse.store import StoreService
 from pacs.dimse.store_request import IncomingStore, begin_store
-from pacs.dimse.store_response import command_pdu, encode_store_rsp
+from pacs.dimse.store_response import COMMAND_LAST_FRAGMENT, encode_store_rsp
 from pacs.ingest import Spool
 
 if TYPE_CHECKING:
@@ -250,7 +251,9 @@ class PDataReader:
             return
         # We are the DUL thread, in Sta6, with nothing queued: sending the P-DATA-TF
         # here is what the state machine's DT-1 action would do.
-        self.dul.socket.send(command_pdu(incoming.context_id, command))  # type: ignore[union-attr]
+        pdu = pdus.P_DATA_TF()
+        pdu.from_primitive(_p_data(incoming.context_id, bytes([COMMAND_LAST_FRAGMENT]) + command))
+        self.dul.socket.send(pdu.encode())  # type: ignore[union-attr]
 
     def _complete(self, last: P_DATA) -> None:
         """Hand the last fragment to DIMSE, and serve the C-STORE it completes here.
@@ -273,7 +276,7 @@ class PDataReader:
             assoc._serve_request(request, context_id)
 
 
-@functools.cache
+@functools.lru_cache(maxsize=256)  # the UIDs come from peers: bounded
 def _is_storage(sop_class_uid: str) -> bool:
     return uid_to_service_class(sop_class_uid) is StorageServiceClass
 

@@ -81,12 +81,6 @@ def encode_store_rsp(
     return _element(0x0000, struct.pack("<L", len(body))) + body
 
 
-def command_pdu(context_id: int, command: bytes) -> bytes:
-    """A P-DATA-TF PDU carrying a whole command set in one PDV (PS3.8 9.3.5)."""
-    item = struct.pack(">LBB", len(command) + 2, context_id, COMMAND_LAST_FRAGMENT) + command
-    return struct.pack(">BBL", 0x04, 0, len(item)) + item
-
-
 def send_store_responses_directly(assoc: Association) -> None:
     """Route this association's C-STORE responses through :func:`encode_store_response`."""
     dimse = assoc.dimse
