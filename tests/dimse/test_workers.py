@@ -87,6 +87,23 @@ def _indexed(data_dir: Path) -> set[str]:
         archive.close()
 
 
+def _listening(port: int) -> bool:
+    """Whether a socket listens on ``port``, from the kernel's tables (state 0A: LISTEN)."""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:
+                return True
+    return False
+
+
+def _connect_to_another_socket(port: int) -> None:
+    """Connect to ``port``; a TCP self-connection (on a free ephemeral port) counts as refused."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        if sock.getsockname() == sock.getpeername():
+            raise ConnectionRefusedError(f"only a self-connection on port {port}")
+
+
 def _gone(pid: int, timeout: float = 10.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -135,12 +152,14 @@ def test_concurrent_associations_all_stored(served: Served) -> None:
 
 def test_worker_dies_with_a_killed_main_process(served: Served) -> None:
     (worker,) = served.workers()
+    assert _listening(served.dicom_port)
     served.process.kill()
     served.process.wait(10)
     assert _gone(worker), "the worker outlived the main process"
     # Nothing listens on the port any more (the crash test restarts on it).
+    assert not _listening(served.dicom_port)
     with pytest.raises(ConnectionRefusedError):
-        socket.create_connection(("127.0.0.1", served.dicom_port), timeout=5).close()
+        _connect_to_another_socket(served.dicom_port)
 
 
 def test_sigterm_lets_the_worker_finish_its_association(served: Served) -> None:
