@@ -4,6 +4,7 @@
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
+COPY app ./app
 COPY pacs ./pacs
 COPY dicomweb ./dicomweb
 COPY storage ./storage

@@ -276,7 +276,7 @@ def ours(workdir: Path) -> Iterator[Server]:
     }
     with (workdir / "pacs.log").open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "pacs.cli", "serve"],
+            [sys.executable, "-m", "app.cli", "serve"],
             cwd=workdir,
             env=env,
             stdout=log,

@@ -274,9 +274,9 @@ def _free_port() -> int:
 def _serve(database_url: str, data_dir: str, http_port: int, dicom_port: int) -> None:
     import uvicorn
 
+    from app.http.app import create_app
     from pacs.archive import Archive
     from pacs.dimse.server import DimseServer
-    from pacs.http.app import create_app
     from pacs.settings import RemoteAE, Settings
 
     settings = Settings(
@@ -516,9 +516,9 @@ def print_plans(database_url: str, data_dir: Path, case: Case, seed: int) -> Non
     """Run the case's QIDO query once in-process, capture its SQL and print each plan."""
     from fastapi.testclient import TestClient
 
+    from app.http.app import create_app
     from pacs.archive import Archive
     from pacs.auth.accounts import create_token
-    from pacs.http.app import create_app
     from pacs.settings import Settings
 
     archive = Archive.open(Settings(data_dir=data_dir, database_url=database_url))

@@ -114,7 +114,7 @@ class Timing:
 def build_archive(data_dir: Path, instances: int, study_slices: int, size: int) -> BenchData:
     """Generate and ingest both studies; an admin account is created for the token."""
     from pacs.archive import Archive
-    from pacs.ingest import Origin
+    from pacs.archive.ingest import Origin
     from pacs.settings import Settings
 
     archive = Archive.open(Settings(data_dir=data_dir, storage_fsync=False))
@@ -191,7 +191,7 @@ def serve(
     }
     with (workdir / "pacs.log").open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "pacs.cli", "serve"],
+            [sys.executable, "-m", "app.cli", "serve"],
             cwd=workdir,
             env=env,
             stdout=log,
@@ -611,7 +611,7 @@ def pacs_import(workdir: Path, data_dir: Path, source: Path, name: str) -> Phase
     """``pacs import`` as a child process; its peak is the child's ``ru_maxrss`` (wait4)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PACS_")}
     env["PACS_DATA_DIR"] = str(data_dir)
-    command = [sys.executable, "-m", "pacs.cli", "import", "--quiet", str(source)]
+    command = [sys.executable, "-m", "app.cli", "import", "--quiet", str(source)]
     started = time.perf_counter()
     with (workdir / "import.log").open("ab") as log:
         process = subprocess.Popen(command, cwd=workdir, env=env, stdout=log, stderr=log)

@@ -20,12 +20,12 @@ from fastapi.responses import StreamingResponse
 
 from dicomweb.accept import matches, parse_accept
 from pacs.archive import Archive
+from pacs.archive.retrieve import StoredInstance
 from pacs.auth.http import authorize
 from pacs.auth.policy import check_study_scope
 from pacs.auth.principal import Principal
 from pacs.blobfile import seekable_blob
 from pacs.rendering import MEDIA_TYPES, RenderError, RenderOptions, render_frame
-from pacs.retrieve import StoredInstance
 
 router = APIRouter()
 RetrievePrincipal = Annotated[Principal, Depends(authorize("retrieve"))]

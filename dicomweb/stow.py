@@ -25,10 +25,10 @@ from dicomweb.multipart import MultipartError, MultipartReader, PartData, PartEn
 from dicomweb.negotiation import DICOM, DICOM_JSON
 from dicomweb.urls import dicomweb_root, instance_path, study_path
 from pacs.archive import Archive
+from pacs.archive.ingest import IngestResult, InvalidObject, Origin, Outcome, Rejected, Unavailable
 from pacs.auth.http import authorize, client_address
 from pacs.auth.policy import check_study_scope
 from pacs.auth.principal import Principal
-from pacs.ingest import IngestResult, InvalidObject, Origin, Outcome, Rejected, Unavailable
 
 log = logging.getLogger(__name__)
 router = APIRouter()

@@ -51,11 +51,11 @@ from dicomweb.negotiation import (
 )
 from dicomweb.urls import dicomweb_root, instance_path
 from pacs.archive import Archive
+from pacs.archive.retrieve import StoredInstance
 from pacs.auth.http import authorize
 from pacs.auth.policy import check_study_scope
 from pacs.auth.principal import Principal
 from pacs.blobfile import seekable_blob
-from pacs.retrieve import StoredInstance
 from pacs.transcode import CannotTranscode, PixelFormat, refusal, transcode, transcode_frame
 from storage import BlobNotFound, StorageError
 

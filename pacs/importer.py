@@ -26,8 +26,8 @@ from pydicom.filereader import read_file_meta_info
 from pydicom.uid import MediaStorageDirectoryStorage
 
 from pacs.archive import Archive
+from pacs.archive.ingest import InvalidObject, Origin, Outcome, Rejected, Unavailable
 from pacs.auth.principal import Kind, Principal, Role
-from pacs.ingest import InvalidObject, Origin, Outcome, Rejected, Unavailable
 from pacs.part10 import NotDicom
 
 log = logging.getLogger(__name__)

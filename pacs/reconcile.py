@@ -22,9 +22,9 @@ from typing import Any
 from sqlalchemy import select
 
 from pacs.archive import Archive
+from pacs.archive.ingest import Adoption, IngestError, InvalidObject, Origin
 from pacs.blobfile import seekable_blob
 from pacs.index.models import Instance
-from pacs.ingest import Adoption, IngestError, InvalidObject, Origin
 from storage import BlobNotFound, StorageError
 
 log = logging.getLogger(__name__)

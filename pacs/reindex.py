@@ -15,9 +15,9 @@ from collections.abc import Callable
 from sqlalchemy import delete
 
 from pacs.archive import Archive
+from pacs.archive.ingest import Adoption, IngestError, Origin
 from pacs.blobfile import seekable_blob
 from pacs.index.models import Instance, Patient, PatientIdentifier, Series, Study
-from pacs.ingest import Adoption, IngestError, Origin
 from storage import StorageError
 
 log = logging.getLogger(__name__)

@@ -121,7 +121,7 @@ def admin_auth(archive: Archive) -> tuple[str, str]:
 @pytest.fixture
 def client(archive: Archive, admin_auth: tuple[str, str]) -> Iterator[TestClient]:
     """The HTTP app in-process, logged in as the admin (HTTP Basic)."""
-    from pacs.http.app import create_app
+    from app.http.app import create_app
 
     with TestClient(create_app(archive)) as test_client:
         test_client.auth = admin_auth
@@ -130,7 +130,7 @@ def client(archive: Archive, admin_auth: tuple[str, str]) -> Iterator[TestClient
 
 @pytest.fixture
 def anonymous_client(archive: Archive) -> Iterator[TestClient]:
-    from pacs.http.app import create_app
+    from app.http.app import create_app
 
     with TestClient(create_app(archive)) as test_client:
         yield test_client
@@ -147,7 +147,7 @@ def live_http(archive: Archive) -> Iterator[str]:
     """A real HTTP server (uvicorn in a thread) for clients such as dicomweb-client."""
     import uvicorn
 
-    from pacs.http.app import create_app
+    from app.http.app import create_app
 
     port = free_port()
     config = uvicorn.Config(

@@ -45,7 +45,7 @@ def serve_process(tmp_path: Path, settings: dict[str, str]) -> Iterator[ServePro
     log = tmp_path / "serve.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "pacs.cli", "serve"],
+            [sys.executable, "-m", "app.cli", "serve"],
             cwd=tmp_path,
             env=env,
             stdout=out,

@@ -12,10 +12,10 @@ from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from pacs.archive import Archive
+from pacs.archive.ingest import Origin
 from pacs.index.database import make_engine
 from pacs.index.dbapi import Prepared, dbapi_connection
 from pacs.index.models import Instance, Study
-from pacs.ingest import Origin
 from tests.dicom_factory import ct_slice, to_bytes
 
 _STUDY_TIMES = update(Study).values(

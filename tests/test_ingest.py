@@ -12,10 +12,9 @@ from pydicom import dcmread
 from pydicom.uid import generate_uid
 from sqlalchemy import func, select
 
-from pacs import ingest
-from pacs.archive import Archive
+from pacs.archive import Archive, ingest
+from pacs.archive.ingest import InvalidObject, Origin, Outcome, Spool
 from pacs.index.models import Instance, Patient, PatientIdentifier, Series, Study
-from pacs.ingest import InvalidObject, Origin, Outcome, Spool
 from pacs.part10 import read_header
 from pacs.reindex import clear_index
 from pacs.settings import DuplicatePolicy

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from app.http.app import create_app
 from pacs.archive import Archive
-from pacs.http.app import create_app
 from viewer.ohif import install
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from pacs.cli import main
+from app.cli import main
 from pacs.settings import Settings
 
 ENVIRONMENT = {
@@ -155,7 +155,7 @@ def test_pacs_config_prints_settings_with_secrets_masked(
 def test_serve_spools_received_datasets_on_the_data_volume(tmp_path: Path) -> None:
     import tempfile
 
-    from pacs.serve import use_spool
+    from app.serve import use_spool
 
     spool = tmp_path / "data" / "spool"
     spool.mkdir(parents=True)

@@ -31,7 +31,7 @@ from pynetdicom.pdu_primitives import P_DATA, MaximumLengthNotification
 from pynetdicom.presentation import PresentationContext, build_context
 
 from pacs.archive import Archive
-from pacs.retrieve import StoredInstance, locate_many
+from pacs.archive.retrieve import StoredInstance, locate_many
 from storage import StorageError
 
 log = logging.getLogger(__name__)

@@ -18,8 +18,8 @@ from pynetdicom.association import Association
 from pynetdicom.events import Event
 
 from pacs.archive import Archive
+from pacs.archive.ingest import IngestResult
 from pacs.dimse.identity import principal_of
-from pacs.ingest import IngestResult
 
 
 @dataclass

@@ -16,8 +16,7 @@ from pydicom.filewriter import write_file_meta_info
 from pynetdicom.dimse_messages import DIMSEMessage
 from pynetdicom.dsutils import create_file_meta
 
-from pacs import ingest
-from pacs.archive import Archive
+from pacs.archive import Archive, ingest
 from pacs.dimse import spool
 from pacs.dimse.server import DimseServer
 from pacs.part10 import read_header

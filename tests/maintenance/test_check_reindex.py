@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from app.cli import main
 from pacs.archive import Archive
-from pacs.cli import main
+from pacs.archive.ingest import Origin
 from pacs.index.models import Instance
-from pacs.ingest import Origin
 from pacs.settings import Settings
 from tests.dicom_factory import ct_slice, to_bytes
 

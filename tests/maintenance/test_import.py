@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from pydicom.fileset import FileSet
 
+from app.cli import main
 from pacs.archive import Archive
-from pacs.cli import main
 from pacs.settings import Settings
 from tests.dicom_factory import ct_slice, to_bytes, write
 

@@ -7,10 +7,10 @@ import requests
 from dicomweb_client.api import DICOMwebClient
 from fastapi.testclient import TestClient
 
+from app.http.app import create_app
 from pacs.archive import Archive
 from pacs.auth import grants
 from pacs.auth.keys import signing_key
-from pacs.http.app import create_app
 from tests.query_dimse.archive_factory import populate, series_uid, sop_uid, study_uid
 
 S = study_uid

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pydicom.dataset import Dataset
 
 from pacs.archive import Archive
-from pacs.ingest import Origin
+from pacs.archive.ingest import Origin
 from tests.dicom_factory import ct_slice, to_bytes
 
 ROOT = "1.2.826.0.1.3680043.8.498.4242"

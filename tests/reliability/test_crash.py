@@ -39,7 +39,7 @@ KILL_AFTER = 120
 def _start(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     out = log.open("ab")
     return subprocess.Popen(
-        [sys.executable, "-m", "pacs.cli", "serve"], env=env, stdout=out, stderr=subprocess.STDOUT
+        [sys.executable, "-m", "app.cli", "serve"], env=env, stdout=out, stderr=subprocess.STDOUT
     )
 
 
@@ -163,7 +163,7 @@ def test_kill9_loses_nothing_acknowledged(
 
     cli_env = {k: v for k, v in env.items() if k.startswith("PACS_") or k in ("PATH", "HOME")}
     repair = subprocess.run(
-        [sys.executable, "-m", "pacs.cli", "check", "--repair", "--json"],
+        [sys.executable, "-m", "app.cli", "check", "--repair", "--json"],
         env={**os.environ, **cli_env},
         capture_output=True,
         text=True,
@@ -171,7 +171,7 @@ def test_kill9_loses_nothing_acknowledged(
     )
     assert repair.returncode == 0, repair.stdout + repair.stderr
     final = subprocess.run(
-        [sys.executable, "-m", "pacs.cli", "check", "--json"],
+        [sys.executable, "-m", "app.cli", "check", "--json"],
         env={**os.environ, **cli_env},
         capture_output=True,
         text=True,

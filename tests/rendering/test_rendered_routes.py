@@ -10,11 +10,11 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from pydicom.data import get_testdata_file
 
+from app.http.app import create_app
 from pacs.archive import Archive
+from pacs.archive.ingest import Origin
 from pacs.auth import grants
 from pacs.auth.keys import signing_key
-from pacs.http.app import create_app
-from pacs.ingest import Origin
 from tests.dicom_factory import ct_slice, to_bytes
 
 STUDY = "1.2.826.0.1.3680043.8.498.10"

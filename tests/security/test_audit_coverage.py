@@ -14,8 +14,8 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 )
 
 from pacs.archive import Archive
+from pacs.archive.ingest import Origin
 from pacs.dimse.server import DimseServer
-from pacs.ingest import Origin
 from pacs.settings import RemoteAE
 from tests.dicom_factory import ct_slice, to_bytes
 

@@ -9,10 +9,10 @@ from xml.etree import ElementTree as ET
 import pytest
 from fastapi.testclient import TestClient
 
+from app.http.app import create_app
 from pacs.archive import Archive
 from pacs.auth import accounts
 from pacs.auth.principal import Kind, Principal, Role
-from pacs.http.app import create_app
 from pacs.settings import Settings
 
 DOCTOR = Principal(Kind.USER, "bs.lan", Role.RADIOLOGIST, "10.0.0.5")

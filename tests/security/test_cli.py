@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from app.cli import main
 from pacs.archive import Archive
 from pacs.auth import accounts
-from pacs.cli import main
 from pacs.settings import Settings
 
 
@@ -67,7 +67,7 @@ def test_audit_verify_detects_tampering(
 
 
 def test_first_start_prints_admin_password_once(tmp_path: Path) -> None:
-    from pacs.serve import _bootstrap_admin
+    from app.serve import _bootstrap_admin
 
     archive = Archive.open(Settings(data_dir=tmp_path))
     try:

@@ -9,12 +9,12 @@ from datetime import UTC, datetime, timedelta
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
+from app.http.app import create_app
 from pacs.archive import Archive
+from pacs.archive.ingest import Origin
 from pacs.auth import grants
 from pacs.auth.keys import signing_key
 from pacs.auth.models import ShareGrant
-from pacs.http.app import create_app
-from pacs.ingest import Origin
 from tests.dicom_factory import ct_slice, to_bytes
 from tests.security.routes import api_routes
 from tests.security.test_route_policy import _operations

@@ -10,11 +10,11 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from app.http.app import create_app
 from pacs.archive import Archive
+from pacs.archive.ingest import Origin
 from pacs.auth import accounts
 from pacs.auth.principal import Role
-from pacs.http.app import create_app
-from pacs.ingest import Origin
 from tests.dicom_factory import ct_slice, to_bytes
 
 

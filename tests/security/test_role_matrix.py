@@ -13,11 +13,11 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from app.http.app import create_app
 from pacs.archive import Archive
 from pacs.auth import accounts
 from pacs.auth.policy import POLICY, PUBLIC_ROUTES
 from pacs.auth.principal import Role
-from pacs.http.app import create_app
 from tests.security.routes import api_routes, sample_path
 from tests.security.test_route_policy import _operations
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 from fastapi.dependencies.models import Dependant
 from fastapi.testclient import TestClient
 
+from app.http.app import create_app
+from app.http.security import HEADERS
 from pacs.archive import Archive
 from pacs.auth.policy import POLICY, PUBLIC_ROUTES
-from pacs.http.app import create_app
-from pacs.http.security import HEADERS
 from tests.security.routes import api_routes, sample_path
 
 

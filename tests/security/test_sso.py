@@ -11,8 +11,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
+from app.http.app import create_app
 from pacs.archive import Archive
-from pacs.http.app import create_app
 from tests.security.oidc_provider import Provider, running_provider
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pacs.http.transport import InsecureListen, uvicorn_tls_options
+from app.http.transport import InsecureListen, uvicorn_tls_options
 from pacs.settings import Settings
 from tests.conftest import free_port
 
@@ -30,7 +30,7 @@ def test_plain_http_on_the_network_is_refused(tmp_path: Path) -> None:
 def test_serve_refuses_to_start_exposed(tmp_path: Path) -> None:
     env = {**os.environ, "PACS_DATA_DIR": str(tmp_path), "PACS_HTTP_HOST": "0.0.0.0"}
     result = subprocess.run(
-        [sys.executable, "-m", "pacs.cli", "serve"],
+        [sys.executable, "-m", "app.cli", "serve"],
         env=env,
         capture_output=True,
         text=True,
@@ -63,7 +63,7 @@ def test_https_serves_with_tls12_or_newer(tmp_path: Path) -> None:
         "PACS_TLS_KEY_FILE": str(key),
         "PACS_ADMIN_PASSWORD": "first-admin-password",
     }
-    server = subprocess.Popen([sys.executable, "-m", "pacs.cli", "serve"], env=env)
+    server = subprocess.Popen([sys.executable, "-m", "app.cli", "serve"], env=env)
     try:
         context = ssl.create_default_context(cafile=str(cert))
         context.check_hostname = False

@@ -10,7 +10,7 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from pacs.archive import Archive
-from pacs.ingest import Origin
+from pacs.archive.ingest import Origin
 from pacs.settings import Settings
 from tests.dicom_factory import ct_slice, to_bytes
 

@@ -10,7 +10,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
 from pacs.archive import Archive
-from pacs.ingest import Origin
+from pacs.archive.ingest import Origin
 from tests.dicom_factory import ct_slice, to_bytes
 
 SIZE = 128

@@ -9,7 +9,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
 from pacs.archive import Archive
-from pacs.ingest import IngestResult, Origin
+from pacs.archive.ingest import IngestResult, Origin
 from tests.dicom_factory import ct_slice, to_bytes
 
 

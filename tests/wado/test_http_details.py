@@ -8,8 +8,8 @@ from pydicom import dcmread
 from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
 
+from app.http.app import create_app
 from pacs.archive import Archive
-from pacs.http.app import create_app
 from tests.dicom_factory import ct_slice
 from tests.wado.helpers import frame_bytes, fresh_uids, ingest_ds, multi_frame, with_bulk
 

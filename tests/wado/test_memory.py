@@ -66,7 +66,7 @@ def test_retrieving_a_200_mb_instance_keeps_server_memory_flat(tmp_path: Path) -
         from pacs.archive import Archive
         from pacs.auth.accounts import create_account
         from pacs.auth.principal import Role
-        from pacs.ingest import Origin
+        from pacs.archive.ingest import Origin
         from pacs.settings import Settings
         archive = Archive.open(Settings(storage_fsync=False))
         create_account(archive.sessions, "admin", "memory-test-pw", Role.ADMIN)
@@ -83,7 +83,7 @@ def test_retrieving_a_200_mb_instance_keeps_server_memory_flat(tmp_path: Path) -
         f"""
         import uvicorn
         from pacs.archive import Archive
-        from pacs.http.app import create_app
+        from app.http.app import create_app
         from pacs.settings import Settings
         uvicorn.run(create_app(Archive.open(Settings())), host="127.0.0.1", port={port},
                     log_level="warning")

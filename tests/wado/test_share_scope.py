@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
+from app.http.app import create_app
 from pacs.archive import Archive
 from pacs.auth import accounts
 from pacs.auth.principal import Role
-from pacs.http.app import create_app
 from tests.dicom_factory import ct_slice, to_bytes
 from tests.wado.helpers import ingest_ds
 

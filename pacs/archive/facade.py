@@ -15,15 +15,16 @@ from sqlalchemy import Engine, func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from pacs import query, retrieve
+from pacs import query
+from pacs.archive import retrieve
+from pacs.archive.ingest import Ingestor, IngestResult, Origin, Spool
+from pacs.archive.retrieve import StoredInstance
 from pacs.audit import AuditTrail
 from pacs.audit.syslog import SyslogSender
 from pacs.index.database import make_engine, make_session_factory
 from pacs.index.migrate import upgrade
 from pacs.index.models import Instance, Series, Study
-from pacs.ingest import Ingestor, IngestResult, Origin, Spool
 from pacs.query import Level, SearchResult
-from pacs.retrieve import StoredInstance
 from pacs.settings import Settings
 from storage import BlobStore, StorageError
 

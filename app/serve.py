@@ -15,13 +15,13 @@ from pathlib import Path
 
 import uvicorn
 
+from app.http.app import create_app
+from app.http.transport import InsecureListen, uvicorn_tls_options
 from pacs.archive import Archive
 from pacs.auth.accounts import ensure_admin
 from pacs.dimse.server import DimseServer
 from pacs.dimse.spool import SPOOL_PREFIX
 from pacs.dimse.workers import WorkerPool, dimse_processes
-from pacs.http.app import create_app
-from pacs.http.transport import InsecureListen, uvicorn_tls_options
 from pacs.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -11,13 +11,13 @@ from typing import Annotated
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
+from app.http.cors import install_cors
+from app.http.security import install_security_headers
 from dicomweb import qido, rendered, stow, wado, wado_uri
 from pacs import __version__
 from pacs.archive import Archive
 from pacs.audit import routes as audit_routes
 from pacs.auth import routes as auth_routes
-from pacs.http.cors import install_cors
-from pacs.http.security import install_security_headers
 from viewer import ohif_routes
 from viewer import routes as viewer_routes
 

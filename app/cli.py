@@ -14,7 +14,7 @@ Command = Callable[[argparse.Namespace, Settings], int]
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    from pacs.serve import serve
+    from app.serve import serve
 
     return serve(settings)
 

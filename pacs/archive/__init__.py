@@ -1,0 +1,9 @@
+"""The archive facade and what it owns: ingest, retrieval, lifecycle, events.
+
+Doors import :class:`Archive` (and the value types it returns) from here and
+nothing from the index or the blob store.
+"""
+
+from pacs.archive.facade import Archive
+
+__all__ = ["Archive"]
