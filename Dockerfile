@@ -5,6 +5,7 @@ FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY app ./app
+COPY admin ./admin
 COPY pacs ./pacs
 COPY dicomweb ./dicomweb
 COPY storage ./storage

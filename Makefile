@@ -38,8 +38,8 @@ viewer:
 
 ## lint: ruff and mypy, configured in pyproject.toml
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check app pacs dicomweb viewer storage tests bench
-	$(BIN)/ruff format --check app pacs dicomweb viewer storage tests bench
+	$(BIN)/ruff check app admin pacs dicomweb viewer storage tests bench
+	$(BIN)/ruff format --check app admin pacs dicomweb viewer storage tests bench
 	$(BIN)/mypy
 
 ## test: install what the tests need, check lint, run the suite

@@ -14,9 +14,9 @@ Command = Callable[[argparse.Namespace, Settings], int]
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    from app.serve import serve
+    from app.serve import Role, serve
 
-    return serve(settings)
+    return serve(settings, Role(args.role))
 
 
 def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
@@ -39,7 +39,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    serve = sub.add_parser("serve", help="run the DICOM and HTTP servers")
+    serve = sub.add_parser("serve", help="run the DICOM and HTTP servers and the job runners")
+    serve.add_argument(
+        "--role",
+        choices=["all", "http", "dimse", "jobs"],
+        default="all",
+        help="what this process runs: everything (default), only HTTP, only DICOM, "
+        "or only job runners and the scheduler",
+    )
     serve.set_defaults(func=cmd_serve)
 
     config = sub.add_parser("config", help="print the effective settings (secrets masked)")
@@ -58,10 +65,12 @@ def _add_optional_commands(sub: argparse._SubParsersAction) -> None:
     """Commands defined in their own modules (import, check, reindex)."""
     from pacs import maintenance_cli
     from pacs.auth import cli as auth_cli
+    from pacs.jobs import cli as jobs_cli
     from viewer import cli as viewer_cli
 
     maintenance_cli.register(sub)
     auth_cli.register(sub)
+    jobs_cli.register(sub)
     viewer_cli.register(sub)
 
 

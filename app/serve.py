@@ -1,9 +1,15 @@
-"""``pacs serve``: the DIMSE listener and the HTTP server in one process (plus DIMSE workers).
+"""``pacs serve``: the DIMSE listener, the HTTP server and job runners in one process.
+
+``--role`` picks what this process runs: ``all`` (the default: DIMSE with its
+worker processes, HTTP, job runner threads and the scheduler), ``http``,
+``dimse``, or ``jobs`` (runners and scheduler only), so a site can put job work
+on nodes of its own. The scheduler runs wherever jobs run; one leader among
+them runs the periodic tasks (see pacs.jobs.scheduler).
 
 Stop order on SIGTERM/SIGINT: uvicorn stops taking requests and finishes the
 ones in flight, then the DIMSE listeners (ours and the workers', see
 ``dicom_processes``) stop accepting and let running associations finish, so no
-acknowledged image is cut off half-way.
+acknowledged image is cut off half-way; job runners finish their current job.
 """
 
 from __future__ import annotations
@@ -11,7 +17,10 @@ from __future__ import annotations
 import logging
 import signal
 import tempfile
+import threading
+from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
@@ -25,6 +34,25 @@ from pacs.dimse.workers import WorkerPool, dimse_processes
 from pacs.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+class Role(StrEnum):
+    ALL = "all"
+    HTTP = "http"
+    DIMSE = "dimse"
+    JOBS = "jobs"
+
+    @property
+    def runs_http(self) -> bool:
+        return self in (Role.ALL, Role.HTTP)
+
+    @property
+    def runs_dimse(self) -> bool:
+        return self in (Role.ALL, Role.DIMSE)
+
+    @property
+    def runs_jobs(self) -> bool:
+        return self in (Role.ALL, Role.JOBS)
 
 
 def _bootstrap_admin(archive: Archive) -> None:
@@ -57,24 +85,52 @@ def use_spool(folder: Path) -> None:
     tempfile.tempdir = str(folder)
 
 
-def serve(settings: Settings) -> int:
-    try:
-        tls = uvicorn_tls_options(settings)
-    except InsecureListen as exc:
-        log.error("%s", exc)
-        return 2
-    assert settings.spool_dir is not None  # derived from data_dir when unset
-    use_spool(settings.spool_dir)
+def serve(settings: Settings, role: Role = Role.ALL) -> int:
+    tls: dict[str, Any] = {}
+    if role.runs_http:
+        try:
+            tls = uvicorn_tls_options(settings)
+        except InsecureListen as exc:
+            log.error("%s", exc)
+            return 2
     archive = Archive.open(settings)
-    _bootstrap_admin(archive)
-    dimse = DimseServer(archive)
-    dimse.bind()
-    workers = None
-    processes = dimse_processes(settings)
-    if processes > 1:
-        workers = WorkerPool.start(settings, dimse.share_listeners(), processes - 1)
-        workers.wait_ready()  # else the first associations would all land here
-    dimse.start()
+    dimse = workers = jobs = None
+    try:
+        if role.runs_http:
+            _bootstrap_admin(archive)
+        if role.runs_dimse:
+            assert settings.spool_dir is not None  # derived from data_dir when unset
+            use_spool(settings.spool_dir)
+            dimse = DimseServer(archive)
+            dimse.bind()
+            processes = dimse_processes(settings)
+            if processes > 1:
+                workers = WorkerPool.start(settings, dimse.share_listeners(), processes - 1)
+                workers.wait_ready()  # else the first associations would all land here
+            dimse.start()
+        if role.runs_jobs:
+            jobs = archive.jobs.start()
+        if role.runs_http:
+            _run_http(archive, tls)
+        else:
+            _wait_for_stop_signal(role)
+    finally:
+        if dimse is not None:
+            log.info("stopping DICOM listener; waiting for running associations")
+            if workers is not None:
+                workers.ask_to_stop()
+            dimse.stop()
+            if workers is not None:
+                workers.wait()
+        if jobs is not None:
+            log.info("stopping job runners; waiting for running jobs")
+            jobs.stop()
+        archive.close()
+    return 0
+
+
+def _run_http(archive: Archive, tls: dict[str, Any]) -> None:
+    settings = archive.settings
     app = create_app(archive)
     config = uvicorn.Config(
         app,
@@ -94,14 +150,14 @@ def serve(settings: Settings) -> int:
         signal.signal(sig, lambda *_: setattr(server, "should_exit", True))
     scheme = "https" if tls else "http"
     log.info("HTTP on %s://%s:%s", scheme, settings.http_host, settings.http_port)
-    try:
-        server.run()
-    finally:
-        log.info("stopping DICOM listener; waiting for running associations")
-        if workers is not None:
-            workers.ask_to_stop()
-        dimse.stop()
-        if workers is not None:
-            workers.wait()
-        archive.close()
-    return 0
+    server.run()
+
+
+def _wait_for_stop_signal(role: Role) -> None:
+    """Without HTTP, the main thread just waits for SIGTERM or SIGINT."""
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    log.info("serving role %s; waiting for SIGTERM", role)
+    while not stop.wait(3600):
+        pass

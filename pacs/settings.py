@@ -119,6 +119,16 @@ class Settings(BaseSettings):
     # C-FIND has no fuzzymatching flag: match PatientName words in any order, as prefixes.
     cfind_fuzzy_names: bool = False
 
+    # Background jobs (pacs/jobs): runner threads per `pacs serve` process (0: none here),
+    # how long a claimed job stays leased without a heartbeat (a killed worker's job runs
+    # again after this), and how often an idle runner looks for due jobs on other nodes.
+    job_threads: int = Field(default=2, ge=0, le=64)
+    job_lease_seconds: float = Field(default=60.0, gt=0)
+    job_poll_seconds: float = Field(default=1.0, gt=0)
+    # A study is "stable" (its subscribers' jobs are queued) after this long without a new
+    # instance; Orthanc's StableAge. A late instance makes it stable again later.
+    stable_study_seconds: float = Field(default=60.0, gt=0)
+
     log_level: str = "INFO"
     # First start only: the first admin's password (else a random one is printed once).
     admin_password: SecretStr | None = None

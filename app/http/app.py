@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
+from admin import jobs as admin_jobs
 from app.http.cors import install_cors
 from app.http.security import install_security_headers
 from dicomweb import qido, rendered, stow, wado, wado_uri
@@ -37,6 +38,7 @@ def create_app(archive: Archive) -> FastAPI:
     install_cors(app, archive.settings)
     app.include_router(auth_routes.router)
     app.include_router(audit_routes.router)
+    app.include_router(admin_jobs.router)
     app.include_router(ohif_routes.router)
     app.include_router(rendered.router, prefix="/dicom-web")
     app.include_router(qido.router, prefix="/dicom-web")

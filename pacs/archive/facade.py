@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from pacs import query
 from pacs.archive import retrieve
+from pacs.archive.events import ChangeView, Events
 from pacs.archive.ingest import Ingestor, IngestResult, Origin, Spool
 from pacs.archive.retrieve import StoredInstance
 from pacs.audit import AuditTrail
@@ -24,6 +25,7 @@ from pacs.audit.syslog import SyslogSender
 from pacs.index.database import make_engine, make_session_factory
 from pacs.index.migrate import upgrade
 from pacs.index.models import Instance, Series, Study
+from pacs.jobs import Jobs
 from pacs.query import Level, SearchResult
 from pacs.settings import Settings
 from storage import BlobStore, StorageError
@@ -51,6 +53,22 @@ class Archive:
                 settings.audit_syslog_protocol,
             )
         self.audit = AuditTrail(self.sessions, syslog=syslog, source_id=settings.ae_title)
+        # Durable background work and the events that cause it. Handlers, periodic tasks
+        # and study-stable subscribers are registered here, when the archive is built, so
+        # that every process (`pacs serve --role all` or `--role jobs`) knows the same ones.
+        self.jobs = Jobs(
+            self.sessions,
+            engine,
+            threads=settings.job_threads,
+            lease_s=settings.job_lease_seconds,
+            poll_s=settings.job_poll_seconds,
+        )
+        self.events = Events(self.sessions, self.jobs.queue, settings.stable_study_seconds)
+        self.jobs.every(
+            "study-stable",
+            min(5.0, max(0.1, settings.stable_study_seconds / 4)),
+            self.events.check_stable,
+        )
 
     @classmethod
     def open(cls, settings: Settings, migrate: bool = True) -> Archive:
@@ -75,13 +93,20 @@ class Archive:
         spool: Spool | None = None,
     ) -> IngestResult:
         """Store one DICOM object (a seekable Part 10 or bare dataset stream)."""
-        return self.ingestor.ingest(
+        result = self.ingestor.ingest(
             fp,
             origin,
             expect_sop_class_uid=expect_sop_class_uid,
             expect_sop_instance_uid=expect_sop_instance_uid,
             spool=spool,
         )
+        self.events.instance_stored(result)
+        return result
+
+    def changes(self, since: int = 0, limit: int = 100) -> list[ChangeView]:
+        """The change feed after sequence number ``since``, oldest first (new study, new
+        series, stable study): what an integration polls to learn what arrived."""
+        return self.events.changes(since, limit)
 
     def locate(
         self,

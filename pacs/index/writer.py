@@ -9,6 +9,11 @@ instance spent in ingest. A remembered key that no longer exists (the study
 was deleted, or the index rebuilt by another process) fails the foreign key:
 the writer forgets it and writes the full way, which re-creates the parents.
 
+The change feed (``change`` rows: a new study, a new series) is written on the
+full way only, when a parent row is actually created; an instance arriving
+into a known series adds nothing but the study touch it already made, which
+is what the study-stable check reads.
+
 Statements are Core statements, not ORM units of work: the rows are plain
 values and the ORM's bookkeeping cost more than the SQL. The per-instance ones
 (the duplicate lookup, the insert under a remembered series, the touch) run on
@@ -39,6 +44,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from pacs.index.dbapi import Prepared, dbapi_connection
+from pacs.index.jobs_models import Change
 from pacs.index.models import Instance, Patient, PatientIdentifier, Series, Study
 from pacs.index.upsert import insert_ignore
 from pacs.names import fold, normalize
@@ -295,10 +301,17 @@ def _other_ids(ds: Dataset) -> list[tuple[str, str, str]]:
     return found
 
 
+def _record_change(conn: Connection, kind: str, new: NewInstance, series_uid: str = "") -> None:
+    """A change-feed row, written only when a parent row was created: never per instance."""
+    conn.execute(
+        insert(Change).values(kind=kind, study_uid=new.study_uid, series_uid=series_uid, at=new.now)
+    )
+
+
 def _upsert_study(conn: Connection, new: NewInstance, patient_pk: int) -> int:
     ds = new.dataset
     referring = text(ds, "ReferringPhysicianName", 324)
-    conn.execute(
+    created = conn.execute(
         insert_ignore(conn, Study, ["study_uid"]).values(
             study_uid=new.study_uid,
             patient_pk=patient_pk,
@@ -314,6 +327,8 @@ def _upsert_study(conn: Connection, new: NewInstance, patient_pk: int) -> int:
             updated_at=new.now,
         )
     )
+    if created.rowcount == 1:
+        _record_change(conn, "new-study", new)
     pk = conn.scalar(select(Study.pk).where(Study.study_uid == new.study_uid))
     assert pk is not None
     return pk
@@ -321,7 +336,7 @@ def _upsert_study(conn: Connection, new: NewInstance, patient_pk: int) -> int:
 
 def _upsert_series(conn: Connection, new: NewInstance, study_pk: int) -> int:
     ds = new.dataset
-    conn.execute(
+    created = conn.execute(
         insert_ignore(conn, Series, ["series_uid"]).values(
             series_uid=new.series_uid,
             study_pk=study_pk,
@@ -335,6 +350,8 @@ def _upsert_series(conn: Connection, new: NewInstance, study_pk: int) -> int:
             created_at=new.now,
         )
     )
+    if created.rowcount == 1:
+        _record_change(conn, "new-series", new, new.series_uid)
     pk = conn.scalar(select(Series.pk).where(Series.series_uid == new.series_uid))
     assert pk is not None
     return pk

@@ -1,0 +1,1 @@
+"""The administration door: HTTP API for administrators."""

@@ -1,0 +1,86 @@
+"""``/api/jobs`` and ``/api/changes``: the job queue and the change feed for administrators.
+
+Admins only (operation ``admin``). Retry and cancel are audited: they change
+what the archive will do (send a study again, or not at all).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+
+from pacs.archive import Archive
+from pacs.auth.http import authorize
+from pacs.auth.principal import Principal
+from pacs.jobs import JobNotFound, JobState, JobStateError
+
+router = APIRouter()
+
+Admin = Annotated[Principal, Depends(authorize("admin"))]
+StateFilter = Annotated[
+    str | None, Query(pattern="^(" + "|".join(s.value for s in JobState) + ")$")
+]
+
+
+def _archive(request: Request) -> Archive:
+    archive: Archive = request.app.state.archive
+    return archive
+
+
+@router.get("/api/jobs")
+def list_jobs(
+    request: Request,
+    principal: Admin,
+    state: StateFilter = None,
+    kind: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    """A page of jobs, newest first, with the total that match the filters."""
+    jobs, total = _archive(request).jobs.list(state=state, kind=kind, limit=limit, offset=offset)
+    return {
+        "total": total,
+        "limit": limit,
+        "offset": offset,
+        "jobs": [job.as_json() for job in jobs],
+    }
+
+
+@router.post("/api/jobs/{job_id}/retry")
+def retry_job(request: Request, principal: Admin, job_id: int) -> dict[str, Any]:
+    """Queue the job again now with attempts reset; 404 unknown, 409 while it runs."""
+    return _change(request, principal, job_id, "retry")
+
+
+@router.post("/api/jobs/{job_id}/cancel")
+def cancel_job(request: Request, principal: Admin, job_id: int) -> dict[str, Any]:
+    """Cancel a queued or running job; 404 unknown, 409 when it already ended."""
+    return _change(request, principal, job_id, "cancel")
+
+
+def _change(request: Request, principal: Principal, job_id: int, action: str) -> dict[str, Any]:
+    archive = _archive(request)
+    try:
+        job = archive.jobs.retry(job_id) if action == "retry" else archive.jobs.cancel(job_id)
+    except JobNotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    except JobStateError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    archive.audit.record(principal, f"job-{action}", detail=f"job {job.id} ({job.kind})")
+    return job.as_json()
+
+
+@router.get("/api/changes")
+def changes(
+    request: Request,
+    principal: Admin,
+    since: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    """Changes after sequence number ``since``, oldest first; poll again with ``last``."""
+    found = _archive(request).changes(since, limit)
+    return {
+        "changes": [change.as_json() for change in found],
+        "last": found[-1].seq if found else since,
+    }
