@@ -36,11 +36,12 @@ system-deps:
 viewer:
 	cd viewer/app && npm ci --no-audit --no-fund && npm run build
 
-## lint: ruff and mypy, configured in pyproject.toml
+## lint: ruff, mypy and the import contracts (import-linter), configured in pyproject.toml
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check app admin pacs dicomweb viewer storage tests bench
 	$(BIN)/ruff format --check app admin pacs dicomweb viewer storage tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 ## test: install what the tests need, check lint, run the suite
 test: $(VENV)/.installed-test system-deps lint

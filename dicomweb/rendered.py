@@ -24,7 +24,6 @@ from pacs.archive.retrieve import StoredInstance
 from pacs.auth.http import authorize
 from pacs.auth.policy import check_study_scope
 from pacs.auth.principal import Principal
-from pacs.blobfile import seekable_blob
 from pacs.rendering import MEDIA_TYPES, RenderError, RenderOptions, render_frame
 
 router = APIRouter()
@@ -103,7 +102,7 @@ def _archive(request: Request) -> Archive:
 def _render(
     archive: Archive, instance: StoredInstance, frame: int, options: RenderOptions
 ) -> bytes:
-    with seekable_blob(archive.store, instance.blob_key) as source:
+    with archive.open_seekable(instance.blob_key) as source:
         try:
             return render_frame(source, frame, options)
         except RenderError as exc:

@@ -17,7 +17,6 @@ from typing import Annotated, Any, BinaryIO, cast
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.responses import JSONResponse
-from pydicom import dcmread
 from starlette.concurrency import run_in_threadpool
 
 from dicomweb.accept import parse_accept
@@ -25,7 +24,15 @@ from dicomweb.multipart import MultipartError, MultipartReader, PartData, PartEn
 from dicomweb.negotiation import DICOM, DICOM_JSON
 from dicomweb.urls import dicomweb_root, instance_path, study_path
 from pacs.archive import Archive
-from pacs.archive.ingest import IngestResult, InvalidObject, Origin, Outcome, Rejected, Unavailable
+from pacs.archive.ingest import (
+    IngestError,
+    IngestResult,
+    InvalidObject,
+    Origin,
+    Outcome,
+    Rejected,
+    Unavailable,
+)
 from pacs.auth.http import authorize, client_address
 from pacs.auth.policy import check_study_scope
 from pacs.auth.principal import Principal
@@ -117,27 +124,6 @@ def _ui(value: str) -> dict[str, Any]:
     return {"vr": "UI", "Value": [value]} if value else {"vr": "UI"}
 
 
-def _identify(fp: BinaryIO) -> tuple[str, str, str]:
-    """(SOP Class, SOP Instance, Study) UIDs of a part, or empty strings when unreadable."""
-    try:
-        fp.seek(0)
-        ds = dcmread(
-            fp,
-            stop_before_pixels=True,
-            force=True,
-            specific_tags=["SOPClassUID", "SOPInstanceUID", "StudyInstanceUID"],
-        )
-        return (
-            str(ds.get("SOPClassUID", "") or ""),
-            str(ds.get("SOPInstanceUID", "") or ""),
-            str(ds.get("StudyInstanceUID", "") or ""),
-        )
-    except Exception:
-        return "", "", ""
-    finally:
-        fp.seek(0)
-
-
 def store_part(
     archive: Archive,
     principal: Principal,
@@ -146,30 +132,30 @@ def store_part(
     study_uid: str | None,
     report: StowReport,
 ) -> None:
-    """Ingest one spooled part and note the outcome (never raises for a bad part)."""
-    sop_class, sop_uid, part_study = _identify(fp)
-    if study_uid is not None and part_study and part_study != study_uid:
-        reason = f"instance belongs to study {part_study}, not {study_uid}"
-        report.failed.append((sop_class, sop_uid, DOES_NOT_MATCH, reason))
-        return
-    if principal.study_uid is not None and part_study != principal.study_uid:
-        report.failed.append((sop_class, sop_uid, NOT_AUTHORIZED, "outside the granted study"))
-        return
+    """Ingest one spooled part and note the outcome (never raises for a bad part).
+
+    The study the part must belong to (the URL's, or else a grant's) is checked
+    by ingest itself, which reads the part once for everything.
+    """
+    granted = principal.study_uid
     try:
-        result = archive.ingest(fp, origin)
-    except Unavailable as exc:
-        report.failed.append((sop_class, sop_uid, OUT_OF_RESOURCES, str(exc)))
-        return
-    except Rejected as exc:
-        report.failed.append((sop_class, sop_uid, DUPLICATE, str(exc)))
-        return
-    except InvalidObject as exc:
-        code = DOES_NOT_MATCH if exc.mismatch else CANNOT_UNDERSTAND
-        report.failed.append((sop_class, sop_uid, code, str(exc)))
+        result = archive.ingest(fp, origin, expect_study_uid=study_uid or granted or "")
+    except IngestError as exc:
+        sop_class, sop_uid = exc.sop_class_uid, exc.sop_instance_uid
+        if isinstance(exc, Unavailable):
+            report.failed.append((sop_class, sop_uid, OUT_OF_RESOURCES, str(exc)))
+        elif isinstance(exc, Rejected):
+            report.failed.append((sop_class, sop_uid, DUPLICATE, str(exc)))
+        elif isinstance(exc, InvalidObject) and exc.mismatch and study_uid is None:
+            report.failed.append((sop_class, sop_uid, NOT_AUTHORIZED, "outside the granted study"))
+        elif isinstance(exc, InvalidObject) and exc.mismatch:
+            report.failed.append((sop_class, sop_uid, DOES_NOT_MATCH, str(exc)))
+        else:
+            report.failed.append((sop_class, sop_uid, CANNOT_UNDERSTAND, str(exc)))
         return
     except Exception as exc:  # a bug must not lose the report of the other parts
         log.exception("STOW-RS part failed")
-        report.failed.append((sop_class, sop_uid, PROCESSING_FAILURE, exc.__class__.__name__))
+        report.failed.append(("", "", PROCESSING_FAILURE, exc.__class__.__name__))
         return
     if result.outcome is Outcome.CONFLICT_KEPT:
         report.failed.append(

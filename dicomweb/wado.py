@@ -51,13 +51,12 @@ from dicomweb.negotiation import (
 )
 from dicomweb.urls import dicomweb_root, instance_path
 from pacs.archive import Archive
+from pacs.archive.errors import BlobNotFound, StorageError
 from pacs.archive.retrieve import StoredInstance
 from pacs.auth.http import authorize
 from pacs.auth.policy import check_study_scope
 from pacs.auth.principal import Principal
-from pacs.blobfile import seekable_blob
 from pacs.transcode import CannotTranscode, PixelFormat, refusal, transcode, transcode_frame
-from storage import BlobNotFound, StorageError
 
 router = APIRouter()
 frame_tables = FrameCache()
@@ -200,7 +199,7 @@ class PixelFormats:
 
 def _transcoded(archive: Archive, item: StoredInstance, target: str) -> bytes:
     """The whole instance as a Part 10 file in ``target`` (one instance in memory)."""
-    with seekable_blob(archive.store, item.blob_key) as source:
+    with archive.open_seekable(item.blob_key) as source:
         ds = transcode(source, target)
     buffer = io.BytesIO()
     ds.save_as(buffer, enforce_file_format=True)

@@ -16,7 +16,6 @@ from dicomweb.accept import MediaRange
 from dicomweb.negotiation import DICOM, NotAcceptable, choose_instance
 from dicomweb.wado import ArchiveDep, RetrievePrincipal, _chunks, _open, audit, locate_or_404
 from pacs.archive import Archive
-from pacs.blobfile import seekable_blob
 from pacs.rendering import MEDIA_TYPES, RenderError, RenderOptions, render_frame
 
 router = APIRouter()
@@ -68,7 +67,7 @@ def _rendered(archive: Archive, key: str, request: Request, media_type: str) -> 
         (center, width) if center is not None and width is not None else None,
         viewport,
     )
-    with seekable_blob(archive.store, key) as source:
+    with archive.open_seekable(key) as source:
         try:
             return render_frame(source, frame - 1, options)
         except RenderError as exc:

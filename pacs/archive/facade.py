@@ -8,6 +8,8 @@ the blob store in one object also gives tests one thing to build.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from typing import BinaryIO
 
 from pydicom.dataset import Dataset
@@ -22,6 +24,7 @@ from pacs.archive.ingest import Ingestor, IngestResult, Origin, Spool
 from pacs.archive.retrieve import StoredInstance
 from pacs.audit import AuditTrail
 from pacs.audit.syslog import SyslogSender
+from pacs.blobfile import seekable_blob
 from pacs.index.database import make_engine, make_session_factory
 from pacs.index.migrate import upgrade
 from pacs.index.models import Instance, Series, Study
@@ -29,6 +32,7 @@ from pacs.jobs import Jobs
 from pacs.query import Level, SearchResult
 from pacs.settings import Settings
 from storage import BlobStore, StorageError
+from storage.filesystem import FileSystemStore
 
 log = logging.getLogger(__name__)
 
@@ -90,14 +94,27 @@ class Archive:
         *,
         expect_sop_class_uid: str = "",
         expect_sop_instance_uid: str = "",
+        expect_study_uid: str = "",
         spool: Spool | None = None,
     ) -> IngestResult:
-        """Store one DICOM object (a seekable Part 10 or bare dataset stream)."""
+        """Store one DICOM object (a seekable Part 10 or bare dataset stream).
+
+        Returns what happened (:class:`IngestResult`, whose ``outcome`` tells a
+        duplicate or a kept conflict from a new object). ``expect_*`` are the
+        identities the request announced (the C-STORE command's SOP Class and
+        Instance, the STOW-RS URL's or a grant's study): an object that
+        contradicts one is refused before anything is written. Raises
+        :class:`~pacs.archive.ingest.InvalidObject` (bad or contradicting object,
+        ``mismatch`` set for a contradiction), :class:`~pacs.archive.ingest.Rejected`
+        (refused by the duplicate policy) or :class:`~pacs.archive.ingest.Unavailable`
+        (index or store down: retry later).
+        """
         result = self.ingestor.ingest(
             fp,
             origin,
             expect_sop_class_uid=expect_sop_class_uid,
             expect_sop_instance_uid=expect_sop_instance_uid,
+            expect_study_uid=expect_study_uid,
             spool=spool,
         )
         self.events.instance_stored(result)
@@ -114,8 +131,34 @@ class Archive:
         series_uid: str | None = None,
         sop_instance_uid: str | None = None,
     ) -> list[StoredInstance]:
-        """Stored instances of a study, series or instance, in reading order (index only)."""
+        """Stored instances of a study, series or instance, in reading order (index only).
+
+        Returns an empty list when nothing matches; raises SQLAlchemy's errors
+        when the index is unreachable.
+        """
         return list(retrieve.locate(self.sessions, study_uid, series_uid, sop_instance_uid))
+
+    def locate_many(
+        self,
+        *,
+        patient_ids: Sequence[str] = (),
+        study_uids: Sequence[str] = (),
+        series_uids: Sequence[str] = (),
+        sop_instance_uids: Sequence[str] = (),
+    ) -> list[StoredInstance]:
+        """Stored instances matching every non-empty UID list (C-MOVE/C-GET identifiers).
+
+        Returns them study by study in reading order; an empty list when all
+        lists are empty (an empty retrieve request never means "everything").
+        Raises SQLAlchemy's errors when the index is unreachable.
+        """
+        return retrieve.locate_many(
+            self.sessions,
+            patient_ids=patient_ids,
+            study_uids=study_uids,
+            series_uids=series_uids,
+            sop_instance_uids=sop_instance_uids,
+        )
 
     def metadata(
         self, study_uid: str, series_uid: str | None = None, sop_instance_uid: str | None = None
@@ -124,8 +167,29 @@ class Archive:
         return retrieve.instance_metadata(self.sessions, study_uid, series_uid, sop_instance_uid)
 
     def open_blob(self, key: str, start: int = 0, end: int | None = None) -> BinaryIO:
-        """A stream over a stored object (or a byte range of it)."""
+        """A stream over a stored object (or a byte range of it), to be closed by the caller.
+
+        Raises :class:`~pacs.archive.errors.BlobNotFound` when the object is gone and
+        :class:`~pacs.archive.errors.StorageError` when the store is unreachable.
+        """
         return self.store.open(key, start, end)
+
+    def open_seekable(self, key: str) -> AbstractContextManager[BinaryIO]:
+        """A context manager giving a seekable stream over a stored object, whatever the store.
+
+        Parsing and decoding seek back and forth: a filesystem blob is its file,
+        an S3 object is spooled (in memory while small). Raises like
+        :meth:`open_blob`.
+        """
+        return seekable_blob(self.store, key)
+
+    @property
+    def links_spool_files(self) -> bool:
+        """Whether a door's spool file becomes the stored blob by a hard link (filesystem store).
+
+        Such a file is not read again soon, so its writer may bypass the page cache.
+        """
+        return isinstance(self.store, FileSystemStore)
 
     def search(
         self,

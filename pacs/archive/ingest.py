@@ -64,14 +64,21 @@ class Adoption(enum.StrEnum):
 
 
 class IngestError(Exception):
-    """Base of the reasons an object was not taken."""
+    """Base of the reasons an object was not taken.
+
+    ``sop_class_uid`` and ``sop_instance_uid`` are the object's, when it was
+    read far enough to know them: a door's failure report names the object.
+    """
+
+    sop_class_uid: str = ""
+    sop_instance_uid: str = ""
 
 
 class InvalidObject(IngestError):
     """The object itself is wrong (not DICOM, truncated, bad UIDs): resending will not help.
 
-    ``mismatch`` marks an object that contradicts its request (another SOP Class
-    or Instance than announced), which DIMSE reports with its own status.
+    ``mismatch`` marks an object that contradicts its request (another SOP Class,
+    Instance or Study than announced), which each door reports with its own status.
     """
 
     def __init__(self, reason: str, mismatch: bool = False) -> None:
@@ -164,24 +171,49 @@ class Ingestor:
         *,
         expect_sop_class_uid: str = "",
         expect_sop_instance_uid: str = "",
+        expect_study_uid: str = "",
         spool: Spool | None = None,
     ) -> IngestResult:
         """Take one DICOM object from a seekable stream; raise an :class:`IngestError` if not.
 
         ``expect_*`` are the UIDs the request announced (C-STORE command, STOW
-        study URL is checked by its door); an object that contradicts them is
-        refused rather than filed under the wrong identity. ``spool`` describes
-        the file ``fp`` reads when a door wrote it for us alone (see :class:`Spool`).
+        study URL or a grant's study); an object that contradicts them is
+        refused, before anything is written, rather than filed under the wrong
+        identity. Checking here spares a door a second parse of the object.
+        ``spool`` describes the file ``fp`` reads when a door wrote it for us
+        alone (see :class:`Spool`).
         """
         parsed = self._parse(fp, origin, spool.header if spool is not None else None)
-        if expect_sop_instance_uid and expect_sop_instance_uid != parsed.sop_uid:
+        try:
+            self._check_expected(
+                parsed, expect_sop_class_uid, expect_sop_instance_uid, expect_study_uid
+            )
+            return self._store(fp, parsed, origin, spool)
+        except IngestError as exc:
+            exc.sop_class_uid = exc.sop_class_uid or parsed.sop_class_uid
+            exc.sop_instance_uid = exc.sop_instance_uid or parsed.sop_uid
+            raise
+
+    @staticmethod
+    def _check_expected(
+        parsed: _Parsed, sop_class_uid: str, sop_instance_uid: str, study_uid: str
+    ) -> None:
+        if sop_instance_uid and sop_instance_uid != parsed.sop_uid:
             raise InvalidObject(
                 f"SOPInstanceUID {parsed.sop_uid} differs from the request's", mismatch=True
             )
-        if expect_sop_class_uid and expect_sop_class_uid != parsed.sop_class_uid:
+        if sop_class_uid and sop_class_uid != parsed.sop_class_uid:
             raise InvalidObject(
                 f"SOPClassUID {parsed.sop_class_uid} differs from the request's", mismatch=True
             )
+        if study_uid and study_uid != parsed.study_uid:
+            raise InvalidObject(
+                f"instance belongs to study {parsed.study_uid}, not {study_uid}", mismatch=True
+            )
+
+    def _store(
+        self, fp: BinaryIO, parsed: _Parsed, origin: Origin, spool: Spool | None
+    ) -> IngestResult:
         as_is = spool is not None and (
             parsed.header is spool.header or _stored_as_is(fp, parsed.header)
         )
@@ -286,6 +318,16 @@ class Ingestor:
         except Exception as exc:
             raise InvalidObject(f"cannot parse dataset: {exc}") from exc
         try:
+            return self._check_parsed(fp, origin, header, ds)
+        except InvalidObject as exc:  # name the object in the door's failure report
+            exc.sop_class_uid = _raw_uid(ds, "SOPClassUID")
+            exc.sop_instance_uid = _raw_uid(ds, "SOPInstanceUID")
+            raise
+
+    def _check_parsed(
+        self, fp: BinaryIO, origin: Origin, header: Part10Header, ds: Dataset
+    ) -> _Parsed:
+        try:
             sop_class = check_uid(ds.get("SOPClassUID"), "SOPClassUID")
             sop_uid = check_uid(ds.get("SOPInstanceUID"), "SOPInstanceUID")
             study_uid = check_uid(ds.get("StudyInstanceUID"), "StudyInstanceUID")
@@ -388,6 +430,14 @@ class Ingestor:
             self.store.delete(key)
         except StorageError:
             log.warning("could not remove blob %s; `pacs check` will", key)
+
+
+def _raw_uid(ds: Dataset, keyword: str) -> str:
+    """A UID as the object states it, for a failure report (empty when unreadable)."""
+    try:
+        return str(ds.get(keyword, "") or "")[:64]
+    except Exception:
+        return ""
 
 
 def _read_dataset(fp: BinaryIO, header: Part10Header) -> Dataset:

@@ -31,8 +31,8 @@ from pynetdicom.pdu_primitives import P_DATA, MaximumLengthNotification
 from pynetdicom.presentation import PresentationContext, build_context
 
 from pacs.archive import Archive
-from pacs.archive.retrieve import StoredInstance, locate_many
-from storage import StorageError
+from pacs.archive.errors import StorageError
+from pacs.archive.retrieve import StoredInstance
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ def plan(archive: Archive, identifier: Dataset) -> Plan:
     }[level]
     if not keys[required]:
         raise BadIdentifier(f"a {level} level retrieve needs {UNIQUE_KEYS[level][0]}")
-    return Plan(locate_many(archive.sessions, **keys))
+    return Plan(archive.locate_many(**keys))
 
 
 def contexts_for(plan: Plan) -> list[PresentationContext]:

@@ -45,7 +45,6 @@ from pacs.dimse.store import StoreService
 from pacs.dimse.store_audit import StoreAudit
 from pacs.dimse.store_response import send_store_responses_directly
 from pacs.settings import Settings
-from storage.filesystem import FileSystemStore
 
 log = logging.getLogger(__name__)
 
@@ -219,7 +218,7 @@ class DimseServer:
         self.archive = archive
         # A spool file becomes the blob by a hard link on a filesystem store: it
         # is not read again soon, so its body bypasses the page cache.
-        spool.use_direct_io(isinstance(archive.store, FileSystemStore))
+        spool.use_direct_io(archive.links_spool_files)
         self.ae = build_ae(archive)
         self.store_audit = StoreAudit(archive)
         self.handlers: list[Handler] = [

@@ -30,8 +30,8 @@ from pydicom.filewriter import write_file_meta_info
 from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION
 from pynetdicom.dsutils import create_file_meta
 
+from pacs.dimse.direct_io import DirectWriter
 from pacs.part10 import PREAMBLE, Part10Header
-from storage.direct_io import DirectWriter
 
 SPOOL_PREFIX = "pacs-"  # what `pacs serve` clears from the spool folder at start
 _TOKEN = secrets.token_hex(4)
@@ -55,7 +55,7 @@ class SpoolFile:
     It hashes what is written, so ingest need not read a file that becomes the
     blob as it is (a zero preamble and pynetdicom's meta: every one) again. Its
     body goes to the disk by direct I/O where the filesystem takes it (see
-    :mod:`storage.direct_io`); a :meth:`flush` ends that, so pynetdicom's own
+    :mod:`pacs.dimse.direct_io`); a :meth:`flush` ends that, so pynetdicom's own
     spooling, which flushes every fragment, writes through the page cache.
     """
 

@@ -1,4 +1,4 @@
-"""storage.direct_io: the same bytes as a plain write, the body past the page cache."""
+"""pacs.dimse.direct_io: the same bytes as a plain write, the body past the page cache."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from storage import direct_io
-from storage.direct_io import CHUNK, HEAD_BYTES, DirectWriter
+from pacs.dimse import direct_io
+from pacs.dimse.direct_io import CHUNK, HEAD_BYTES, DirectWriter
 
 SIZES = [
     0,
