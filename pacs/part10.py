@@ -9,8 +9,11 @@ one built for it.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import tempfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -28,6 +31,10 @@ from pydicom.uid import (
 )
 
 PREAMBLE = b"\x00" * 128
+
+
+#: Above this an inflated dataset is refused: a 1 MB deflate stream may expand a thousandfold.
+MAX_INFLATED = 4 << 30
 
 
 class NotDicom(ValueError):
@@ -159,3 +166,46 @@ class ChunkStream(io.RawIOBase):
         buffer[:n] = self._pending[:n]
         self._pending = self._pending[n:]
         return n
+
+
+@contextlib.contextmanager
+def inflated(fp: BinaryIO, limit: int = MAX_INFLATED) -> Iterator[BinaryIO]:
+    """A Deflated Explicit VR Little Endian file re-laid as Explicit VR Little Endian.
+
+    Readers that seek (frame decoding, transcoding) cannot seek in a deflate
+    stream, and pydicom would inflate the whole dataset into memory; this
+    inflates it once into a temporary file (in memory while small) behind a
+    new file meta header naming the plain syntax. Raises :class:`NotDicom` for
+    a stream that does not inflate or inflates past ``limit`` bytes.
+    Any other file is handed back unchanged.
+    """
+    start = fp.tell()
+    header = read_header(fp)
+    fp.seek(start)
+    if not header.deflated:
+        yield fp
+        return
+    fp.seek(start)
+    read_preamble(fp, False)
+    meta = _read_file_meta_info(fp)
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    with tempfile.SpooledTemporaryFile(max_size=8 << 20) as plain:
+        plain.write(PREAMBLE + b"DICM")
+        write_file_meta_info(plain, meta, enforce_standard=True)  # type: ignore[arg-type]
+        inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+        fp.seek(header.body_offset)
+        written = 0
+        try:
+            while chunk := fp.read(1 << 20):
+                data = inflater.decompress(chunk, limit + 1 - written)
+                written += len(data)
+                plain.write(data)
+                if written > limit or inflater.eof:
+                    break
+            plain.write(inflater.flush())
+        except zlib.error as exc:
+            raise NotDicom(f"the deflated dataset cannot be inflated: {exc}") from exc
+        if written > limit:
+            raise NotDicom(f"the deflated dataset inflates past {limit} bytes")
+        plain.seek(0)
+        yield plain  # type: ignore[misc]

@@ -27,6 +27,11 @@ from pydicom.pixels import (
     pixel_array,
 )
 
+from pacs.codecs import register as register_codecs
+from pacs.part10 import NotDicom, inflated
+
+register_codecs()
+
 JPEG = "image/jpeg"
 PNG = "image/png"
 GIF = "image/gif"
@@ -50,7 +55,21 @@ def number_of_frames(ds: Dataset) -> int:
 
 
 def render_frame(source: BinaryIO, frame: int, options: RenderOptions) -> bytes:
-    """Render 0-based ``frame`` of the Part 10 file in ``source`` (seekable)."""
+    """Render 0-based ``frame`` of the Part 10 file in ``source`` (seekable).
+
+    Every way a stored object can fail to become a picture (no pixels, a
+    stream no installed decoder reads, a decoder that panics, attributes that
+    contradict the pixels) is a :class:`RenderError` with the reason: the
+    object was accepted, so the request is answered, never dropped.
+    """
+    try:
+        with inflated(source) as readable:
+            return _render(readable, frame, options)
+    except NotDicom as exc:
+        raise RenderError(f"unreadable instance: {exc}") from exc
+
+
+def _render(source: BinaryIO, frame: int, options: RenderOptions) -> bytes:
     try:
         start = source.tell()
         header = dcmread(source, stop_before_pixels=True)
@@ -59,14 +78,35 @@ def render_frame(source: BinaryIO, frame: int, options: RenderOptions) -> bytes:
         raise RenderError(f"unreadable instance: {exc}") from exc
     if not 0 <= frame < number_of_frames(header):
         raise RenderError(f"frame {frame + 1} out of range (1-{number_of_frames(header)})")
+    values = _decode(source, frame)
     try:
-        values = pixel_array(source, index=frame)
-    except (AttributeError, KeyError) as exc:
-        raise RenderError("the instance holds no image") from exc
-    except (IndexError, ValueError) as exc:
-        raise RenderError(f"cannot decode frame {frame + 1}: {exc}") from exc
-    image = to_display(values, header, options.window)
+        image = to_display(values, header, options.window)
+    except (ArithmeticError, AttributeError, KeyError, IndexError, TypeError, ValueError) as exc:
+        raise RenderError(f"frame {frame + 1} cannot be displayed: {_reason(exc)}") from exc
     return encode(image, options)
+
+
+def _decode(source: BinaryIO, frame: int) -> np.ndarray:
+    """One frame through pydicom's decoders; a decoder failure or panic is a RenderError."""
+    try:
+        return pixel_array(source, index=frame)
+    except AttributeError as exc:
+        if "no 'Pixel Data'" in str(exc):
+            raise RenderError("the instance holds no image") from exc
+        raise RenderError(f"cannot decode frame {frame + 1}: {_reason(exc)}") from exc
+    except Exception as exc:  # decoders raise anything: RuntimeError, NotImplementedError...
+        raise RenderError(f"cannot decode frame {frame + 1}: {_reason(exc)}") from exc
+    except BaseException as exc:
+        # A Rust decoder's panic (pyo3 PanicException) derives from BaseException.
+        if type(exc).__name__ != "PanicException":
+            raise
+        raise RenderError(f"cannot decode frame {frame + 1}: the decoder failed") from exc
+
+
+def _reason(exc: BaseException) -> str:
+    """The first line of an exception's text, bounded (decoder messages can be long)."""
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:300]
 
 
 def to_display(

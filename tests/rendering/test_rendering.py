@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 from pydicom import dcmread
 from pydicom.data import get_testdata_file
+from pydicom.encaps import encapsulate
 
 from pacs.rendering import JPEG, PNG, RenderError, RenderOptions, render_frame
 from tests.dicom_factory import ct_slice, to_bytes
@@ -128,3 +129,33 @@ def test_no_pixel_data_is_a_render_error() -> None:
     del ds.PixelData
     with pytest.raises(RenderError):
         _render(to_bytes(ds))
+
+
+def test_jpeg_extended_12_bit_and_deflated_render_the_decoded_pixels() -> None:
+    """JPEG-lossy.dcm defeats pylibjpeg and Pillow; deflated pixels must be inflated first."""
+    for name in ("JPEG-lossy.dcm", "image_dfl.dcm"):
+        ds = dcmread(_testdata(name))
+        expected = ds.pixel_array  # pydicom with our fallback decoder registered
+        shown = np.asarray(_render(_testdata(name), media_type=PNG))
+        assert shown.shape[:2] == expected.shape[:2]
+        assert shown.std() > 1  # an image, not a blank
+
+
+def test_a_deflate_bomb_is_refused_with_a_reason() -> None:
+    from pacs.part10 import NotDicom, inflated
+
+    with (
+        _testdata("image_dfl.dcm").open("rb") as fp,
+        pytest.raises(NotDicom, match="inflates"),
+        inflated(fp, limit=1000),
+    ):
+        pass
+
+
+def test_a_decoder_failure_is_a_render_error() -> None:
+    ds = dcmread(_testdata("JPEG-lossy.dcm"))
+    ds.PixelData = encapsulate([b"\xff\xd8 not a JPEG stream " * 4])
+    buffer = io.BytesIO()
+    ds.save_as(buffer)
+    with pytest.raises(RenderError, match="cannot decode frame 1"):
+        render_frame(io.BytesIO(buffer.getvalue()), 0, RenderOptions())
