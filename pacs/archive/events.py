@@ -29,6 +29,7 @@ from sqlalchemy import insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
+from pacs.archive.ingest import IngestResult
 from pacs.index.jobs_models import Change, StudyStable
 from pacs.index.models import Study
 from pacs.jobs.queue import JobQueue
@@ -38,7 +39,7 @@ log = logging.getLogger(__name__)
 STABLE_BATCH = 500
 RESCAN_SLACK_S = 600.0  # an ingest may commit this long after the time it stamped
 
-InstanceListener = Callable[[Any], None]
+InstanceListener = Callable[[IngestResult], None]
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,7 @@ class Events:
         """Call ``listener(ingest_result)`` in-process after each stored instance (may be lost)."""
         self._instance_listeners.append(listener)
 
-    def instance_stored(self, result: Any) -> None:
+    def instance_stored(self, result: IngestResult) -> None:
         for listener in self._instance_listeners:
             try:
                 listener(result)

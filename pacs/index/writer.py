@@ -312,7 +312,8 @@ def _upsert_study(conn: Connection, new: NewInstance, patient_pk: int) -> int:
     ds = new.dataset
     referring = text(ds, "ReferringPhysicianName", 324)
     created = conn.execute(
-        insert_ignore(conn, Study, ["study_uid"]).values(
+        insert_ignore(conn, Study, ["study_uid"])
+        .values(
             study_uid=new.study_uid,
             patient_pk=patient_pk,
             study_date=text(ds, "StudyDate", 8),
@@ -326,9 +327,12 @@ def _upsert_study(conn: Connection, new: NewInstance, patient_pk: int) -> int:
             created_at=new.now,
             updated_at=new.now,
         )
+        .returning(Study.pk)
     )
-    if created.rowcount == 1:
+    pk = created.scalar_one_or_none()  # the new row's key; none when it existed
+    if pk is not None:
         _record_change(conn, "new-study", new)
+        return int(pk)
     pk = conn.scalar(select(Study.pk).where(Study.study_uid == new.study_uid))
     assert pk is not None
     return pk
@@ -337,7 +341,8 @@ def _upsert_study(conn: Connection, new: NewInstance, patient_pk: int) -> int:
 def _upsert_series(conn: Connection, new: NewInstance, study_pk: int) -> int:
     ds = new.dataset
     created = conn.execute(
-        insert_ignore(conn, Series, ["series_uid"]).values(
+        insert_ignore(conn, Series, ["series_uid"])
+        .values(
             series_uid=new.series_uid,
             study_pk=study_pk,
             modality=text(ds, "Modality", 16),
@@ -349,9 +354,12 @@ def _upsert_series(conn: Connection, new: NewInstance, study_pk: int) -> int:
             performed_procedure_step_start_date=text(ds, "PerformedProcedureStepStartDate", 8),
             created_at=new.now,
         )
+        .returning(Series.pk)
     )
-    if created.rowcount == 1:
+    pk = created.scalar_one_or_none()  # the new row's key; none when it existed
+    if pk is not None:
         _record_change(conn, "new-series", new, new.series_uid)
+        return int(pk)
     pk = conn.scalar(select(Series.pk).where(Series.series_uid == new.series_uid))
     assert pk is not None
     return pk

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,6 +12,7 @@ from pacs.index.jobs_models import Job
 from pacs.jobs import JobNotFound, JobState, JobStateError
 from pacs.jobs.queue import backoff_delay
 from pacs.jobs.runner import Runner
+from tests.jobs.waiting import wait_until
 
 
 def test_enqueue_claim_complete(archive: Archive) -> None:
@@ -113,10 +113,10 @@ def test_expired_lease_is_claimed_again_and_spent_ones_are_buried(archive: Archi
     assert job_id is not None
     assert queue.claim("dead-worker", ["forward"], lease_s=0.05) is not None
     assert queue.claim("w2", ["forward"], lease_s=30) is None  # lease still held
-    _wait_until(lambda: queue.claim("w2", ["forward"], lease_s=0.05) is not None)
+    wait_until(lambda: queue.claim("w2", ["forward"], lease_s=0.05) is not None)
     job = archive.jobs.get(job_id)
     assert job.worker == "w2" and job.attempts == 2
-    _wait_until(lambda: queue.bury_expired() == 1)  # lapsed on its last attempt
+    wait_until(lambda: queue.bury_expired() == 1)  # lapsed on its last attempt
     job = archive.jobs.get(job_id)
     assert job.state == JobState.FAILED and "lease expired" in job.last_error
 
@@ -134,7 +134,7 @@ def test_runner_runs_handlers_and_retries_failures(archive: Archive) -> None:
     runner = Runner(archive.jobs.queue, archive.jobs.handlers, threads=2, poll_s=0.02)
     runner.start()
     try:
-        _wait_until(lambda: archive.jobs.counts()["done"] == 3)
+        wait_until(lambda: archive.jobs.counts()["done"] == 3)
     finally:
         runner.stop()
     assert sorted(seen) == [1, 2, 2, 3]
@@ -145,12 +145,3 @@ def test_runner_runs_handlers_and_retries_failures(archive: Archive) -> None:
 def _make_due(archive: Archive, job_id: int) -> None:
     with archive.sessions.begin() as session:
         session.execute(update(Job).where(Job.pk == job_id).values(run_after=datetime.now(UTC)))
-
-
-def _wait_until(condition: object, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
-            return
-        time.sleep(0.02)
-    raise AssertionError("condition not met before the deadline")

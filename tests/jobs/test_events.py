@@ -1,0 +1,92 @@
+"""The change feed and study-stable events, on SQLite and PostgreSQL, with the real scheduler."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from pydicom.uid import generate_uid
+
+from pacs.archive import Archive
+from pacs.archive.ingest import Origin
+from pacs.settings import Settings
+from tests.dicom_factory import ct_slice, to_bytes
+from tests.jobs.waiting import wait_until
+
+QUIET_S = 1.5  # above the writer's 1 s study-touch interval, as the 60 s default is
+
+
+@pytest.fixture
+def quick_archive(tmp_path: Path, database_url: str) -> Iterator[Archive]:
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        stable_study_seconds=QUIET_S,
+        job_poll_seconds=0.05,
+    )
+    archive = Archive.open(settings)
+    yield archive
+    archive.close()
+
+
+def _store(archive: Archive, study: str, series: str, index: int = 0) -> None:
+    ds = ct_slice(study, series, index=index, size=8)
+    archive.ingest(io.BytesIO(to_bytes(ds)), Origin("import"))
+
+
+def test_feed_has_study_and_series_rows_not_instance_rows(quick_archive: Archive) -> None:
+    archive = quick_archive
+    study, series_a, series_b = generate_uid(), generate_uid(), generate_uid()
+    for index in range(3):
+        _store(archive, study, series_a, index)
+    _store(archive, study, series_b)
+    changes = archive.changes()
+    assert [(c.kind, c.series_uid) for c in changes] == [
+        ("new-study", ""),
+        ("new-series", series_a),
+        ("new-series", series_b),
+    ]
+    assert {c.study_uid for c in changes} == {study}
+    assert [c.seq for c in archive.changes(since=changes[0].seq, limit=1)] == [changes[1].seq]
+    assert archive.changes(since=changes[-1].seq) == []
+
+
+def test_study_stable_fires_once_after_quiet_time_and_again_after_a_late_instance(
+    quick_archive: Archive,
+) -> None:
+    archive = quick_archive
+    handled: list[tuple[str, datetime]] = []
+    archive.jobs.handle("on-stable", lambda p: handled.append((p["study_uid"], datetime.now(UTC))))
+    archive.events.on_study_stable("on-stable")
+    instances: list[str] = []
+    archive.events.on_instance(lambda result: instances.append(result.sop_instance_uid))
+    running = archive.jobs.start()
+    try:
+        study_a, study_b, series_a = generate_uid(), generate_uid(), generate_uid()
+        for index in range(3):
+            _store(archive, study_a, series_a, index)
+        _store(archive, study_b, generate_uid())
+        last_arrival = datetime.now(UTC)
+        assert len(instances) == 4  # the in-process instance event
+
+        wait_until(lambda: len(handled) == 2, what="both studies stable")
+        assert sorted(uid for uid, _ in handled) == sorted([study_a, study_b])
+        for _, at in handled:
+            assert (at - last_arrival).total_seconds() >= QUIET_S - 1.0  # touch granularity
+        assert archive.events.check_stable() == 0  # already fired for these arrivals
+
+        _store(archive, study_a, series_a, 3)  # a late instance into the known series
+        kinds = [c.kind for c in archive.changes() if c.study_uid == study_a]
+        assert kinds.count("new-series") == 1  # the late instance wrote no feed row
+        wait_until(lambda: len(handled) == 3, what="study A stable again")
+        assert handled[2][0] == study_a
+        assert archive.events.check_stable() == 0
+    finally:
+        running.stop()
+    stable = [c.study_uid for c in archive.changes() if c.kind == "stable-study"]
+    assert sorted(stable) == sorted([study_a, study_b, study_a])
+    jobs, total = archive.jobs.list(kind="on-stable")
+    assert total == 3 and all(job.state == "done" for job in jobs)
