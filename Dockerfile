@@ -10,7 +10,6 @@ COPY pacs ./pacs
 COPY dicomweb ./dicomweb
 COPY storage ./storage
 COPY viewer ./viewer
-COPY admin ./admin
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
 FROM python:3.11-slim
