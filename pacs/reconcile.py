@@ -44,6 +44,8 @@ class CheckReport:
     removed: list[str] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    # Blobs of deleted instances awaiting their purge: not orphans, never adopted back.
+    awaiting_purge: list[str] = field(default_factory=list)
 
     @property
     def consistent(self) -> bool:
@@ -86,7 +88,9 @@ def check(archive: Archive, *, repair: bool = False, quick: bool = False) -> Che
         report.index_rows += 1
         indexed.add(key)
         _check_row(archive, key, sha256, size, stored, quick, report)
-    report.orphan_blobs = sorted(set(stored) - indexed)
+    deleted = archive.lifecycle.awaiting_purge()
+    report.awaiting_purge = sorted(set(stored) & deleted - indexed)
+    report.orphan_blobs = sorted(set(stored) - indexed - deleted)
     temporaries = _temporaries(archive, report)
     report.temporary_files = sorted(str(path) for path in temporaries)
     if repair:

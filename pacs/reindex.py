@@ -31,7 +31,8 @@ def clear_index(archive: Archive) -> None:
 
 
 def reindex(archive: Archive, progress: Callable[[str], None] | None = None) -> Counter[str]:
-    """Adopt every blob; return how many ended in each outcome (plus 'invalid', 'error').
+    """Adopt every blob; return how many ended in each outcome (plus 'invalid', 'error',
+    'deleted': blobs of deleted instances awaiting their purge, left alone).
 
     Blobs are never rewritten; a copy under a key ingest would not choose (moved
     in by hand) is indexed under its proper key and the copy removed. Blobs that
@@ -39,7 +40,11 @@ def reindex(archive: Archive, progress: Callable[[str], None] | None = None) -> 
     """
     outcomes: Counter[str] = Counter()
     origin = Origin(door="reindex")
+    deleted = archive.lifecycle.awaiting_purge()  # deleted studies stay deleted
     for blob in archive.store.list():
+        if blob.key in deleted:
+            outcomes["deleted"] += 1
+            continue
         try:
             with seekable_blob(archive.store, blob.key) as fp:
                 outcome = archive.ingestor.adopt(blob.key, fp, origin)

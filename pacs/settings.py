@@ -128,6 +128,9 @@ class Settings(BaseSettings):
     # A study is "stable" (its subscribers' jobs are queued) after this long without a new
     # instance; Orthanc's StableAge. A late instance makes it stable again later.
     stable_study_seconds: float = Field(default=60.0, gt=0)
+    # A deleted study, series or instance vanishes from every door at once; its index
+    # record and its blobs are purged this long afterwards (a window to notice a mistake).
+    delete_purge_after_hours: float = Field(default=24.0, ge=0)
 
     log_level: str = "INFO"
     # First start only: the first admin's password (else a random one is printed once).

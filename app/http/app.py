@@ -11,10 +11,11 @@ from typing import Annotated
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
+from admin import holds as admin_holds
 from admin import jobs as admin_jobs
 from app.http.cors import install_cors
 from app.http.security import install_security_headers
-from dicomweb import qido, rendered, stow, wado, wado_uri
+from dicomweb import delete, qido, rendered, stow, wado, wado_uri
 from pacs import __version__
 from pacs.archive import Archive
 from pacs.audit import routes as audit_routes
@@ -39,11 +40,13 @@ def create_app(archive: Archive) -> FastAPI:
     app.include_router(auth_routes.router)
     app.include_router(audit_routes.router)
     app.include_router(admin_jobs.router)
+    app.include_router(admin_holds.router)
     app.include_router(ohif_routes.router)
     app.include_router(rendered.router, prefix="/dicom-web")
     app.include_router(qido.router, prefix="/dicom-web")
     app.include_router(wado.router, prefix="/dicom-web")
     app.include_router(stow.router, prefix="/dicom-web")
+    app.include_router(delete.router, prefix="/dicom-web")
     app.include_router(wado_uri.router)
     app.include_router(viewer_routes.router)
 

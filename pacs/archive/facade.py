@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from typing import BinaryIO
+from datetime import datetime, timedelta
+from typing import Any, BinaryIO
 
 from pydicom.dataset import Dataset
 from sqlalchemy import Engine, func, select, text
@@ -21,9 +22,11 @@ from pacs import query
 from pacs.archive import retrieve
 from pacs.archive.events import ChangeView, Events
 from pacs.archive.ingest import Ingestor, IngestResult, Origin, Spool
+from pacs.archive.lifecycle import DeletionView, HoldView, Lifecycle, PurgeReport
 from pacs.archive.retrieve import StoredInstance
 from pacs.audit import AuditTrail
 from pacs.audit.syslog import SyslogSender
+from pacs.auth.principal import Principal
 from pacs.blobfile import seekable_blob
 from pacs.index.database import make_engine, make_session_factory
 from pacs.index.migrate import upgrade
@@ -73,6 +76,15 @@ class Archive:
             min(5.0, max(0.1, settings.stable_study_seconds / 4)),
             self.events.check_stable,
         )
+        purge_after = timedelta(hours=settings.delete_purge_after_hours)
+        self.lifecycle = Lifecycle(self.sessions, store, self.audit, purge_after=purge_after)
+        # The leader finds the deletions whose purge is due and queues one durable job each.
+        self.jobs.handle("purge-deletion", self._purge_job, backoff_s=60.0)
+        self.jobs.every(
+            "purge-deleted",
+            max(5.0, min(300.0, purge_after.total_seconds() / 24)),
+            self._queue_due_purges,
+        )
 
     @classmethod
     def open(cls, settings: Settings, migrate: bool = True) -> Archive:
@@ -119,6 +131,68 @@ class Archive:
         )
         self.events.instance_stored(result)
         return result
+
+    # -- lifecycle: delete, legal hold, purge ---------------------------------------------
+
+    def delete(
+        self,
+        principal: Principal,
+        study_uid: str,
+        series_uid: str | None = None,
+        sop_instance_uid: str | None = None,
+        *,
+        reason: str,
+    ) -> DeletionView:
+        """Soft-delete a study, a series of it or one instance, for ``reason``; audited.
+
+        From the return on, no door finds or retrieves it; its blobs are purged
+        ``delete_purge_after_hours`` later (see :mod:`pacs.archive.lifecycle`).
+        Returns the deletion record. Raises :class:`~pacs.archive.errors.NotFound`
+        (unknown or already deleted), :class:`~pacs.archive.errors.LegalHoldActive`
+        (the study is held; the refusal is audited) and SQLAlchemy's errors when
+        the index is unreachable.
+        """
+        return self.lifecycle.delete(
+            principal, study_uid, series_uid, sop_instance_uid, reason=reason
+        )
+
+    def deletions(self, study_uid: str | None = None, limit: int = 100) -> list[DeletionView]:
+        """Recorded deletes, newest first, optionally of one study (purged ones included)."""
+        return self.lifecycle.deletions(study_uid, limit)
+
+    def purge_due(self, now: datetime | None = None) -> PurgeReport:
+        """Remove the blobs of every deletion whose delay has passed (``now``: for tests).
+
+        Returns counts; a blob referenced again by a live instance is kept.
+        Raises :class:`~pacs.archive.errors.StorageError` when the store fails
+        (what was not purged stays due).
+        """
+        return self.lifecycle.purge_due(now)
+
+    def set_legal_hold(self, principal: Principal, study_uid: str, reason: str) -> HoldView:
+        """Put a study under a legal hold (deletes refused until released); audited.
+
+        Returns the hold; raises :class:`~pacs.archive.errors.NotFound` for an unknown study.
+        """
+        return self.lifecycle.hold(principal, study_uid, reason)
+
+    def release_legal_hold(self, principal: Principal, study_uid: str, reason: str = "") -> None:
+        """Release a study's legal hold; audited. Raises :class:`~pacs.archive.errors.NotFound`
+        when the study has no hold."""
+        self.lifecycle.release(principal, study_uid, reason)
+
+    def legal_hold(self, study_uid: str) -> HoldView | None:
+        """The study's legal hold, or ``None``."""
+        return self.lifecycle.hold_of(study_uid)
+
+    def _queue_due_purges(self) -> None:
+        for deletion_id in self.lifecycle.due():
+            self.jobs.enqueue(
+                "purge-deletion", {"deletion": deletion_id}, dedup_key=f"purge:{deletion_id}"
+            )
+
+    def _purge_job(self, payload: dict[str, Any]) -> None:
+        self.lifecycle.purge(int(payload["deletion"]))
 
     def changes(self, since: int = 0, limit: int = 100) -> list[ChangeView]:
         """The change feed after sequence number ``since``, oldest first (new study, new

@@ -1,0 +1,92 @@
+"""Rows of the study lifecycle: deletions awaiting purge, legal holds, corrections.
+
+A deleted study, series or instance leaves the imaging tables at once (so no
+query, retrieval or viewer can reach it, whatever the door) and is recorded
+here: who deleted it, when, why, for which patient, and the blobs that still
+hold its bytes until the purge removes them after the configured delay.
+
+A correction never rewrites the bytes a modality sent: each one is a version
+row (who, when, why, old and new values), and the study's current corrected
+attributes are kept beside it so retrieval can present them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from pacs.index.models import UID, Base
+
+TZ = DateTime(timezone=True)
+
+
+class Deletion(Base):
+    """One delete request: what, whose, who, when, why, and when its bytes go."""
+
+    __tablename__ = "deletion"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    level: Mapped[str] = mapped_column(String(16))  # study, series, instance
+    study_uid: Mapped[str] = mapped_column(UID, index=True)
+    series_uid: Mapped[str] = mapped_column(UID, default="")
+    sop_instance_uid: Mapped[str] = mapped_column(UID, default="")
+    patient_id: Mapped[str] = mapped_column(String(64), default="")
+    patient_name: Mapped[str] = mapped_column(String(324), default="")
+    instances: Mapped[int] = mapped_column(Integer, default=0)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    deleted_by: Mapped[str] = mapped_column(String(128), default="")
+    deleted_at: Mapped[datetime] = mapped_column(TZ)
+    purge_after: Mapped[datetime] = mapped_column(TZ, index=True)
+    purged_at: Mapped[datetime | None] = mapped_column(TZ, nullable=True)
+
+
+class DeletedBlob(Base):
+    """A blob of a deleted instance, kept until its deletion is purged."""
+
+    __tablename__ = "deleted_blob"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    deletion_pk: Mapped[int] = mapped_column(
+        ForeignKey("deletion.pk", ondelete="CASCADE"), index=True
+    )
+    sop_instance_uid: Mapped[str] = mapped_column(UID)
+    blob_key: Mapped[str] = mapped_column(String(256), index=True)
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class LegalHold(Base):
+    """A study that must not be deleted until an administrator releases the hold."""
+
+    __tablename__ = "legal_hold"
+
+    study_uid: Mapped[str] = mapped_column(UID, primary_key=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    held_by: Mapped[str] = mapped_column(String(128), default="")
+    held_at: Mapped[datetime] = mapped_column(TZ)
+
+
+class CorrectionVersion(Base):
+    """One audited correction of a study's patient or study attributes (version 1, 2, ...)."""
+
+    __tablename__ = "correction_version"
+    __table_args__ = (UniqueConstraint("study_uid", "version", name="uq_correction_version"),)
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_uid: Mapped[str] = mapped_column(UID, index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    changes: Mapped[str] = mapped_column(Text)  # JSON: {keyword: {"old": str, "new": str}}
+    reason: Mapped[str] = mapped_column(Text, default="")
+    corrected_by: Mapped[str] = mapped_column(String(128), default="")
+    corrected_at: Mapped[datetime] = mapped_column(TZ)
+
+
+class CorrectedStudy(Base):
+    """The attributes a study's retrieval presents instead of the received ones (latest values)."""
+
+    __tablename__ = "corrected_study"
+
+    study_uid: Mapped[str] = mapped_column(UID, primary_key=True)
+    attributes: Mapped[str] = mapped_column(Text)  # JSON: {keyword: value}
+    version: Mapped[int] = mapped_column(Integer)
