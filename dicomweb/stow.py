@@ -5,7 +5,8 @@ then a temporary file in the spool folder) and handed to
 ``archive.ingest`` as soon as it is complete, so a 2 GiB upload never sits in
 memory. The answer is the PS3.18 response dataset: what was stored
 (ReferencedSOPSequence, with RetrieveURLs) and what was not and why
-(FailedSOPSequence with the PS3.4/PS3.18 failure reason codes).
+(FailedSOPSequence with the failure reason codes of :mod:`pacs.dicom.status`,
+the same DIMSE answers for the same failure).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from dicomweb.multipart import MultipartError, MultipartReader, PartData, PartEn
 from dicomweb.negotiation import DICOM, DICOM_JSON
 from dicomweb.urls import dicomweb_root, instance_path, study_path
 from pacs.archive import Archive
+from pacs.archive.errors import RETRY_AFTER_S
 from pacs.archive.ingest import (
     IngestError,
     IngestResult,
@@ -36,20 +38,13 @@ from pacs.archive.ingest import (
 from pacs.auth.http import authorize, client_address
 from pacs.auth.policy import check_study_scope
 from pacs.auth.principal import Principal
+from pacs.dicom import status as st
 
 log = logging.getLogger(__name__)
 router = APIRouter()
 
 StorePrincipal = Annotated[Principal, Depends(authorize("store"))]
 SPOOL_IN_MEMORY = 8 << 20
-
-# Failure reasons (PS3.18 Table 10.5.3-2, PS3.4 Annex B / PS3.7 C).
-OUT_OF_RESOURCES = 0xA700
-DOES_NOT_MATCH = 0xA900  # dataset does not match the SOP Class, or the study in the URL
-CANNOT_UNDERSTAND = 0xC000
-DUPLICATE = 0x0111
-NOT_AUTHORIZED = 0x0124
-PROCESSING_FAILURE = 0x0110
 
 # Tags of the response dataset.
 RETRIEVE_URL = "00081190"
@@ -115,7 +110,7 @@ class StowReport:
             return status.HTTP_200_OK
         if self.stored:
             return status.HTTP_202_ACCEPTED
-        if all(code == OUT_OF_RESOURCES for *_ignored, code, _why in self.failed):
+        if all(code == st.OUT_OF_RESOURCES for *_ignored, code, _why in self.failed):
             return status.HTTP_503_SERVICE_UNAVAILABLE  # storage down: the client should retry
         return status.HTTP_409_CONFLICT
 
@@ -143,23 +138,23 @@ def store_part(
     except IngestError as exc:
         sop_class, sop_uid = exc.sop_class_uid, exc.sop_instance_uid
         if isinstance(exc, Unavailable):
-            report.failed.append((sop_class, sop_uid, OUT_OF_RESOURCES, str(exc)))
+            report.failed.append((sop_class, sop_uid, st.OUT_OF_RESOURCES, str(exc)))
         elif isinstance(exc, Rejected):
-            report.failed.append((sop_class, sop_uid, DUPLICATE, str(exc)))
+            report.failed.append((sop_class, sop_uid, st.DUPLICATE_REFUSED, str(exc)))
         elif isinstance(exc, InvalidObject) and exc.mismatch and study_uid is None:
-            report.failed.append((sop_class, sop_uid, NOT_AUTHORIZED, "outside the granted study"))
+            report.failed.append((sop_class, sop_uid, st.NOT_AUTHORIZED, "outside the granted study"))
         elif isinstance(exc, InvalidObject) and exc.mismatch:
-            report.failed.append((sop_class, sop_uid, DOES_NOT_MATCH, str(exc)))
+            report.failed.append((sop_class, sop_uid, st.DATASET_DOES_NOT_MATCH, str(exc)))
         else:
-            report.failed.append((sop_class, sop_uid, CANNOT_UNDERSTAND, str(exc)))
+            report.failed.append((sop_class, sop_uid, st.CANNOT_UNDERSTAND, str(exc)))
         return
     except Exception as exc:  # a bug must not lose the report of the other parts
         log.exception("STOW-RS part failed")
-        report.failed.append(("", "", PROCESSING_FAILURE, exc.__class__.__name__))
+        report.failed.append(("", "", st.PROCESSING_FAILURE, exc.__class__.__name__))
         return
     if result.outcome is Outcome.CONFLICT_KEPT:
         report.failed.append(
-            (result.sop_class_uid, result.sop_instance_uid, DUPLICATE, result.warning)
+            (result.sop_class_uid, result.sop_instance_uid, st.DUPLICATE_REFUSED, result.warning)
         )
     else:
         report.stored.append(result)
@@ -233,7 +228,7 @@ async def _receive(
                         spool = tempfile.SpooledTemporaryFile(SPOOL_IN_MEMORY, dir=spool_dir)  # noqa: SIM115 closed at PartEnd or in finally
                     else:
                         reason = f"part of type {part_type} is not a DICOM instance"
-                        report.failed.append(("", "", CANNOT_UNDERSTAND, reason))
+                        report.failed.append(("", "", st.CANNOT_UNDERSTAND, reason))
                 elif isinstance(event, PartData):
                     if spool is not None:
                         spool.write(event.data)
@@ -260,10 +255,12 @@ async def _receive(
     if not report.stored and not report.failed:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "the multipart body holds no instances")
     await _audit(archive, principal, study_uid, report, "")
+    code = report.status_code()
     return JSONResponse(
         report.response_json(study_uid or _single_study(report)),
-        status_code=report.status_code(),
+        status_code=code,
         media_type=DICOM_JSON,
+        headers={"Retry-After": str(RETRY_AFTER_S)} if code == 503 else None,
     )
 
 

@@ -51,7 +51,7 @@ from dicomweb.negotiation import (
 )
 from dicomweb.urls import dicomweb_root, instance_path
 from pacs.archive import Archive
-from pacs.archive.errors import BlobNotFound, StorageError
+from pacs.archive.errors import BlobNotFound, StorageError, StorageUnavailable
 from pacs.archive.retrieve import StoredInstance
 from pacs.auth.http import authorize
 from pacs.auth.policy import check_study_scope
@@ -134,7 +134,7 @@ def _open(archive: Archive, key: str, start: int = 0, end: int | None = None) ->
             status.HTTP_500_INTERNAL_SERVER_ERROR, "a stored object is missing; run `pacs check`"
         ) from exc
     except StorageError as exc:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"storage: {exc}") from exc
+        raise StorageUnavailable(f"storage: {exc}") from exc
 
 
 def _chunks(fp: BinaryIO) -> Iterator[bytes]:
@@ -268,7 +268,7 @@ def _first_body(
             refused.append(str(exc))
             chosen.pop(0)
         except StorageError as exc:
-            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"storage: {exc}") from exc
+            raise StorageUnavailable(f"storage: {exc}") from exc
     return None
 
 
@@ -462,7 +462,7 @@ def frame_table(archive: Archive, item: StoredInstance) -> FrameTable:
         code = 404 if "no pixel data" in str(exc) else 500
         raise HTTPException(code, str(exc)) from exc
     except StorageError as exc:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"storage: {exc}") from exc
+        raise StorageUnavailable(f"storage: {exc}") from exc
 
 
 def _span_chunks(archive: Archive, key: str, spans: tuple[Span, ...]) -> Iterator[bytes]:
@@ -509,7 +509,7 @@ class LazyHeader:
             except FrameError as exc:
                 raise HTTPException(500, f"cannot parse the stored instance: {exc}") from exc
             except StorageError as exc:
-                raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"storage: {exc}") from exc
+                raise StorageUnavailable(f"storage: {exc}") from exc
             self._dataset = header.dataset
         return self._dataset
 
@@ -661,7 +661,7 @@ def _bulk_value(
     except FrameError as exc:
         raise HTTPException(500, f"cannot parse the stored instance: {exc}") from exc
     except StorageError as exc:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"storage: {exc}") from exc
+        raise StorageUnavailable(f"storage: {exc}") from exc
     for sequence, index in steps:  # down to the item that holds the element
         items = ds[sequence].value if sequence in ds and ds[sequence].VR == "SQ" else []
         if index >= len(items):

@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from admin import holds as admin_holds
 from admin import jobs as admin_jobs
 from app.http.cors import install_cors
+from app.http.errors import install_error_mapping, unavailable_response
 from app.http.security import install_security_headers
 from dicomweb import delete, qido, rendered, stow, wado, wado_uri
 from pacs import __version__
@@ -35,6 +36,7 @@ ArchiveDep = Annotated[Archive, Depends(get_archive)]
 def create_app(archive: Archive) -> FastAPI:
     app = FastAPI(title="PACS", version=__version__, docs_url=None, redoc_url=None)
     app.state.archive = archive
+    install_error_mapping(app)
     install_security_headers(app)
     install_cors(app, archive.settings)
     app.include_router(auth_routes.router)
@@ -54,8 +56,9 @@ def create_app(archive: Archive) -> FastAPI:
     def health(archive: ArchiveDep) -> JSONResponse:
         """Liveness and readiness for load balancers and Docker: no patient data."""
         checks = archive.health()
-        ok = all(value == "ok" for value in checks.values())
-        return JSONResponse({"status": "ok" if ok else "degraded", **checks}, 200 if ok else 503)
+        if all(value == "ok" for value in checks.values()):
+            return JSONResponse({"status": "ok", **checks})
+        return unavailable_response({"status": "degraded", **checks})
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def status_page(archive: ArchiveDep) -> str:

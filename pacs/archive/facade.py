@@ -7,8 +7,9 @@ the blob store in one object also gives tests one thing to build.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import Any, BinaryIO
@@ -20,6 +21,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from pacs import query
 from pacs.archive import retrieve
+from pacs.archive.boundary import guard_engine
+from pacs.archive.errors import StorageUnavailable
 from pacs.archive.events import ChangeView, Events
 from pacs.archive.ingest import Ingestor, IngestResult, Origin, Spool
 from pacs.archive.lifecycle import DeletionView, HoldView, Lifecycle, PurgeReport
@@ -34,7 +37,7 @@ from pacs.index.models import Instance, Series, Study
 from pacs.jobs import Jobs
 from pacs.query import Level, SearchResult
 from pacs.settings import Settings
-from storage import BlobStore, StorageError
+from storage import BlobNotFound, BlobStore, StorageError
 from storage.filesystem import FileSystemStore
 
 log = logging.getLogger(__name__)
@@ -44,6 +47,7 @@ class Archive:
     def __init__(self, settings: Settings, engine: Engine, store: BlobStore) -> None:
         self.settings = settings
         self.engine = engine
+        guard_engine(engine)  # an outage raises IndexUnavailable on every path of this engine
         self.store = store
         self.sessions: sessionmaker[Session] = make_session_factory(engine)
         self.ingestor = Ingestor(
@@ -243,10 +247,16 @@ class Archive:
     def open_blob(self, key: str, start: int = 0, end: int | None = None) -> BinaryIO:
         """A stream over a stored object (or a byte range of it), to be closed by the caller.
 
-        Raises :class:`~pacs.archive.errors.BlobNotFound` when the object is gone and
-        :class:`~pacs.archive.errors.StorageError` when the store is unreachable.
+        Raises :class:`~pacs.archive.errors.BlobNotFound` when the index names an object
+        the store lacks, :class:`~pacs.archive.errors.StorageUnavailable` (a
+        ``StorageError``) when the store cannot be read now.
         """
-        return self.store.open(key, start, end)
+        try:
+            return self.store.open(key, start, end)
+        except BlobNotFound:
+            raise
+        except (StorageError, OSError) as exc:
+            raise StorageUnavailable(f"storage unavailable: {exc}") from exc
 
     def open_seekable(self, key: str) -> AbstractContextManager[BinaryIO]:
         """A context manager giving a seekable stream over a stored object, whatever the store.
@@ -255,7 +265,7 @@ class Archive:
         an S3 object is spooled (in memory while small). Raises like
         :meth:`open_blob`.
         """
-        return seekable_blob(self.store, key)
+        return _translated_store_errors(seekable_blob(self.store, key))
 
     @property
     def links_spool_files(self) -> bool:
@@ -309,3 +319,17 @@ class Archive:
         except StorageError as exc:
             status["storage"] = f"unavailable: {exc}"
         return status
+
+
+@contextlib.contextmanager
+def _translated_store_errors(opened: AbstractContextManager[BinaryIO]) -> Iterator[BinaryIO]:
+    """``opened``, with the store's failures raised as :class:`StorageUnavailable`."""
+    try:
+        with opened as stream:
+            yield stream
+    except BlobNotFound:
+        raise
+    except StorageError as exc:
+        if isinstance(exc, StorageUnavailable):
+            raise
+        raise StorageUnavailable(f"storage unavailable: {exc}") from exc

@@ -27,6 +27,8 @@ from pydicom.filereader import _at_pixel_data, read_dataset
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from pacs.archive import errors
+from pacs.archive.errors import ArchiveError, Conflict, InvalidRequest
 from pacs.dicom_json import to_json
 from pacs.index.writer import HeldInstance, IndexWriter, NewInstance, integer, text
 from pacs.integrity import MalformedDataset, check_deflated_structure, check_structure
@@ -63,7 +65,7 @@ class Adoption(enum.StrEnum):
     CONFLICT = "conflict"  # another object holds that SOP Instance UID: left for a human
 
 
-class IngestError(Exception):
+class IngestError(ArchiveError):
     """Base of the reasons an object was not taken.
 
     ``sop_class_uid`` and ``sop_instance_uid`` are the object's, when it was
@@ -74,7 +76,7 @@ class IngestError(Exception):
     sop_instance_uid: str = ""
 
 
-class InvalidObject(IngestError):
+class InvalidObject(IngestError, InvalidRequest):
     """The object itself is wrong (not DICOM, truncated, bad UIDs): resending will not help.
 
     ``mismatch`` marks an object that contradicts its request (another SOP Class,
@@ -86,11 +88,11 @@ class InvalidObject(IngestError):
         self.mismatch = mismatch
 
 
-class Unavailable(IngestError):
+class Unavailable(IngestError, errors.Unavailable):
     """Storage or the index cannot take the object now: the sender should retry later."""
 
 
-class Rejected(IngestError):
+class Rejected(IngestError, Conflict):
     """A policy refused the object (a conflicting duplicate under the 'reject' policy)."""
 
 
@@ -193,6 +195,13 @@ class Ingestor:
             exc.sop_class_uid = exc.sop_class_uid or parsed.sop_class_uid
             exc.sop_instance_uid = exc.sop_instance_uid or parsed.sop_uid
             raise
+        except errors.Unavailable as exc:  # an outage met on the way (the index, read)
+            unavailable = Unavailable(str(exc))
+            unavailable.sop_class_uid, unavailable.sop_instance_uid = (
+                parsed.sop_class_uid,
+                parsed.sop_uid,
+            )
+            raise unavailable from exc
 
     @staticmethod
     def _check_expected(

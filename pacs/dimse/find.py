@@ -23,22 +23,23 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
     PatientRootQueryRetrieveInformationModelFind,
     StudyRootQueryRetrieveInformationModelFind,
 )
-from sqlalchemy.exc import SQLAlchemyError
 
 from pacs.archive import Archive
-from pacs.dimse import status as st
+from pacs.archive.errors import Unavailable
+from pacs.dicom import status as st
+from pacs.dicom.status import (
+    CANCELLED,
+    IDENTIFIER_DOES_NOT_MATCH,
+    PENDING,
+    PENDING_OPTIONAL_KEYS_UNSUPPORTED,
+    UNABLE_TO_PROCESS,
+)
 from pacs.dimse.identity import allowed, principal_of
 from pacs.dimse.output_charset import apply_profile
 from pacs.query import Level, QueryError
 from pacs.query.keys import UNIQUE_KEY
 
 log = logging.getLogger(__name__)
-
-PENDING = 0xFF00
-PENDING_OPTIONAL_KEYS_UNSUPPORTED = 0xFF01
-CANCELLED = 0xFE00
-IDENTIFIER_DOES_NOT_MATCH = 0xA900  # level not in the model, hierarchical keys missing
-UNABLE_TO_PROCESS = 0xC000  # a key we cannot match on, or a caller not authorized
 
 FindResponse = tuple[int | Dataset, Dataset | None]
 
@@ -181,6 +182,13 @@ def make_find_handler(archive: Archive) -> Callable[[Event], Iterator[FindRespon
     """An EVT_C_FIND handler bound to ``archive`` (both FIND information models)."""
 
     def handle_find(event: Event) -> Iterator[FindResponse]:
+        try:
+            yield from answer(event)
+        except Unavailable as exc:  # the search, or the audit record of a refusal
+            log.error("C-FIND from %s: index unavailable: %s", principal_of(event).name, exc)
+            yield st.status(st.OUT_OF_RESOURCES, "index unavailable, retry later"), None
+
+    def answer(event: Event) -> Iterator[FindResponse]:
         principal = principal_of(event)
         try:
             if not allowed(archive, event, "find"):
@@ -196,10 +204,6 @@ def make_find_handler(archive: Archive) -> Callable[[Event], Iterator[FindRespon
         except QueryError as exc:
             archive.audit.record(principal, "c-find", f"failure: {exc}")
             yield st.status(UNABLE_TO_PROCESS, str(exc)), None
-            return
-        except SQLAlchemyError as exc:
-            log.error("C-FIND from %s: index unavailable: %s", principal.name, exc)
-            yield st.status(st.OUT_OF_RESOURCES, "index unavailable, retry later"), None
             return
         keys = ",".join(elem.keyword or str(elem.tag) for elem in request.identifier if elem.value)
         keys = keys or "none: universal"

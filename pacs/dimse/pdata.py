@@ -55,7 +55,7 @@ from pynetdicom.service_class import StorageServiceClass
 from pynetdicom.sop_class import uid_to_service_class
 
 from pacs.archive.ingest import Spool
-from pacs.dimse import status as st
+from pacs.dicom import status as st
 from pacs.dimse.store import StoreService
 from pacs.dimse.store_request import IncomingStore, begin_store
 from pacs.dimse.store_response import COMMAND_LAST_FRAGMENT, encode_store_rsp

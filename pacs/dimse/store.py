@@ -11,8 +11,9 @@ from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.events import Event
 
 from pacs.archive import Archive
-from pacs.archive.ingest import InvalidObject, Origin, Outcome, Rejected, Spool, Unavailable
-from pacs.dimse import status as st
+from pacs.archive.errors import Unavailable
+from pacs.archive.ingest import InvalidObject, Origin, Outcome, Rejected, Spool
+from pacs.dicom import status as st
 from pacs.dimse.spool import SpoolFile
 from pacs.dimse.store_audit import StoreAudit
 

@@ -14,18 +14,15 @@ from typing import Any
 
 from pydicom.dataset import Dataset
 from pynetdicom.events import Event
-from sqlalchemy.exc import SQLAlchemyError
 
 from pacs.archive import Archive
+from pacs.archive.errors import Unavailable
 from pacs.auth.principal import Principal
-from pacs.dimse import status as st
+from pacs.dicom import status as st
+from pacs.dicom.status import CANCELLED, IDENTIFIER_DOES_NOT_MATCH, PENDING, UNABLE_TO_PROCESS
 from pacs.dimse.identity import allowed
 from pacs.dimse.retrieve_plan import BadIdentifier, Plan, plan, stored_file
 
-IDENTIFIER_DOES_NOT_MATCH = 0xA900
-UNABLE_TO_PROCESS = 0xC000
-PENDING = 0xFF00
-CANCELLED = 0xFE00
 UNREADABLE = "blob unreadable"
 
 
@@ -42,7 +39,7 @@ def checked_plan(
     except BadIdentifier as exc:
         archive.audit.record(principal, f"c-{service}", f"failure: {exc}")
         return st.status(IDENTIFIER_DOES_NOT_MATCH, str(exc))
-    except SQLAlchemyError:
+    except Unavailable:
         return st.status(st.OUT_OF_RESOURCES, "index unavailable, retry later")
 
 

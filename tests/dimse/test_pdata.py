@@ -25,8 +25,8 @@ from pynetdicom.dimse_messages import DIMSEMessage
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
 from pacs.archive import Archive
+from pacs.dicom import status as st
 from pacs.dimse import reactor
-from pacs.dimse import status as st
 from pacs.dimse.pdata import MalformedPDU, pdv_items
 from pacs.dimse.server import DimseServer
 from tests.dicom_factory import ct_slice, to_bytes

@@ -10,7 +10,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 
 from pacs.archive import Archive
-from pacs.dimse import status as st
+from pacs.dicom import status as st
 from pacs.dimse.server import DimseServer
 from tests.dicom_factory import ct_slice, to_bytes, write
 from tests.dimse.peers import dataset_bytes, files_below, send_files, storescu

@@ -10,7 +10,7 @@ from pydicom.uid import generate_uid
 from pynetdicom.sop_class import CTImageStorage  # type: ignore[attr-defined]
 
 from pacs.archive import Archive
-from pacs.dimse import status as st
+from pacs.dicom import status as st
 from pacs.dimse.server import DimseServer
 from tests.dicom_factory import ct_slice
 from tests.dimse.peers import status_of, store_ae

@@ -11,7 +11,7 @@ from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.dsutils import encode
 
 from pacs.archive import Archive
-from pacs.dimse import status as st
+from pacs.dicom import status as st
 from pacs.dimse.server import DimseServer
 from pacs.dimse.store_response import encode_store_response
 from tests.dicom_factory import ct_slice

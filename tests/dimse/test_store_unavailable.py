@@ -12,7 +12,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 
 from pacs.archive import Archive
-from pacs.dimse import status as st
+from pacs.dicom import status as st
 from pacs.dimse.server import DimseServer
 from storage import StorageError
 from storage.base import BlobInfo, Readable

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from pacs.archive import Archive
-from pacs.dimse import status as st
+from pacs.dicom import status as st
 from pacs.dimse.server import DimseServer
 from pacs.settings import Settings
 from tests.conftest import IN_CI

@@ -1,0 +1,1 @@
+"""Pure DICOM helpers shared by the core and every door (status codes, ...)."""
