@@ -142,7 +142,9 @@ def store_part(
         elif isinstance(exc, Rejected):
             report.failed.append((sop_class, sop_uid, st.DUPLICATE_REFUSED, str(exc)))
         elif isinstance(exc, InvalidObject) and exc.mismatch and study_uid is None:
-            report.failed.append((sop_class, sop_uid, st.NOT_AUTHORIZED, "outside the granted study"))
+            report.failed.append(
+                (sop_class, sop_uid, st.NOT_AUTHORIZED, "outside the granted study")
+            )
         elif isinstance(exc, InvalidObject) and exc.mismatch:
             report.failed.append((sop_class, sop_uid, st.DATASET_DOES_NOT_MATCH, str(exc)))
         else:

@@ -20,14 +20,15 @@ from fastapi.responses import JSONResponse
 from pacs.archive.errors import (
     RETRY_AFTER_S,
     ArchiveError,
+    BlobNotFound,
     Conflict,
     IndexUnavailable,
     InvalidRequest,
     NotFound,
+    StorageError,
     StorageUnavailable,
     Unavailable,
 )
-from storage import BlobNotFound, StorageError
 
 log = logging.getLogger(__name__)
 
