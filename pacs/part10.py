@@ -87,20 +87,7 @@ def read_header(fp: BinaryIO) -> Part10Header:
     magic = fp.read(4)
     if magic == b"DICM" and len(preamble) == 128:
         fp.seek(0)
-        try:
-            read_preamble(fp, False)
-            meta = _read_file_meta_info(fp)
-        except Exception as exc:
-            raise NotDicom(f"unreadable file meta information: {exc}") from exc
-        body_offset = fp.tell()
-        ts = str(meta.get("TransferSyntaxUID", "") or "")
-        if not ts:
-            raise NotDicom("file meta information has no TransferSyntaxUID")
-        fp.seek(128)
-        meta_bytes = fp.read(body_offset - 128)
-        return Part10Header(
-            meta_bytes, body_offset, size, ts, preamble != PREAMBLE, meta_synthesized=False
-        )
+        return _with_meta(fp, size, prefixed=True, preamble_zeroed=preamble != PREAMBLE)
     # No preamble: a bare dataset. Guess its encoding from the first element.
     fp.seek(0)
     head = fp.read(8)
@@ -108,12 +95,34 @@ def read_header(fp: BinaryIO) -> Part10Header:
         raise NotDicom("too short to be DICOM")
     group = int.from_bytes(head[0:2], "little")
     if group == 0x0002:
-        raise NotDicom("file meta information without preamble is not supported")
+        # File meta without preamble and DICM: what pydicom's dcmwrite writes for a
+        # dataset built in memory (dicomweb-client's STOW, for one). Stored with both.
+        fp.seek(0)
+        return _with_meta(fp, size, prefixed=False, preamble_zeroed=False)
     if group != 0x0008:
         raise NotDicom("no DICM prefix and no DICOM element at the start")
     explicit = head[4:6].isalpha() and head[4:6].isupper()
     ts = ExplicitVRLittleEndian if explicit else ImplicitVRLittleEndian
     return Part10Header(b"", 0, size, ts, False, meta_synthesized=True)
+
+
+def _with_meta(fp: BinaryIO, size: int, prefixed: bool, preamble_zeroed: bool) -> Part10Header:
+    """The header of a stream at offset 0 whose meta group follows a preamble and ``DICM``
+    (``prefixed``) or starts the stream."""
+    try:
+        if prefixed:
+            read_preamble(fp, False)
+        meta = _read_file_meta_info(fp)
+    except Exception as exc:
+        raise NotDicom(f"unreadable file meta information: {exc}") from exc
+    body_offset = fp.tell()
+    ts = str(meta.get("TransferSyntaxUID", "") or "")
+    if not ts:
+        raise NotDicom("file meta information has no TransferSyntaxUID")
+    meta_start = len(PREAMBLE) + 4 if prefixed else 0
+    fp.seek(meta_start)
+    meta_bytes = b"DICM" + fp.read(body_offset - meta_start)
+    return Part10Header(meta_bytes, body_offset, size, ts, preamble_zeroed, meta_synthesized=False)
 
 
 def with_synthesized_meta(header: Part10Header, sop_class_uid: str, sop_uid: str) -> Part10Header:

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from pacs.archive import errors
 from pacs.archive.errors import ArchiveError, Conflict, InvalidRequest
+from pacs.blobfile import seekable_blob
 from pacs.dicom_json import to_json
 from pacs.index.writer import HeldInstance, IndexWriter, NewInstance, integer, text
 from pacs.integrity import MalformedDataset, check_deflated_structure, check_structure
@@ -145,6 +146,15 @@ class Spool:
     path: Path
     sha256: str = ""
     header: Part10Header | None = None
+    content_sha256: str = ""  # of the bytes after ``header``'s meta, when the writer knows it
+
+
+@dataclass(frozen=True)
+class Hashes:
+    """SHA-256 of the stored file (integrity) and of the dataset after its meta (duplicates)."""
+
+    file: str
+    content: str
 
 
 def blob_key(study_uid: str, series_uid: str, sop_uid: str, sha256: str) -> str:
@@ -226,13 +236,19 @@ class Ingestor:
         as_is = spool is not None and (
             parsed.header is spool.header or _stored_as_is(fp, parsed.header)
         )
-        sha256 = spool.sha256 if spool is not None and as_is and spool.sha256 else ""
-        sha256 = sha256 or _sha256(fp, parsed.header)
+        if spool is not None and as_is and spool.sha256:
+            # The spool's content hash covers what followed the head it wrote; a reader
+            # that took more of the file as meta (see _meta_ends) needs its own.
+            content = spool.content_sha256 if parsed.header is spool.header else ""
+            hashes = Hashes(spool.sha256, content or _hashes(fp, parsed.header).content)
+        else:
+            hashes = _hashes(fp, parsed.header)
+        sha256 = hashes.file
         key = blob_key(parsed.study_uid, parsed.series_uid, parsed.sop_uid, sha256)
 
         existing = self._existing(parsed.sop_uid)
         if existing is not None:
-            decided = self._decide_duplicate(existing, parsed, sha256, origin)
+            decided = self._decide_duplicate(existing, parsed, hashes, origin)
             if decided is not None:
                 return decided
 
@@ -245,18 +261,18 @@ class Ingestor:
             raise Unavailable(f"storage unavailable: {exc}") from exc
 
         try:
-            self._index(parsed, key, sha256, stored.size, origin, replace=existing is not None)
+            self._index(parsed, key, hashes, stored.size, origin, replace=existing is not None)
         except IntegrityError:
             # Another association stored the same SOP Instance UID a moment ago.
             existing = self._existing(parsed.sop_uid)
             if existing is None:  # and gone again: let the sender retry
                 raise Unavailable("index conflict, retry") from None
             if existing.blob_key == key:  # the very same object: our blob is its blob
-                decided = self._decide_duplicate(existing, parsed, sha256, origin)
+                decided = self._decide_duplicate(existing, parsed, hashes, origin)
                 assert decided is not None and decided.outcome is Outcome.DUPLICATE
                 return decided
             self._drop_blob(key)
-            decided = self._decide_duplicate(existing, parsed, sha256, origin)
+            decided = self._decide_duplicate(existing, parsed, hashes, origin)
             if decided is None:
                 raise Unavailable("index conflict, retry") from None
             return decided
@@ -291,7 +307,8 @@ class Ingestor:
         ingested under the right key and the caller removes the stray one.
         """
         parsed = self._parse(fp, origin)
-        sha256 = _sha256(fp, parsed.header)
+        hashes = _hashes(fp, parsed.header)
+        sha256 = hashes.file
         derived = blob_key(parsed.study_uid, parsed.series_uid, parsed.sop_uid, sha256)
         existing = self._existing(parsed.sop_uid)
         if existing is not None:
@@ -307,7 +324,7 @@ class Ingestor:
             return Adoption.REKEYED
         size = sum(len(chunk) for chunk in iter_stored_bytes(fp, parsed.header))
         try:
-            self._index(parsed, key, sha256, size, origin, replace=False)
+            self._index(parsed, key, hashes, size, origin, replace=False)
         except IntegrityError:
             return Adoption.ALREADY_INDEXED  # indexed concurrently by its own ingest
         except SQLAlchemyError as exc:
@@ -379,9 +396,13 @@ class Ingestor:
             raise Unavailable(f"index unavailable: {exc.__class__.__name__}") from exc
 
     def _decide_duplicate(
-        self, existing: HeldInstance, parsed: _Parsed, sha256: str, origin: Origin
+        self, existing: HeldInstance, parsed: _Parsed, hashes: Hashes, origin: Origin
     ) -> IngestResult | None:
-        """Result for a SOP Instance UID we hold already, or ``None`` to store it anyway."""
+        """Result for a SOP Instance UID we hold already, or ``None`` to store it anyway.
+
+        The same dataset is a duplicate whatever file meta its door wrote
+        (implementation class, source AE): it is judged by the content hash.
+        """
 
         def result(outcome: Outcome, warning: str = "") -> IngestResult:
             return IngestResult(
@@ -397,7 +418,7 @@ class Ingestor:
                 patient_id=text(parsed.dataset, "PatientID"),
             )
 
-        if existing.sha256 == sha256:
+        if existing.sha256 == hashes.file or self._content_of(existing) == hashes.content:
             return result(Outcome.DUPLICATE)
         message = (
             f"SOP Instance {parsed.sop_uid} already stored with different content "
@@ -410,10 +431,31 @@ class Ingestor:
             raise Rejected(message + "; refused")
         return result(Outcome.CONFLICT_KEPT, message + "; original kept")
 
+    def _content_of(self, existing: HeldInstance) -> str:
+        """The held instance's content hash; read once from its blob for rows older than 0008.
+
+        Rows indexed before revision 0008 have none. Rather than read every
+        blob of an archive during the upgrade, the hash is computed here, the
+        first time a resend differs from the stored file, and kept in the row.
+        """
+        if existing.content_sha256:
+            return existing.content_sha256
+        try:
+            with seekable_blob(self.store, existing.blob_key) as blob:
+                content = _hashes(blob, read_header(blob)).content
+        except (StorageError, OSError, NotDicom) as exc:
+            log.warning("content hash of %s unavailable: %s", existing.blob_key, exc)
+            return ""
+        try:
+            self.writer.record_content_hash(existing.blob_key, content)
+        except SQLAlchemyError as exc:
+            log.warning("could not keep the content hash of %s: %s", existing.blob_key, exc)
+        return content
+
     # -- writing -----------------------------------------------------------------------
 
     def _index(
-        self, parsed: _Parsed, key: str, sha256: str, size: int, origin: Origin, replace: bool
+        self, parsed: _Parsed, key: str, hashes: Hashes, size: int, origin: Origin, replace: bool
     ) -> None:
         ds = parsed.dataset
         now = datetime.now(UTC)
@@ -426,7 +468,8 @@ class Ingestor:
             columns=integer(ds, "Columns"),
             blob_key=key,
             size=size,
-            sha256=sha256,
+            sha256=hashes.file,
+            content_sha256=hashes.content,
             dicom_json=parsed.dicom_json,
             source_ae=origin.calling_ae[:16],
             received_at=now,
@@ -488,8 +531,12 @@ def _stored_as_is(fp: BinaryIO, header: Part10Header) -> bool:
     return fp.read(len(head)) == head
 
 
-def _sha256(fp: BinaryIO, header: Part10Header) -> str:
-    digest = hashlib.sha256()
-    for chunk in iter_stored_bytes(fp, header):
-        digest.update(chunk)
-    return digest.hexdigest()
+def _hashes(fp: BinaryIO, header: Part10Header) -> Hashes:
+    """Both hashes in one pass over the source: the stored file's and the dataset's."""
+    whole = hashlib.sha256(PREAMBLE + header.meta_bytes)
+    content = hashlib.sha256()
+    fp.seek(header.body_offset)
+    while data := fp.read(1 << 20):
+        whole.update(data)
+        content.update(data)
+    return Hashes(whole.hexdigest(), content.hexdigest())

@@ -215,7 +215,7 @@ class PDataReader:
                 self.dul.assoc,
                 incoming.sop_class_uid,
                 incoming.sop_instance_uid,
-                Spool(Path(path), spool.sha256.hexdigest(), spool.header()),
+                Spool(Path(path), spool.sha256.hexdigest(), spool.header(), spool.content_sha256()),
             )
         finally:
             spool.close()

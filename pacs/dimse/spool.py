@@ -62,13 +62,16 @@ class SpoolFile:
     def __init__(self, name: str, fd: int, direct_io: bool) -> None:
         self.name = name
         self.sha256 = hashlib.sha256()
+        self._content = hashlib.sha256()  # of what follows the head: the dataset as sent
         self.closed = False
         self._writer = DirectWriter(fd, direct=direct_io)
         self._head: tuple[bytes, str] | None = None  # what write_head wrote, and its syntax
 
     def write_head(self, meta: bytes, transfer_syntax: str) -> None:
         """Begin the DICOM File Format: zero preamble, ``DICM`` and the encoded meta group."""
-        self.write(PREAMBLE + b"DICM" + meta)
+        head = PREAMBLE + b"DICM" + meta
+        self.sha256.update(head)
+        self._writer.write(head)
         self._head = (b"DICM" + meta, transfer_syntax)
 
     def header(self) -> Part10Header | None:
@@ -85,8 +88,13 @@ class SpoolFile:
             meta_synthesized=False,
         )
 
+    def content_sha256(self) -> str:
+        """SHA-256 of the dataset after the head :meth:`write_head` wrote ('' without one)."""
+        return self._content.hexdigest() if self._head is not None else ""
+
     def write(self, data: Any, /) -> int:
         self.sha256.update(data)
+        self._content.update(data)
         return self._writer.write(data)
 
     def tell(self) -> int:

@@ -119,7 +119,10 @@ class Instance(Base):
     columns: Mapped[int | None] = mapped_column(Integer, nullable=True)
     blob_key: Mapped[str] = mapped_column(String(256), unique=True)
     size: Mapped[int] = mapped_column(BigInteger)
-    sha256: Mapped[str] = mapped_column(String(64))
+    sha256: Mapped[str] = mapped_column(String(64))  # of the stored file: integrity checks
+    # Of the dataset bytes after the file meta group: duplicates are judged by it, since
+    # every door writes its own meta. Empty for rows from before revision 0008 (see there).
+    content_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
     dicom_json: Mapped[str] = mapped_column(Text)
     source_ae: Mapped[str] = mapped_column(String(16), default="")
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -53,7 +53,7 @@ CACHED_SERIES = 512
 TOUCH_INTERVAL_S = 1.0  # how stale a study's updated_at may be while its images arrive
 
 _INSERT_INSTANCE = insert(Instance)
-_HELD = select(Instance.sha256, Instance.size, Instance.blob_key).where(
+_HELD = select(Instance.sha256, Instance.size, Instance.blob_key, Instance.content_sha256).where(
     Instance.sop_instance_uid == bindparam("uid")
 )
 _ROW_COLUMNS = [c for c in Instance.__table__.columns if c.name not in ("pk", "series_pk")]
@@ -92,6 +92,7 @@ class HeldInstance:
     sha256: str
     size: int
     blob_key: str
+    content_sha256: str | None = None  # None: indexed before content hashes were kept
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,15 @@ class IndexWriter:
         with dbapi_connection(engine) as connection, contextlib.closing(connection.cursor()) as cur:
             row = statements.held.execute(cur, {"uid": sop_uid}).fetchone()
         return None if row is None else HeldInstance(*row)
+
+    def record_content_hash(self, blob_key: str, content_sha256: str) -> None:
+        """Fill in the content hash of a row indexed before revision 0008 (once known)."""
+        with self._engine.begin() as conn:
+            conn.execute(
+                update(Instance)
+                .where(Instance.blob_key == blob_key, Instance.content_sha256.is_(None))
+                .values(content_sha256=content_sha256)
+            )
 
     def write(self, new: NewInstance, replace: bool = False) -> None:
         """Index ``new``; :class:`IntegrityError` when its SOP Instance UID is taken meanwhile."""
