@@ -13,7 +13,7 @@ that one stored blob once (``Ingestor._content_hash_of``). Identical resends
 still match on the whole-file hash without any read.
 
 Revision ID: 0008_content_hash
-Revises: 0005_jobs
+Revises: 0007_lifecycle
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008_content_hash"
-down_revision = "0005_jobs"
+down_revision = "0007_lifecycle"
 branch_labels = None
 depends_on = None
 
