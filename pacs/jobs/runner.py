@@ -96,6 +96,8 @@ class Runner:
                     continue
             except SQLAlchemyError as exc:  # the index is down: wait, do not spin
                 log.warning("job runner: index unavailable: %s", exc.__class__.__name__)
+            except Exception:  # a bug must not silently end this thread's work
+                log.exception("job runner: unexpected error")
             self.queue.wait(self.poll_s)
 
     def _run(self, job: JobView) -> None:

@@ -113,6 +113,9 @@ class Scheduler:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            self.tick()
+            try:
+                self.tick()
+            except Exception:  # e.g. the leader lock's file unwritable: try again next tick
+                log.exception("scheduler tick failed")
             wait = min(self.tick_s, self.tasks.shortest_interval(self.tick_s))
             self._stop.wait(wait)
