@@ -46,6 +46,8 @@ class CheckReport:
     errors: list[str] = field(default_factory=list)
     # Blobs of deleted instances awaiting their purge: not orphans, never adopted back.
     awaiting_purge: list[str] = field(default_factory=list)
+    # Objects as received, kept while a corrected copy is served: not orphans either.
+    kept_originals: list[str] = field(default_factory=list)
 
     @property
     def consistent(self) -> bool:
@@ -89,8 +91,10 @@ def check(archive: Archive, *, repair: bool = False, quick: bool = False) -> Che
         indexed.add(key)
         _check_row(archive, key, sha256, size, stored, quick, report)
     deleted = archive.lifecycle.awaiting_purge()
+    originals = archive.lifecycle.kept_originals()
     report.awaiting_purge = sorted(set(stored) & deleted - indexed)
-    report.orphan_blobs = sorted(set(stored) - indexed - deleted)
+    report.kept_originals = sorted(set(stored) & originals - indexed)
+    report.orphan_blobs = sorted(set(stored) - indexed - deleted - originals)
     temporaries = _temporaries(archive, report)
     report.temporary_files = sorted(str(path) for path in temporaries)
     if repair:

@@ -32,7 +32,8 @@ def clear_index(archive: Archive) -> None:
 
 def reindex(archive: Archive, progress: Callable[[str], None] | None = None) -> Counter[str]:
     """Adopt every blob; return how many ended in each outcome (plus 'invalid', 'error',
-    'deleted': blobs of deleted instances awaiting their purge, left alone).
+    'deleted': blobs of deleted instances awaiting their purge, 'original': objects as received
+    beside their corrected copy; both left alone).
 
     Blobs are never rewritten; a copy under a key ingest would not choose (moved
     in by hand) is indexed under its proper key and the copy removed. Blobs that
@@ -41,9 +42,13 @@ def reindex(archive: Archive, progress: Callable[[str], None] | None = None) -> 
     outcomes: Counter[str] = Counter()
     origin = Origin(door="reindex")
     deleted = archive.lifecycle.awaiting_purge()  # deleted studies stay deleted
+    originals = archive.lifecycle.kept_originals()  # a corrected copy is what gets indexed
     for blob in archive.store.list():
         if blob.key in deleted:
             outcomes["deleted"] += 1
+            continue
+        if blob.key in originals:
+            outcomes["original"] += 1
             continue
         try:
             with seekable_blob(archive.store, blob.key) as fp:

@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
+from admin import corrections as admin_corrections
 from admin import holds as admin_holds
 from admin import jobs as admin_jobs
 from app.http.cors import install_cors
@@ -43,6 +44,7 @@ def create_app(archive: Archive) -> FastAPI:
     app.include_router(audit_routes.router)
     app.include_router(admin_jobs.router)
     app.include_router(admin_holds.router)
+    app.include_router(admin_corrections.router)
     app.include_router(ohif_routes.router)
     app.include_router(rendered.router, prefix="/dicom-web")
     app.include_router(qido.router, prefix="/dicom-web")

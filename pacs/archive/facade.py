@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from pacs import query
 from pacs.archive import retrieve
 from pacs.archive.boundary import guard_engine
+from pacs.archive.corrections import Corrections, VersionView
 from pacs.archive.errors import StorageUnavailable
 from pacs.archive.events import ChangeView, Events
 from pacs.archive.ingest import Ingestor, IngestResult, Origin, Spool
@@ -82,6 +83,7 @@ class Archive:
         )
         purge_after = timedelta(hours=settings.delete_purge_after_hours)
         self.lifecycle = Lifecycle(self.sessions, store, self.audit, purge_after=purge_after)
+        self.corrections = Corrections(self.sessions, store, self.audit)
         # The leader finds the deletions whose purge is due and queues one durable job each.
         self.jobs.handle("purge-deletion", self._purge_job, backoff_s=60.0)
         self.jobs.every(
@@ -188,6 +190,44 @@ class Archive:
     def legal_hold(self, study_uid: str) -> HoldView | None:
         """The study's legal hold, or ``None``."""
         return self.lifecycle.hold_of(study_uid)
+
+    # -- lifecycle: corrections -----------------------------------------------------------
+
+    def correct(
+        self, principal: Principal, study_uid: str, values: dict[str, str], reason: str
+    ) -> list[VersionView]:
+        """Correct patient or study attributes of a study (keyword -> new value), for ``reason``.
+
+        Updates the index and the stored DICOM JSON, records an audited version
+        per affected study (patient attributes are the patient's, shared by all
+        of that patient's studies) and then serves corrected copies of the
+        objects, keeping them as received (see :mod:`pacs.archive.corrections`).
+        Returns the versions recorded, this study's first (none when nothing
+        changed). Raises :class:`~pacs.archive.errors.NotFound` (unknown study),
+        :class:`~pacs.archive.errors.InvalidCorrection` (attribute not
+        correctable, bad value, no reason) and
+        :class:`~pacs.archive.errors.StorageError` (the store failed while
+        writing copies: the index is corrected, ``reapply_corrections`` finishes).
+        """
+        return self.corrections.correct(principal, study_uid, values, reason)
+
+    def correction_versions(self, study_uid: str) -> list[VersionView]:
+        """Every correction of a study, oldest first (empty: never corrected).
+
+        Raises :class:`~pacs.archive.errors.NotFound` for a study neither stored nor corrected.
+        """
+        return self.corrections.versions(study_uid)
+
+    def corrected_attributes(self, study_uid: str) -> dict[str, str]:
+        """The corrected values a study presents instead of the received ones (keyword -> value)."""
+        return self.corrections.attributes_of(study_uid)
+
+    def reapply_corrections(self, study_uid: str) -> int:
+        """Bring every instance of a corrected study (late arrivals too) to its corrected values.
+
+        Returns how many objects were rewritten; raises :class:`~pacs.archive.errors.StorageError`.
+        """
+        return self.corrections.reapply(study_uid)
 
     def _queue_due_purges(self) -> None:
         for deletion_id in self.lifecycle.due():

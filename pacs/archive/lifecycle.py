@@ -38,7 +38,13 @@ from pacs.archive.errors import LegalHoldActive, NotFound
 from pacs.audit import AuditTrail
 from pacs.auth.principal import Kind, Principal, Role
 from pacs.index.jobs_models import Change, StudyStable
-from pacs.index.lifecycle_models import CorrectedStudy, DeletedBlob, Deletion, LegalHold
+from pacs.index.lifecycle_models import (
+    CorrectedStudy,
+    DeletedBlob,
+    Deletion,
+    InstanceOriginal,
+    LegalHold,
+)
 from pacs.index.models import Instance, Patient, PatientIdentifier, Series, Study
 from storage import BlobStore
 
@@ -136,6 +142,21 @@ def _deletion_view(row: Deletion) -> DeletionView:
     )
 
 
+def _take_originals(session: Session, sop_uids: list[str]) -> list[Any]:
+    """Remove the originals of these instances from the kept ones; (uid, key, size) of each."""
+    taken: list[Any] = []
+    for start in range(0, len(sop_uids), 5000):  # bound the statement's parameters
+        chunk = sop_uids[start : start + 5000]
+        taken += session.execute(
+            delete(InstanceOriginal)
+            .where(InstanceOriginal.sop_instance_uid.in_(chunk))
+            .returning(
+                InstanceOriginal.sop_instance_uid, InstanceOriginal.blob_key, InstanceOriginal.size
+            )
+        ).all()
+    return taken
+
+
 class Lifecycle:
     """Delete, hold and purge, over the index and the store of one archive."""
 
@@ -228,9 +249,13 @@ class Lifecycle:
             removal = delete(Instance).where(Instance.series_pk.in_(series_pks))
             if sop_instance_uid is not None:
                 removal = removal.where(Instance.sop_instance_uid == sop_instance_uid)
-            removed = session.execute(
-                removal.returning(Instance.sop_instance_uid, Instance.blob_key, Instance.size)
-            ).all()
+            removed: list[Any] = list(
+                session.execute(
+                    removal.returning(Instance.sop_instance_uid, Instance.blob_key, Instance.size)
+                ).all()
+            )
+            # The bytes as received, kept beside a corrected copy, go with the instance.
+            removed += _take_originals(session, [uid for uid, _, _ in removed])
             if sop_instance_uid is not None and not removed:
                 raise NotFound(
                     f"instance {sop_instance_uid} not found in {series_uid or study_uid}"
@@ -243,7 +268,7 @@ class Lifecycle:
                 sop_instance_uid=sop_instance_uid or "",
                 patient_id=study.patient_id,
                 patient_name=study.name,
-                instances=len(removed),
+                instances=len({uid for uid, _, _ in removed}),
                 reason=reason,
                 deleted_by=principal.name[:128],
                 deleted_at=now,
@@ -312,6 +337,11 @@ class Lifecycle:
         """Blob keys of deleted instances whose purge is still to come."""
         with self.sessions() as session:
             return set(session.scalars(select(DeletedBlob.blob_key)))
+
+    def kept_originals(self) -> set[str]:
+        """Blob keys of objects as received, kept while a corrected copy is served."""
+        with self.sessions() as session:
+            return set(session.scalars(select(InstanceOriginal.blob_key)))
 
     def due(self, now: datetime | None = None) -> list[int]:
         """Ids of the deletions whose purge time has come."""

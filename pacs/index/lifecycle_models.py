@@ -90,3 +90,19 @@ class CorrectedStudy(Base):
     study_uid: Mapped[str] = mapped_column(UID, primary_key=True)
     attributes: Mapped[str] = mapped_column(Text)  # JSON: {keyword: value}
     version: Mapped[int] = mapped_column(Integer)
+
+
+class InstanceOriginal(Base):
+    """The blob an instance was received as, kept as sent while a corrected copy is served.
+
+    Written on an instance's first correction; the instance row then names the
+    corrected copy. Deleting the instance moves this blob to the purge too.
+    """
+
+    __tablename__ = "instance_original"
+
+    sop_instance_uid: Mapped[str] = mapped_column(UID, primary_key=True)
+    blob_key: Mapped[str] = mapped_column(String(256), unique=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    applied: Mapped[str] = mapped_column(Text, default="")  # corrections in the served copy
