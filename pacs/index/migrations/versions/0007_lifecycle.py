@@ -77,18 +77,9 @@ def upgrade() -> None:
         sa.Column("attributes", sa.Text(), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
     )
-    op.create_table(
-        "instance_original",
-        sa.Column("sop_instance_uid", UID, primary_key=True),
-        sa.Column("blob_key", sa.String(256), nullable=False, unique=True),
-        sa.Column("sha256", sa.String(64), nullable=False),
-        sa.Column("size", sa.BigInteger(), nullable=False),
-        sa.Column("applied", sa.Text(), nullable=False),
-    )
 
 
 def downgrade() -> None:
-    op.drop_table("instance_original")
     op.drop_table("corrected_study")
     op.drop_table("correction_version")
     op.drop_table("legal_hold")
