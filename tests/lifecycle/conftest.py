@@ -17,6 +17,7 @@ from pacs.auth.accounts import create_account
 from pacs.auth.principal import Role
 from pacs.settings import RemoteAE, Settings
 from tests.dicom_factory import ct_slice, to_bytes
+from tests.storage.conftest import s3_endpoint  # noqa: F401  (the moto server fixture)
 
 RADIOLOGIST = ("doctor", "doctor-test-password")
 
@@ -91,3 +92,21 @@ def doctor_client(archive: Archive) -> Iterator[TestClient]:
     with TestClient(create_app(archive)) as test_client:
         test_client.auth = RADIOLOGIST
         yield test_client
+
+
+@pytest.fixture
+def s3_settings(request: pytest.FixtureRequest, tmp_path: Path, database_url: str) -> Settings:
+    """The archive on an S3 endpoint (moto's server, see tests/storage/conftest.py)."""
+    import uuid
+
+    from pydantic import SecretStr
+
+    return Settings(
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        storage_url=f"s3://lifecycle-{uuid.uuid4().hex[:12]}/pacs",
+        s3_endpoint=request.getfixturevalue("s3_endpoint"),
+        s3_access_key=SecretStr("testing"),
+        s3_secret_key=SecretStr("testing"),
+        s3_create_bucket=True,
+    )
