@@ -65,11 +65,13 @@ def _add_optional_commands(sub: argparse._SubParsersAction) -> None:
     """Commands defined in their own modules (import, check, reindex)."""
     from pacs import maintenance_cli
     from pacs.auth import cli as auth_cli
+    from pacs.config import cli as config_cli
     from pacs.jobs import cli as jobs_cli
     from viewer import cli as viewer_cli
 
     maintenance_cli.register(sub)
     auth_cli.register(sub)
+    config_cli.register(sub)
     jobs_cli.register(sub)
     viewer_cli.register(sub)
 

@@ -4,6 +4,12 @@ Precedence, highest first: keyword arguments (tests), environment variables,
 the TOML file named by ``PACS_CONFIG`` (or ``./pacs.toml`` when present),
 defaults. Every default runs the embedded archive: SQLite and files below
 ``./data``, nothing else to install.
+
+Relative paths in the TOML file are relative to the file's own folder, not to
+wherever a command happens to run: ``pacs import`` from the home folder with
+``PACS_CONFIG=/opt/pacs/pacs.toml`` works on the same ``data_dir`` as ``pacs
+serve`` started in ``/opt/pacs``. The data folder is always made absolute, so
+every message can say exactly which folder it means.
 """
 
 from __future__ import annotations
@@ -31,19 +37,51 @@ class DuplicatePolicy(StrEnum):
 
 
 class RemoteAE(BaseModel):
-    """A DICOM peer we know: where to reach it and what it may do."""
+    """A DICOM peer from the settings file: it seeds the database's table on start
+    (pacs.config), where administrators then change it at run time."""
 
     ae_title: str
     host: str = "127.0.0.1"
     port: int = 104
     charset_fallback: str | None = None
-    services: list[str] = Field(default_factory=lambda: ["store", "find", "move", "get"])
+    services: list[str] = Field(default_factory=lambda: ["echo", "store", "find", "move", "get"])
     # Character set of our C-FIND responses to it: "utf8" (ISO_IR 192), "ascii" (accents
     # folded, for old consoles) or "latin1" (ISO_IR 100, unencodable letters approximated).
     charset_profile: Literal["utf8", "ascii", "latin1"] = "utf8"
+    tls_required: bool = False  # it must call over DICOM TLS
+    tls_identity: str | None = None  # the name its client certificate must carry (CN or SAN)
+    description: str = ""
+    enabled: bool = True
 
 
-def _config_file() -> Path | None:
+# Settings that name a file or folder: relative in the TOML file means relative to its folder.
+PATH_SETTINGS = (
+    "data_dir",
+    "spool_dir",
+    "ohif_dir",
+    "tls_cert_file",
+    "tls_key_file",
+    "dicom_tls_cert_file",
+    "dicom_tls_key_file",
+    "dicom_tls_ca_file",
+)
+
+
+class _TomlFile(TomlConfigSettingsSource):
+    """The TOML source, with relative paths anchored at the file's folder."""
+
+    def _read_file(self, file_path: Any) -> dict[str, Any]:
+        data = super()._read_file(file_path)
+        folder = Path(str(file_path)).resolve().parent
+        for name in PATH_SETTINGS:
+            value = data.get(name)
+            if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
+                data[name] = str(folder / value)
+        return data
+
+
+def config_file() -> Path | None:
+    """The settings file in use: the one ``PACS_CONFIG`` names, else ``./pacs.toml`` if any."""
     named = os.environ.get("PACS_CONFIG")
     if named:
         return Path(named)
@@ -84,8 +122,10 @@ class Settings(BaseSettings):
     # Largest PDU we accept. 0 (unlimited) makes DCMTK senders fall back to 16 KiB PDUs;
     # 128 KiB (DCMTK's own ceiling) cut per-instance receive time by a fifth here.
     maximum_pdu_size: int = 131072
-    allowed_calling_aes: list[str] = Field(default_factory=list)  # empty: any
-    dicom_strict: bool = False  # refuse associations from AEs not in remote_aes/allowed list
+    # Seeds the database's list of calling AEs allowed to associate (pacs.config); empty: any.
+    allowed_calling_aes: list[str] = Field(default_factory=list)
+    # Refuse associations from AEs neither registered (title at its address) nor allowed.
+    dicom_strict: bool = False
     # DICOM TLS on a second port: certificate and key (PEM); a CA file requires client certs.
     dicom_tls_port: int | None = None
     dicom_tls_cert_file: Path | None = None
@@ -115,6 +155,8 @@ class Settings(BaseSettings):
 
     duplicate_policy: DuplicatePolicy = DuplicatePolicy.KEEP
     default_charset: str = "ISO_IR 100"  # assumed when a dataset declares no character set
+    # Seeds the database's table of DICOM peers on start (titles it lacks); the database
+    # is the truth after that: `pacs ae`, /api/aes (see pacs.config).
     remote_aes: list[RemoteAE] = Field(default_factory=list)
     # C-FIND has no fuzzymatching flag: match PatientName words in any order, as prefixes.
     cfind_fuzzy_names: bool = False
@@ -167,6 +209,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _derive_paths(self) -> Settings:
+        self.data_dir = self.data_dir.expanduser().resolve()
         if not self.database_url:
             self.database_url = f"sqlite:///{(self.data_dir / 'index.sqlite').resolve()}"
         if not self.storage_url:
@@ -187,19 +230,12 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        config_file = _config_file()
-        if config_file is not None:
-            if not config_file.is_file():
-                raise FileNotFoundError(f"PACS_CONFIG names {config_file}, which does not exist")
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        toml = config_file()
+        if toml is not None:
+            if not toml.is_file():
+                raise FileNotFoundError(f"PACS_CONFIG names {toml}, which does not exist")
+            sources.append(_TomlFile(settings_cls, toml_file=toml))
         return tuple(sources)
-
-    def charset_fallback_for(self, calling_ae: str | None) -> str:
-        """The character set assumed for a dataset from ``calling_ae`` that declares none."""
-        for remote in self.remote_aes:
-            if remote.ae_title == calling_ae and remote.charset_fallback:
-                return remote.charset_fallback
-        return self.default_charset
 
     def open_store(self) -> Any:
         from storage import open_store

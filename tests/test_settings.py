@@ -127,11 +127,10 @@ charset_profile = "ascii"
     settings = Settings()
     ct, viewer = settings.remote_aes
     assert (ct.ae_title, ct.host, ct.port) == ("CT_PHILIPS", "192.168.10.21", 104)
-    assert ct.services == ["store", "find", "move", "get"]
+    assert ct.services == ["echo", "store", "find", "move", "get"]
     assert (viewer.ae_title, viewer.port, viewer.services) == ("VIEWER_1", 11113, ["find", "move"])
     assert viewer.charset_profile == "ascii"
-    assert settings.charset_fallback_for("CT_PHILIPS") == "ISO_IR 100"
-    assert settings.charset_fallback_for("VIEWER_1") == settings.default_charset
+    assert (ct.charset_fallback, viewer.charset_fallback) == ("ISO_IR 100", None)
 
 
 def test_pacs_config_prints_settings_with_secrets_masked(

@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
+from admin import aes as admin_aes
 from admin import corrections as admin_corrections
 from admin import holds as admin_holds
 from admin import jobs as admin_jobs
@@ -45,6 +46,7 @@ def create_app(archive: Archive) -> FastAPI:
     app.include_router(admin_jobs.router)
     app.include_router(admin_holds.router)
     app.include_router(admin_corrections.router)
+    app.include_router(admin_aes.router)
     app.include_router(ohif_routes.router)
     app.include_router(rendered.router, prefix="/dicom-web")
     app.include_router(qido.router, prefix="/dicom-web")

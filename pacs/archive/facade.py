@@ -32,6 +32,7 @@ from pacs.audit import AuditTrail
 from pacs.audit.syslog import SyslogSender
 from pacs.auth.principal import Principal
 from pacs.blobfile import seekable_blob
+from pacs.config import RemoteAEs
 from pacs.index.database import make_engine, make_session_factory
 from pacs.index.migrate import upgrade
 from pacs.index.models import Instance, Series, Study
@@ -51,11 +52,14 @@ class Archive:
         guard_engine(engine)  # an outage raises IndexUnavailable on every path of this engine
         self.store = store
         self.sessions: sessionmaker[Session] = make_session_factory(engine)
+        # The DICOM peers, from the database (runtime configuration, every node within
+        # seconds of a change); the settings file's [[remote_aes]] only seeds them.
+        self.remote_aes = RemoteAEs(self.sessions, settings)
         self.ingestor = Ingestor(
             self.sessions,
             store,
             duplicate_policy=settings.duplicate_policy,
-            charset_fallback=settings.charset_fallback_for,
+            charset_fallback=self.remote_aes.charset_fallback_for,
         )
         syslog = None
         if settings.audit_syslog_host:
@@ -99,7 +103,14 @@ class Archive:
         engine = make_engine(settings.database_url)
         if migrate:
             upgrade(engine)
-        return cls(settings, engine, settings.open_store())
+        archive = cls(settings, engine, settings.open_store())
+        if migrate:
+            try:
+                archive.remote_aes.seed_from_settings()
+            except Exception:
+                archive.close()
+                raise
+        return archive
 
     def close(self) -> None:
         self.audit.close()

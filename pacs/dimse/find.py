@@ -34,7 +34,7 @@ from pacs.dicom.status import (
     PENDING_OPTIONAL_KEYS_UNSUPPORTED,
     UNABLE_TO_PROCESS,
 )
-from pacs.dimse.identity import allowed, principal_of
+from pacs.dimse.identity import principal_of, why_refused
 from pacs.dimse.output_charset import apply_profile
 from pacs.query import Level, QueryError
 from pacs.query.keys import UNIQUE_KEY
@@ -137,7 +137,7 @@ def parse_request(archive: Archive, event: Event) -> FindRequest:
     try:
         identifier = event.identifier
         level_name = str(identifier.get("QueryRetrieveLevel", "")).strip().upper()
-        keys = _decoded_identifier(event, archive.settings.charset_fallback_for(calling))
+        keys = _decoded_identifier(event, archive.remote_aes.charset_fallback_for(calling))
     except Exception as exc:
         raise Refused(UNABLE_TO_PROCESS, f"cannot decode identifier: {exc}") from exc
     level = next((lv for lv in levels if lv.name == level_name), None)
@@ -171,13 +171,6 @@ def _response(
     return (PENDING_OPTIONAL_KEYS_UNSUPPORTED if missing else PENDING), match
 
 
-def _profile_of(archive: Archive, calling: str) -> str:
-    for remote in archive.settings.remote_aes:
-        if remote.ae_title == calling:
-            return remote.charset_profile
-    return "utf8"
-
-
 def make_find_handler(archive: Archive) -> Callable[[Event], Iterator[FindResponse]]:
     """An EVT_C_FIND handler bound to ``archive`` (both FIND information models)."""
 
@@ -191,8 +184,9 @@ def make_find_handler(archive: Archive) -> Callable[[Event], Iterator[FindRespon
     def answer(event: Event) -> Iterator[FindResponse]:
         principal = principal_of(event)
         try:
-            if not allowed(archive, event, "find"):
-                raise Refused(UNABLE_TO_PROCESS, "calling AE not authorized for C-FIND")
+            refused = why_refused(archive, event, "find")
+            if refused is not None:
+                raise Refused(UNABLE_TO_PROCESS, refused)
             request = parse_request(archive, event)
             result = archive.search(
                 request.level, request.identifier, fuzzy=archive.settings.cfind_fuzzy_names
@@ -214,7 +208,7 @@ def make_find_handler(archive: Archive) -> Callable[[Event], Iterator[FindRespon
             study_uid=_single(request.identifier, "StudyInstanceUID"),
             detail=f"{request.level.name} keys [{keys}]: {len(result)} matches"[:256],
         )
-        profile = _profile_of(archive, principal.name)
+        profile = archive.remote_aes.charset_profile_for(principal.name)
         for match in result.datasets():
             # Let the association's reader thread run: a C-CANCEL only becomes visible
             # once it has read it, and a fast generator can otherwise send everything first.

@@ -1,7 +1,7 @@
 """C-MOVE SCP (Patient and Study Root): send stored instances to a registered destination.
 
-The destination AE title must be registered in ``remote_aes`` (its host and
-port come from there, never from the request: 0xA801 otherwise), and the
+The destination AE title must be a registered, enabled peer (``archive.remote_aes``;
+its host and port come from there, never from the request: 0xA801 otherwise), and the
 calling AE must be registered with the "move" service. Sub-operations go out
 on a new association that proposes each SOP class with its stored syntax, each
 instance sent from its stored file, never loaded whole.
@@ -49,19 +49,12 @@ def _sends_files(event: Event) -> None:
     send_from_files(event.assoc)
 
 
-def _destination(archive: Archive, title: str) -> tuple[str, int] | None:
-    for remote in archive.settings.remote_aes:
-        if remote.ae_title == title:
-            return remote.host, remote.port
-    return None
-
-
 def make_move_handler(archive: Archive) -> Callable[[Event], Iterator[Any]]:
     def handle_move(event: Event) -> Iterator[Any]:
         principal = principal_of(event)
         request = cast(C_MOVE, event.request)
         destination_title = str(request.MoveDestination or "").strip()
-        destination = _destination(archive, destination_title)
+        destination = archive.remote_aes.destination(destination_title)
         if destination is None:
             archive.audit.record(
                 principal, "c-move", f"failure: unknown destination {destination_title}"

@@ -40,6 +40,7 @@ from pacs.archive import Archive
 from pacs.dimse import reactor, spool
 from pacs.dimse.find import FIND_MODELS, handle_sop_extended, make_find_handler
 from pacs.dimse.get import make_get_handler
+from pacs.dimse.identity import make_admission_handler
 from pacs.dimse.move import make_move_handler
 from pacs.dimse.store import StoreService
 from pacs.dimse.store_audit import StoreAudit
@@ -180,10 +181,8 @@ def build_ae(archive: Archive) -> AE:
     ae.dimse_timeout = settings.dimse_timeout
     ae.network_timeout = settings.network_timeout
     ae.maximum_pdu_size = settings.maximum_pdu_size
-    if settings.allowed_calling_aes or settings.dicom_strict:
-        registered = [remote.ae_title for remote in settings.remote_aes]
-        # Strict mode: only registered AEs may even associate (storage included).
-        ae.require_calling_aet = [*settings.allowed_calling_aes, *registered] or [""]
+    # Who may associate is decided per association from the database's peer
+    # configuration (identity.make_admission_handler), not fixed here at start.
     ae.add_supported_context(Verification)
     for context in AllStoragePresentationContexts:
         assert context.abstract_syntax is not None
@@ -222,6 +221,7 @@ class DimseServer:
         self.ae = build_ae(archive)
         self.store_audit = StoreAudit(archive)
         self.handlers: list[Handler] = [
+            (evt.EVT_REQUESTED, make_admission_handler(archive)),
             (evt.EVT_C_STORE, StoreService(archive, self.store_audit)),
             *self.store_audit.handlers(),
             (evt.EVT_C_FIND, make_find_handler(archive)),

@@ -20,7 +20,7 @@ from pacs.archive.errors import Unavailable
 from pacs.auth.principal import Principal
 from pacs.dicom import status as st
 from pacs.dicom.status import CANCELLED, IDENTIFIER_DOES_NOT_MATCH, PENDING, UNABLE_TO_PROCESS
-from pacs.dimse.identity import allowed
+from pacs.dimse.identity import why_refused
 from pacs.dimse.retrieve_plan import BadIdentifier, Plan, plan, stored_file
 
 UNREADABLE = "blob unreadable"
@@ -31,8 +31,8 @@ def checked_plan(
 ) -> Plan | Dataset:
     """The instances the request names, or the failure status to answer (audited)."""
     try:
-        if not allowed(archive, event, service):
-            reason = f"calling AE not authorized for C-{service.upper()}"
+        reason = why_refused(archive, event, service)
+        if reason is not None:
             archive.audit.record(principal, f"c-{service}", f"failure: {reason}")
             return st.status(UNABLE_TO_PROCESS, reason)
         return plan(archive, event.identifier)

@@ -43,6 +43,7 @@ from pacs.dimse.server import DimseServer
 from pacs.settings import RemoteAE, Settings
 from tests.conftest import free_port
 from tests.dicom_factory import ct_slice, to_bytes
+from tests.peers import register
 from tests.serve_process import serve_process
 from tests.storage.conftest import S3_KEY, s3_endpoint  # noqa: F401  (fixture)
 
@@ -353,7 +354,7 @@ def test_blob_on_s3_is_spooled_and_removed(tmp_path: Path, s3_endpoint: str) -> 
 def test_small_instance_is_converted_for_a_peer_without_its_syntax(
     archive: Archive, dimse_server: DimseServer
 ) -> None:
-    archive.settings.remote_aes = [RemoteAE(ae_title="GETSCU", services=["get"])]
+    register(archive, RemoteAE(ae_title="GETSCU", services=["get"]))
     pixels = _ingest_small(archive)
     responses, received = _c_get(dimse_server.port, ImplicitVRLittleEndian)
     assert responses[-1].Status == 0x0000
@@ -366,7 +367,7 @@ def test_large_instance_is_refused_rather_than_loaded(
 ) -> None:
     """Converting would hold the instance in memory: each one is a failed sub-operation."""
     monkeypatch.setattr(retrieve_plan, "MAX_REENCODE", 1024)  # the slices are ~2 KB: "large"
-    archive.settings.remote_aes = [RemoteAE(ae_title="GETSCU", services=["get"])]
+    register(archive, RemoteAE(ae_title="GETSCU", services=["get"]))
     pixels = _ingest_small(archive)
     responses, received = _c_get(dimse_server.port, ImplicitVRLittleEndian)
     final = responses[-1]

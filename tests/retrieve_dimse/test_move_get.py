@@ -27,6 +27,7 @@ from pacs.dimse.server import DimseServer
 from pacs.settings import RemoteAE
 from tests.conftest import free_port
 from tests.dicom_factory import ct_slice, to_bytes
+from tests.peers import register
 
 STUDY = "1.2.826.0.1.3680043.8.498.600"
 SERIES = ("1.2.826.0.1.3680043.8.498.601", "1.2.826.0.1.3680043.8.498.602")
@@ -73,13 +74,15 @@ def storescp(tmp_path: Path, dcmtk: None) -> Iterator[tuple[int, Path]]:
 
 
 def _register(archive: Archive, dest_port: int | None = None) -> None:
-    archive.settings.remote_aes = [
+    register(
+        archive,
         RemoteAE(ae_title="MOVESCU", services=["find", "move"]),
         RemoteAE(ae_title="GETSCU", services=["get"]),
-    ]
+    )
     if dest_port is not None:
-        archive.settings.remote_aes.append(
-            RemoteAE(ae_title="STORESCP", host="127.0.0.1", port=dest_port, services=["store"])
+        register(
+            archive,
+            RemoteAE(ae_title="STORESCP", host="127.0.0.1", port=dest_port, services=["store"]),
         )
 
 
@@ -330,7 +333,7 @@ def test_pynetdicom_move_counts_one_failed_suboperation(
 ) -> None:
     port, kept = picky_destination
     _register(archive)
-    archive.settings.remote_aes.append(RemoteAE(ae_title="PICKY", host="127.0.0.1", port=port))
+    register(archive, RemoteAE(ae_title="PICKY", host="127.0.0.1", port=port))
     ae = AE(ae_title="MOVESCU")
     ae.add_requested_context(StudyRootQueryRetrieveInformationModelMove)
     assoc = ae.associate("127.0.0.1", dimse_server.port, ae_title="PACS")

@@ -18,6 +18,7 @@ from pacs.archive.ingest import Origin
 from pacs.dimse.server import DimseServer
 from pacs.settings import RemoteAE
 from tests.dicom_factory import ct_slice, to_bytes
+from tests.peers import register
 
 STUDY = "1.2.826.0.1.3680043.8.498.900"
 
@@ -29,7 +30,7 @@ def _new_actions(archive: Archive, before: int) -> list[str]:
 def test_one_record_per_operation(
     archive: Archive, client: TestClient, dimse_server: DimseServer
 ) -> None:
-    archive.settings.remote_aes = [RemoteAE(ae_title="WORKSTATION", services=["find", "get"])]
+    register(archive, RemoteAE(ae_title="WORKSTATION", services=["find", "get"]))
     ds = ct_slice(STUDY, index=0, size=16)
     archive.ingest(io.BytesIO(to_bytes(ds)), Origin(door="test"))
     uids = f"{STUDY}/series/{ds.SeriesInstanceUID}/instances/{ds.SOPInstanceUID}"
