@@ -170,6 +170,9 @@ class Settings(BaseSettings):
     # A study is "stable" (its subscribers' jobs are queued) after this long without a new
     # instance; Orthanc's StableAge. A late instance makes it stable again later.
     stable_study_seconds: float = Field(default=60.0, gt=0)
+    # History kept: finished (done, cancelled) jobs and change-feed rows older than this are
+    # pruned by the leader; dead letters stay until an administrator retries or cancels them.
+    history_days: float = Field(default=30.0, gt=0)
     # A deleted study, series or instance vanishes from every door at once; its index
     # record and its blobs are purged this long afterwards (a window to notice a mistake).
     delete_purge_after_hours: float = Field(default=24.0, ge=0)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, or_, select
+from sqlalchemy import delete, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -119,6 +119,12 @@ class Events:
             ChangeView(row.seq, row.kind, row.study_uid, row.series_uid, _aware(row.at))
             for row in rows
         ]
+
+    def prune(self, before: datetime) -> int:
+        """Delete change rows older than ``before`` (a reader that far behind starts over)."""
+        with self.sessions.begin() as session:
+            result = session.execute(delete(Change).where(Change.at < before))
+            return int(getattr(result, "rowcount", 0) or 0)
 
     # -- study stable (a periodic task on the leader) ---------------------------------------
 

@@ -11,7 +11,7 @@ import contextlib
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, BinaryIO
 
 from pydicom.dataset import Dataset
@@ -85,6 +85,7 @@ class Archive:
             min(5.0, max(0.1, settings.stable_study_seconds / 4)),
             self.events.check_stable,
         )
+        self.jobs.every("prune-history", 3600.0, self.prune_history)
         purge_after = timedelta(hours=settings.delete_purge_after_hours)
         self.lifecycle = Lifecycle(self.sessions, store, self.audit, purge_after=purge_after)
         self.corrections = Corrections(self.sessions, store, self.audit)
@@ -253,6 +254,12 @@ class Archive:
         """The change feed after sequence number ``since``, oldest first (new study, new
         series, stable study): what an integration polls to learn what arrived."""
         return self.events.changes(since, limit)
+
+    def prune_history(self, now: datetime | None = None) -> tuple[int, int]:
+        """Drop finished jobs and change rows older than ``history_days`` (a periodic task on
+        the leader); how many of each."""
+        before = (now or datetime.now(UTC)) - timedelta(days=self.settings.history_days)
+        return self.jobs.queue.prune_finished(before), self.events.prune(before)
 
     def locate(
         self,

@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from pacs.index.jobs_models import Job
@@ -319,6 +319,19 @@ class JobQueue:
                 .execution_options(synchronize_session=False)
             ).all()
             return len(rows)
+
+    def prune_finished(self, before: datetime) -> int:
+        """Delete done and cancelled jobs last changed before ``before``; how many."""
+        with self.sessions.begin() as session:
+            result = session.execute(
+                delete(Job)
+                .where(
+                    Job.state.in_([JobState.DONE.value, JobState.CANCELLED.value]),
+                    Job.updated_at < before,
+                )
+                .execution_options(synchronize_session=False)
+            )
+            return int(getattr(result, "rowcount", 0) or 0)
 
     # -- administrators --------------------------------------------------------------------
 

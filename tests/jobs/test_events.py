@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -52,6 +52,8 @@ def test_feed_has_study_and_series_rows_not_instance_rows(quick_archive: Archive
     assert {c.study_uid for c in changes} == {study}
     assert [c.seq for c in archive.changes(since=changes[0].seq, limit=1)] == [changes[1].seq]
     assert archive.changes(since=changes[-1].seq) == []
+    later = datetime.now(UTC) + timedelta(days=archive.settings.history_days, hours=1)
+    assert archive.prune_history(now=later)[1] == 3 and archive.changes() == []
 
 
 def test_study_stable_fires_once_after_quiet_time_and_again_after_a_late_instance(
@@ -90,3 +92,38 @@ def test_study_stable_fires_once_after_quiet_time_and_again_after_a_late_instanc
     assert sorted(stable) == sorted([study_a, study_b, study_a])
     jobs, total = archive.jobs.list(kind="on-stable")
     assert total == 3 and all(job.state == "done" for job in jobs)
+
+
+def test_studies_held_before_the_upgrade_do_not_fire(tmp_path: Path, database_url: str) -> None:
+    """The migration counts existing studies as stable: no flood of events after an upgrade."""
+    from sqlalchemy import text
+
+    from pacs.index.database import make_engine
+    from pacs.index.migrate import upgrade
+
+    engine = make_engine(database_url)
+    upgrade(engine, "0004")
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO patient (pk, patient_id, issuer, name, name_folded,"
+                " birth_date, sex) VALUES (1, 'P', '', '', '', '', '')"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO study (study_uid, patient_pk, study_date, study_time,"
+                " accession_number, study_id, study_description, referring_physician_name,"
+                " referring_physician_folded, institution_name, created_at, updated_at)"
+                " VALUES ('1.2.3', 1, '', '', '', '', '', '', '', '', :t, :t)"
+            ),
+            {"t": datetime(2020, 1, 1, tzinfo=UTC)},
+        )
+    engine.dispose()
+    settings = Settings(data_dir=tmp_path / "data", database_url=database_url)
+    archive = Archive.open(settings)
+    try:
+        assert archive.events.check_stable() == 0
+        assert archive.changes() == []
+    finally:
+        archive.close()

@@ -145,3 +145,19 @@ def test_runner_runs_handlers_and_retries_failures(archive: Archive) -> None:
 def _make_due(archive: Archive, job_id: int) -> None:
     with archive.sessions.begin() as session:
         session.execute(update(Job).where(Job.pk == job_id).values(run_after=datetime.now(UTC)))
+
+
+def test_history_is_pruned_but_dead_letters_stay(archive: Archive) -> None:
+    queue = archive.jobs.queue
+    done = archive.jobs.enqueue("forward")
+    dead = archive.jobs.enqueue("flaky", max_attempts=1)
+    waiting = archive.jobs.enqueue("forward", delay_s=3600)
+    claimed = queue.claim("w", ["forward"], lease_s=30)
+    assert claimed is not None and claimed.id == done and queue.complete(done, "w")
+    failing = queue.claim("w", ["flaky"], lease_s=30)
+    assert failing is not None
+    queue.fail(failing, "w", "boom", backoff_s=1, backoff_cap_s=1)
+    later = datetime.now(UTC) + timedelta(days=archive.settings.history_days, hours=1)
+    assert archive.prune_history(now=datetime.now(UTC)) == (0, 0)  # nothing old yet
+    assert archive.prune_history(now=later)[0] == 1
+    assert {job.id for job in archive.jobs.list()[0]} == {dead, waiting}

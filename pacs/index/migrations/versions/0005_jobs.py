@@ -55,6 +55,9 @@ def upgrade() -> None:
         ),
         sa.Column("updated_at", TZ, nullable=False),
     )
+    # Studies already held count as stable: the first scheduler after the upgrade must not
+    # fire study-stable (and its subscribers' jobs, a forward of everything) for the archive.
+    op.execute("INSERT INTO study_stable (study_pk, updated_at) SELECT pk, updated_at FROM study")
 
 
 def downgrade() -> None:
