@@ -54,6 +54,12 @@ REFERENCED_SOP_CLASS = "00081150"
 REFERENCED_SOP_INSTANCE = "00081155"
 FAILURE_REASON = "00081197"
 WARNING_REASON = "00081196"
+# The reason text, the one DIMSE puts in Error Comment (0000,0902), which a dataset
+# cannot hold: Text Value (UT) beside the FailureReason/WarningReason code in each
+# item, and a Warning header (PS3.18 8.10.4) per instance for clients that read
+# only headers.
+REASON_TEXT = "0040A160"
+MAX_WARNING_HEADERS = 20
 
 
 def _archive(request: Request) -> Archive:
@@ -89,8 +95,9 @@ class StowReport:
                         REFERENCED_SOP_CLASS: _ui(sop_class),
                         REFERENCED_SOP_INSTANCE: _ui(sop_uid),
                         FAILURE_REASON: {"vr": "US", "Value": [code]},
+                        **_reason(why),
                     }
-                    for sop_class, sop_uid, code, _why in self.failed
+                    for sop_class, sop_uid, code, why in self.failed
                 ],
             }
         return body
@@ -99,20 +106,41 @@ class StowReport:
         url = self.root + instance_path(
             result.study_uid, result.series_uid, result.sop_instance_uid
         )
-        return {
+        item: dict[str, Any] = {
             REFERENCED_SOP_CLASS: _ui(result.sop_class_uid),
             REFERENCED_SOP_INSTANCE: _ui(result.sop_instance_uid),
             RETRIEVE_URL: {"vr": "UR", "Value": [url]},
         }
+        if result.warning:
+            item[WARNING_REASON] = {"vr": "US", "Value": [st.WARNING_ELEMENTS_DISCARDED]}
+            item.update(_reason(result.warning))
+        return item
+
+    def warning_headers(self) -> list[str]:
+        """``Warning: 299`` values (PS3.18 8.10.4), one per failed or warned instance."""
+        reasons = [(sop_uid, why) for _class, sop_uid, _code, why in self.failed if why]
+        reasons += [(r.sop_instance_uid, r.warning) for r in self.stored if r.warning]
+        values = []
+        for sop_uid, why in reasons[:MAX_WARNING_HEADERS]:
+            text = f"{sop_uid}: {why}" if sop_uid else why
+            quoted = text.encode("ascii", "replace").decode().replace("\\", "/").replace('"', "'")
+            values.append(f'299 pacs "{quoted[:300]}"')
+        return values
 
     def status_code(self) -> int:
         if not self.failed:
+            if any(result.warning for result in self.stored):
+                return status.HTTP_202_ACCEPTED  # stored, with warnings (PS3.18 10.5.3)
             return status.HTTP_200_OK
         if self.stored:
             return status.HTTP_202_ACCEPTED
         if all(code == st.OUT_OF_RESOURCES for *_ignored, code, _why in self.failed):
             return status.HTTP_503_SERVICE_UNAVAILABLE  # storage down: the client should retry
         return status.HTTP_409_CONFLICT
+
+
+def _reason(why: str) -> dict[str, Any]:
+    return {REASON_TEXT: {"vr": "UT", "Value": [why]}} if why else {}
 
 
 def _ui(value: str) -> dict[str, Any]:
@@ -258,12 +286,15 @@ async def _receive(
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "the multipart body holds no instances")
     await _audit(archive, principal, study_uid, report, "")
     code = report.status_code()
-    return JSONResponse(
+    response = JSONResponse(
         report.response_json(study_uid or _single_study(report)),
         status_code=code,
         media_type=DICOM_JSON,
         headers={"Retry-After": str(RETRY_AFTER_S)} if code == 503 else None,
     )
+    for warning in report.warning_headers():
+        response.headers.append("Warning", warning)
+    return response
 
 
 def _single_study(report: StowReport) -> str | None:

@@ -51,15 +51,27 @@ class JsonMemo:
 _MEMO = JsonMemo()
 
 
-def to_json(ds: Dataset, drop_charset: bool = False, memo: JsonMemo | None = _MEMO) -> str:
-    """``ds`` as compact DICOM JSON; ``drop_charset`` leaves out a character set we added."""
-    data = json_dict(ds, "", memo)
+def to_json(
+    ds: Dataset,
+    drop_charset: bool = False,
+    memo: JsonMemo | None = _MEMO,
+    defects: list[str] | None = None,
+) -> str:
+    """``ds`` as compact DICOM JSON; ``drop_charset`` leaves out a character set we added.
+
+    With ``defects`` given, an element whose value cannot be decoded (an IS of
+    "1A", a date that is not one) is kept with its VR but without a value, and
+    the reason is appended there; without it such an element raises.
+    """
+    data = json_dict(ds, "", memo, defects)
     if drop_charset:
         data.pop("00080005", None)
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
-def json_dict(ds: Dataset, path: str, memo: JsonMemo | None = None) -> dict[str, Any]:
+def json_dict(
+    ds: Dataset, path: str, memo: JsonMemo | None = None, defects: list[str] | None = None
+) -> dict[str, Any]:
     """DICOM JSON with large binary values replaced by BulkDataURIs that name their place.
 
     A value inside a sequence gets ``bulkdata/<sequence>/<item>/<tag>`` (an icon's
@@ -78,14 +90,26 @@ def json_dict(ds: Dataset, path: str, memo: JsonMemo | None = None) -> dict[str,
         if key is not None and memo is not None and (known := memo.get(key)) is not None:
             data[name] = known
             continue
-        element = ds[tag]
-        if element.VR == "SQ":
-            items = [json_dict(item, f"{path}{name}/{i}/") for i, item in enumerate(element.value)]
-            data[name] = {"vr": "SQ", "Value": items} if items else {"vr": "SQ"}
-        else:
-            data[name] = element.to_json_dict(bulk, BULK_DATA_THRESHOLD)
-            if key is not None and memo is not None:
-                memo.put(key, data[name])
+        try:
+            element = ds[tag]
+            if element.VR == "SQ":
+                items = [
+                    json_dict(item, f"{path}{name}/{i}/", None, defects)
+                    for i, item in enumerate(element.value)
+                ]
+                data[name] = {"vr": "SQ", "Value": items} if items else {"vr": "SQ"}
+            else:
+                data[name] = element.to_json_dict(bulk, BULK_DATA_THRESHOLD)
+                if key is not None and memo is not None:
+                    memo.put(key, data[name])
+        except (ValueError, TypeError, KeyError, OverflowError, UnicodeError) as exc:
+            if defects is None:
+                raise
+            raw = ds.get_item(tag)
+            vr = str(getattr(raw, "VR", None) or "UN")
+            data[name] = {"vr": vr}
+            shown = f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
+            defects.append(f"{path}{shown} {vr} value not valid ({exc}); indexed without it")
     return data
 
 

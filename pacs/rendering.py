@@ -51,7 +51,11 @@ class RenderOptions:
 
 
 def number_of_frames(ds: Dataset) -> int:
-    return int(getattr(ds, "NumberOfFrames", 1) or 1)
+    """Number of Frames; a value that is not a number (stored with a warning) is a RenderError."""
+    try:
+        return int(getattr(ds, "NumberOfFrames", 1) or 1)
+    except (TypeError, ValueError) as exc:
+        raise RenderError(f"NumberOfFrames is not a number: {exc}") from exc
 
 
 def render_frame(source: BinaryIO, frame: int, options: RenderOptions) -> bytes:

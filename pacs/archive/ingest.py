@@ -130,6 +130,7 @@ class _Parsed:
     sop_uid: str
     sop_class_uid: str
     dicom_json: str
+    defects: str = ""  # tolerated defects: stored as sent, answered with a warning
 
 
 @dataclass(frozen=True)
@@ -296,6 +297,7 @@ class Ingestor:
             sha256,
             stored.size,
             key,
+            warning=parsed.defects,
             patient_id=text(parsed.dataset, "PatientID"),
         )
 
@@ -381,11 +383,19 @@ class Ingestor:
         injected = "SpecificCharacterSet" not in ds
         if injected:
             ds.SpecificCharacterSet = self.charset_fallback(origin.calling_ae)
+        defects: list[str] = []
         try:
-            dicom_json = to_json(ds, drop_charset=injected)
+            # A value that does not decode (an IS of "1A") is tolerated: the object is
+            # kept as sent, indexed without that value, and the sender warned (as
+            # Orthanc does). Identity and structure were checked strictly above.
+            dicom_json = to_json(ds, drop_charset=injected, defects=defects)
         except Exception as exc:
             raise InvalidObject(f"cannot decode attributes: {exc}") from exc
-        return _Parsed(header, ds, study_uid, series_uid, sop_uid, sop_class, dicom_json)
+        if defects:
+            log.warning("%s stored with defects: %s", sop_uid, "; ".join(defects))
+        return _Parsed(
+            header, ds, study_uid, series_uid, sop_uid, sop_class, dicom_json, "; ".join(defects)
+        )
 
     # -- duplicates --------------------------------------------------------------------
 

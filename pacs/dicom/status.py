@@ -15,6 +15,8 @@ SUCCESS = 0x0000
 
 # Storage (C-STORE, STOW-RS FailureReason)
 WARNING_DUPLICATE_KEPT = 0xB000  # the newcomer was not stored; the original is kept
+# Stored as sent, but values that do not decode (a bad VR value) were left out of the index.
+WARNING_ELEMENTS_DISCARDED = 0xB006
 PROCESSING_FAILURE = 0x0110  # PS3.7 C.5.5: a failure inside the archive
 DUPLICATE_REFUSED = 0x0111  # Duplicate SOP Instance (PS3.7 C.5.8), under the 'reject' policy
 NOT_AUTHORIZED = 0x0124  # PS3.7 C.5.17: refused to this caller

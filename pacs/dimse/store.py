@@ -105,6 +105,8 @@ class StoreService:
             audit.stored(assoc, result)
         if result.outcome is Outcome.CONFLICT_KEPT:
             return st.WARNING_DUPLICATE_KEPT, "duplicate SOP Instance UID; original kept"
+        if result.warning:
+            return st.WARNING_ELEMENTS_DISCARDED, result.warning
         return st.SUCCESS, ""
 
     def unspooled(self, assoc: Association, reason: str) -> tuple[int, str]:
