@@ -18,15 +18,15 @@ Retrieval therefore presents the corrected values the same way through every
 door (WADO-RS metadata and instances, WADO-URI, rendered images, C-MOVE and
 C-GET), with no per-request work. Step 2 follows step 1: if the process dies in
 between, the instances still serve their previous bytes (never a missing blob)
-and :meth:`Corrections.reapply` (run by the next correction of the study, or by
-hand) finishes the copies.
+and :meth:`Corrections.reapply` (queued by the same periodic task) finishes the copies.
 
 Patient attributes belong to the patient row, which all of that patient's
 studies share: correcting the name, birth date or sex corrects it for each of
 those studies (each gets its version, naming the study the correction was made
 on). Correcting the Patient ID moves the study to the patient with that ID,
-created when it does not exist. Instances received after a correction are
-stored as sent; ``reapply`` brings them in line.
+created when it does not exist. An instance received after a correction is
+stored as sent; a periodic task on the scheduler's leader finds it (see
+:meth:`Corrections.pending`) and a job brings it in line within about a minute.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from typing import Any, BinaryIO, cast
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_dataset
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from pacs.archive.errors import InvalidCorrection, NotFound
@@ -400,10 +400,10 @@ class Corrections:
         attributes = json.loads(state.attributes) if state is not None else {}
         attributes.update({k: after[k] for k in changes})
         if state is None:
-            text = json.dumps(attributes, ensure_ascii=False)
+            text = _stamp(attributes)
             session.add(CorrectedStudy(study_uid=study_uid, attributes=text, version=version))
         else:
-            state.attributes, state.version = json.dumps(attributes, ensure_ascii=False), version
+            state.attributes, state.version = _stamp(attributes), version
         instances = session.execute(
             select(Instance.pk, Instance.dicom_json)
             .join(Series, Instance.series_pk == Series.pk)
@@ -424,6 +424,29 @@ class Corrections:
         with self.sessions() as session:
             state = session.get(CorrectedStudy, study_uid)
             return json.loads(state.attributes) if state is not None else {}
+
+    def pending(self, limit: int = 100) -> list[tuple[str, int]]:
+        """Corrected studies with an instance not serving the present corrections (a late
+        arrival, or a copy a crash left undone): (study UID, newest such instance's key)."""
+        query = (
+            select(CorrectedStudy.study_uid, func.max(Instance.pk))
+            .join(Study, Study.study_uid == CorrectedStudy.study_uid)
+            .join(Series, Series.study_pk == Study.pk)
+            .join(Instance, Instance.series_pk == Series.pk)
+            .outerjoin(
+                InstanceOriginal, InstanceOriginal.sop_instance_uid == Instance.sop_instance_uid
+            )
+            .where(
+                or_(
+                    InstanceOriginal.sop_instance_uid.is_(None),
+                    InstanceOriginal.applied != CorrectedStudy.attributes,
+                )
+            )
+            .group_by(CorrectedStudy.study_uid)
+            .limit(limit)
+        )
+        with self.sessions() as session:
+            return [(uid, int(pk)) for uid, pk in session.execute(query).all()]
 
     def reapply(self, study_uid: str) -> int:
         """Make every instance of the study serve its corrected values; how many were rewritten.

@@ -89,6 +89,9 @@ class Archive:
         purge_after = timedelta(hours=settings.delete_purge_after_hours)
         self.lifecycle = Lifecycle(self.sessions, store, self.audit, purge_after=purge_after)
         self.corrections = Corrections(self.sessions, store, self.audit)
+        # Instances that arrive in a corrected study are brought in line by a job.
+        self.jobs.handle("reapply-corrections", self._reapply_job, backoff_s=60.0)
+        self.jobs.every("reapply-corrections", 60.0, self._queue_reapply)
         # The leader finds the deletions whose purge is due and queues one durable job each.
         self.jobs.handle("purge-deletion", self._purge_job, backoff_s=60.0)
         self.jobs.every(
@@ -240,6 +243,17 @@ class Archive:
         Returns how many objects were rewritten; raises :class:`~pacs.archive.errors.StorageError`.
         """
         return self.corrections.reapply(study_uid)
+
+    def _queue_reapply(self) -> None:
+        for study_uid, newest in self.corrections.pending():
+            self.jobs.enqueue(
+                "reapply-corrections",
+                {"study_uid": study_uid},
+                dedup_key=f"reapply:{study_uid}:{newest}",
+            )
+
+    def _reapply_job(self, payload: dict[str, Any]) -> None:
+        self.corrections.reapply(str(payload["study_uid"]))
 
     def _queue_due_purges(self) -> None:
         for deletion_id in self.lifecycle.due():

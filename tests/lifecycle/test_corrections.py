@@ -18,6 +18,7 @@ from pydicom.uid import generate_uid
 from pacs.archive import Archive
 from pacs.archive.ingest import Origin
 from pacs.dimse.server import DimseServer
+from pacs.jobs.runner import Runner
 from pacs.reconcile import check
 from tests.dicom_factory import ct_slice, to_bytes
 from tests.lifecycle.conftest import StoredStudy
@@ -186,11 +187,20 @@ def test_late_instances_and_deletes_of_corrected_studies(
     archive: Archive, client: TestClient, study: StoredStudy
 ) -> None:
     uid = study.study_uid
+    task_name = "reapply-corrections"
     assert _correct(client, uid, StudyDescription="CT ngực").status_code == 200
+    assert archive.corrections.pending() == []
     late = ct_slice(uid, study.series_uids[0], index=5, size=16, seed=55)
     late.SOPInstanceUID = late.file_meta.MediaStorageSOPInstanceUID = generate_uid()
     archive.ingest(io.BytesIO(to_bytes(late)), Origin(door="import"))
-    assert archive.reapply_corrections(uid) == 1  # only the late one needed it
+    # The leader's periodic task finds it and queues a job, which corrects the late one only.
+    assert [uid_ for uid_, _ in archive.corrections.pending()] == [uid]
+    (task,) = [t for t in archive.jobs.periodic.due(float("inf")) if t.name == task_name]
+    task.run()
+    task.run()  # de-duplicated while nothing new arrives
+    assert archive.jobs.list(kind=task_name)[1] == 1
+    assert Runner(archive.jobs.queue, archive.jobs.handlers, threads=1).run_once()
+    assert archive.corrections.pending() == []
     assert archive.reapply_corrections(uid) == 0
     metadata = client.get(f"/dicom-web/studies/{uid}/metadata", headers=DICOM_JSON).json()
     assert {m["00081030"]["Value"][0] for m in metadata} == {"CT ngực"}
