@@ -111,12 +111,17 @@ def test_expired_lease_is_claimed_again_and_spent_ones_are_buried(archive: Archi
     queue = archive.jobs.queue
     job_id = archive.jobs.enqueue("forward", max_attempts=2)
     assert job_id is not None
-    assert queue.claim("dead-worker", ["forward"], lease_s=0.05) is not None
+    assert queue.claim("dead-worker", ["forward"], lease_s=30) is not None
     assert queue.claim("w2", ["forward"], lease_s=30) is None  # lease still held
-    wait_until(lambda: queue.claim("w2", ["forward"], lease_s=0.05) is not None)
+    assert queue.bury_expired() == 0
+    _expire_lease(archive, job_id)  # the dead worker renewed nothing
+    assert queue.claim("w2", ["forward"], lease_s=30) is not None
     job = archive.jobs.get(job_id)
     assert job.worker == "w2" and job.attempts == 2
-    wait_until(lambda: queue.bury_expired() == 1)  # lapsed on its last attempt
+    assert queue.bury_expired() == 0  # w2's lease holds
+    _expire_lease(archive, job_id)
+    assert queue.claim("w3", ["forward"], lease_s=30) is None  # no attempt left
+    assert queue.bury_expired() == 1  # lapsed on its last attempt
     job = archive.jobs.get(job_id)
     assert job.state == JobState.FAILED and "lease expired" in job.last_error
 
@@ -140,6 +145,12 @@ def test_runner_runs_handlers_and_retries_failures(archive: Archive) -> None:
     assert sorted(seen) == [1, 2, 2, 3]
     failed_once = archive.jobs.get(ids[1])  # type: ignore[arg-type]
     assert failed_once.attempts == 2 and "first try fails" in failed_once.last_error
+
+
+def _expire_lease(archive: Archive, job_id: int) -> None:
+    past = datetime.now(UTC) - timedelta(seconds=1)
+    with archive.sessions.begin() as session:
+        session.execute(update(Job).where(Job.pk == job_id).values(lease_expires=past))
 
 
 def _make_due(archive: Archive, job_id: int) -> None:
