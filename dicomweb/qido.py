@@ -5,11 +5,15 @@ keys empty) and go to the same engine as C-FIND, so both doors match alike.
 Keys come by keyword or by tag (``00100020``), sequence items as
 ``OtherPatientIDsSequence.PatientID``; ``includefield`` takes tags, keywords or
 ``all``, comma-separated or repeated; wildcards may arrive percent-encoded.
+A parameter this archive cannot match on (unknown, private, of a lower level,
+a sequence) is ignored and named in a ``Warning: 299`` header (PS3.18 8.3.4),
+so a peer's query still answers; a malformed value is a 400 with the reason.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
@@ -30,6 +34,8 @@ SearchPrincipal = Annotated[Principal, Depends(authorize("search"))]
 
 MAX_LIMIT = 1000
 CONTROL_PARAMETERS = {"limit", "offset", "includefield", "fuzzymatching"}
+MAX_OFFSET = 2**31
+WARNING_MAX = 1000  # characters of warning text: it repeats what the client sent
 _TAG = re.compile(r"^[0-9A-Fa-f]{8}$")
 
 # PS3.18 Table 10.6.3-3..5: attributes every response carries at each level.
@@ -51,56 +57,90 @@ DEFAULT_RETURN = {
 }  # fmt: skip
 
 
-def _tag(name: str) -> int:
-    """A keyword or an 8-digit hex tag, as the standard allows for both."""
+def _tag(name: str) -> int | None:
+    """A keyword or an 8-digit hex tag, as the standard allows for both; None if neither."""
     if _TAG.match(name):
         return int(name, 16)
     tag = tag_for_keyword(name)
-    if tag is None:
-        raise QueryError(f"unknown attribute {name!r}")
-    return int(tag)
+    return None if tag is None else int(tag)
 
 
 def _element(tag: int, value: str) -> DataElement:
     vr = dictionary_VR(tag) if keyword_for_tag(tag) else "LO"
-    if vr == "SQ":
-        raise QueryError(f"{keyword_for_tag(tag)} is a sequence: match on one of its attributes")
-    if vr in ("IS", "DS", "US", "UL", "SS", "SL", "FL", "FD") or vr.startswith("O"):
+    if vr in ("IS", "DS", "US", "UL", "SS", "SL", "FL", "FD", "AT") or vr.startswith("O"):
         vr = "LO"  # keep the text as sent; the engine validates and reports
     return DataElement(tag, vr, value.replace(",", "\\") if vr == "UI" else value)
 
 
-def build_identifier(request: Request, level: Level) -> tuple[Dataset, bool, bool]:
-    """The identifier of a QIDO request, whether ``fuzzymatching`` and ``includefield=all``."""
-    identifier = Dataset()
-    include_all = False
+@dataclass
+class QidoRequest:
+    """A QIDO query as the engine takes it, and what was left out of it and why."""
+
+    identifier: Dataset
+    fuzzy: bool = False
+    include_all: bool = False
+    ignored: list[str] = field(default_factory=list)
+
+
+def _matching_key(name: str, value: str, request: QidoRequest) -> None:
+    """Add one ``name=value`` parameter to the identifier, or say why it is ignored."""
+    path = name.split(".")
+    if len(path) > 2:
+        request.ignored.append(f"{name}: only one level of sequence matching is supported")
+        return
+    tags = [_tag(part) for part in path]
+    if any(tag is None for tag in tags):
+        request.ignored.append(f"{name}: unknown attribute")
+        return
+    if any((tag >> 16) % 2 for tag in tags if tag is not None):
+        request.ignored.append(f"{name}: private attributes are not matched")
+        return
+    if len(tags) == 2:
+        sequence, inner = tags
+        assert sequence is not None and inner is not None
+        if not keyword_for_tag(sequence) or dictionary_VR(sequence) != "SQ":
+            request.ignored.append(f"{name}: {path[0]} is not a sequence")
+            return
+        item = Dataset()
+        item.add(_element(inner, value))
+        request.identifier.add(DataElement(sequence, "SQ", [item]))
+        return
+    tag = tags[0]
+    assert tag is not None
+    if keyword_for_tag(tag) and dictionary_VR(tag) == "SQ":
+        request.ignored.append(f"{name}: a sequence; match on one of its attributes")
+        return
+    request.identifier.add(_element(tag, value))
+
+
+def build_identifier(request: Request, level: Level) -> QidoRequest:
+    """The identifier of a QIDO request, with ``fuzzymatching``, ``includefield=all`` and the
+    parameters ignored (PS3.18 8.3.4: unknown or unsupported ones are ignored, and said so)."""
+    query = QidoRequest(Dataset())
     for name in DEFAULT_RETURN.get(level, ()):
-        tag = _tag(name)
-        identifier.add(DataElement(tag, dictionary_VR(tag), None))
+        tag = tag_for_keyword(name)
+        assert tag is not None
+        query.identifier.add(DataElement(tag, dictionary_VR(tag), None))
     for name, value in request.query_params.multi_items():
-        if name in CONTROL_PARAMETERS:
-            continue
-        path = name.split(".")
-        if len(path) == 2:
-            sequence, inner = _tag(path[0]), _tag(path[1])
-            item = Dataset()
-            item.add(_element(inner, value))
-            identifier.add(DataElement(sequence, "SQ", [item]))
-            continue
-        if len(path) > 2:
-            raise QueryError(f"{name}: only one level of sequence matching is supported")
-        identifier.add(_element(_tag(name), value))
+        if name not in CONTROL_PARAMETERS:
+            _matching_key(name, value, query)
     for value in request.query_params.getlist("includefield"):
         for name in (v.strip() for v in value.split(",") if v.strip()):
             if name == "all":
-                include_all = True
+                query.include_all = True
                 continue
             tag = _tag(name)
-            if tag not in identifier:
+            if tag is None:
+                query.ignored.append(f"includefield {name}: unknown attribute")
+                continue
+            if tag not in query.identifier:
                 vr = dictionary_VR(tag) if keyword_for_tag(tag) else "UN"
-                identifier.add(DataElement(tag, vr, None))
-    fuzzy = request.query_params.get("fuzzymatching", "false").lower() == "true"
-    return identifier, fuzzy, include_all
+                query.identifier.add(DataElement(tag, vr, None))
+    fuzzy = request.query_params.get("fuzzymatching", "false").lower()
+    if fuzzy not in ("true", "false"):
+        raise QueryError("fuzzymatching must be true or false")
+    query.fuzzy = fuzzy == "true"
+    return query
 
 
 def _paging(request: Request) -> tuple[int, int]:
@@ -111,7 +151,20 @@ def _paging(request: Request) -> tuple[int, int]:
         raise QueryError("limit and offset must be integers") from exc
     if limit < 1 or offset < 0:
         raise QueryError("limit must be positive and offset not negative")
-    return min(limit, MAX_LIMIT), offset
+    # Past the last match the answer is empty, however far: no database needs 64 bits for it.
+    return min(limit, MAX_LIMIT), min(offset, MAX_OFFSET)
+
+
+def warning_header(text: str) -> str:
+    """A ``Warning: 299`` value (RFC 7234 5.5) whose quoted text is safe printable ASCII.
+
+    The text names what a client sent, so anything but printable ASCII, quotes
+    and backslashes is replaced, and it is cut to a bounded length.
+    """
+    safe = "".join(c if " " <= c <= "~" and c not in '"\\' else "?" for c in text)
+    if len(safe) > WARNING_MAX:
+        safe = safe[: WARNING_MAX - 3] + "..."
+    return f'299 PACS "{safe}"'
 
 
 def _search(
@@ -123,18 +176,21 @@ def _search(
     archive: Archive = request.app.state.archive
     check_study_scope(principal, fixed.get("StudyInstanceUID", principal.study_uid))
     try:
-        identifier, fuzzy, include_all = build_identifier(request, level)
+        query = build_identifier(request, level)
         for keyword, value in fixed.items():
-            identifier.add(_element(_tag(keyword), value))
+            tag = tag_for_keyword(keyword)
+            assert tag is not None
+            query.identifier.add(_element(tag, value))
         limit, offset = _paging(request)
         result = archive.search(
             level,
-            identifier,
-            fuzzy=fuzzy,
+            query.identifier,
+            fuzzy=query.fuzzy,
             limit=limit,
             offset=offset,
             study_uid_scope=principal.study_uid,
-            include_all=include_all,
+            include_all=query.include_all,
+            ignore_unsupported=True,
         )
     except QueryError as exc:
         archive.audit.record(principal, "qido", f"failure: {exc}", detail=str(request.url.query))
@@ -147,13 +203,20 @@ def _search(
     )
     root = base_url(request, archive.settings)
     body = [_with_retrieve_url(item, level, root) for item in result.json()]
-    headers = {}
+    response = JSONResponse(body, media_type="application/dicom+json")
     if result.truncated:
-        headers["Warning"] = (
-            '299 PACS "The number of results exceeded the maximum supported by the server. '
-            'Additional results can be requested."'
+        response.headers.append(
+            "Warning",
+            warning_header(
+                "The number of results exceeded the maximum supported by the server. "
+                "Additional results can be requested."
+            ),
         )
-    return JSONResponse(body, headers=headers, media_type="application/dicom+json")
+    ignored = query.ignored + result.ignored
+    if ignored:
+        text = "The following query parameters were ignored: " + "; ".join(ignored)
+        response.headers.append("Warning", warning_header(text))
+    return response
 
 
 def _with_retrieve_url(data: dict[str, Any], level: Level, root: str) -> dict[str, Any]:

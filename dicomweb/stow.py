@@ -207,6 +207,10 @@ def _boundary(content_type: str) -> str:
     boundary = media[0].params.get("boundary", "")
     if not boundary:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "multipart body without a boundary")
+    try:
+        MultipartReader(boundary)  # the reader's own rules (length, characters) decide
+    except MultipartError as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"bad multipart boundary: {exc}") from exc
     return boundary
 
 

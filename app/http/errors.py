@@ -11,10 +11,13 @@ condition, never the SQL or the driver's message (those go to the log).
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from pacs.archive.errors import (
@@ -67,6 +70,26 @@ def _store_error(request: Request, exc: Exception) -> JSONResponse:
     return _unavailable(request, StorageUnavailable(str(exc)))
 
 
+def _finite(value: Any) -> Any:
+    """``value`` with NaN and infinities as text: JSON has no such numbers."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
+
+
+def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's 422, but renderable whatever the client sent (a NaN echoed back was a 500)."""
+    assert isinstance(exc, RequestValidationError)
+    return JSONResponse(
+        {"detail": _finite(jsonable_encoder(exc.errors()))},
+        status.HTTP_422_UNPROCESSABLE_CONTENT,
+    )
+
+
 def _with_status(code: int) -> Callable[[Request, Exception], JSONResponse]:
     def handler(request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, code)
@@ -85,6 +108,7 @@ STATUS_OF: dict[type[ArchiveError], int] = {
 def install_error_mapping(app: FastAPI) -> None:
     """Register the handlers on ``app`` (routes, dependencies and middleware-free paths)."""
     app.add_exception_handler(Unavailable, _unavailable)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(StorageError, _store_error)
     for kind, code in STATUS_OF.items():
         app.add_exception_handler(kind, _with_status(code))

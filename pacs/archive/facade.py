@@ -357,8 +357,14 @@ class Archive:
         offset: int = 0,
         study_uid_scope: str | None = None,
         include_all: bool = False,
+        ignore_unsupported: bool = False,
     ) -> SearchResult:
-        """Match ``identifier`` (PS3.4 C.2.2.2) at ``level``: the engine of C-FIND and QIDO."""
+        """Match ``identifier`` (PS3.4 C.2.2.2) at ``level``: the engine of C-FIND and QIDO.
+
+        Raises :class:`~pacs.query.QueryError` for a malformed value, and for a key
+        that cannot be matched unless ``ignore_unsupported`` (then it is named in
+        ``SearchResult.ignored``); :class:`IndexUnavailable` when the index is down.
+        """
         return query.search(
             self.sessions,
             level,
@@ -368,6 +374,7 @@ class Archive:
             offset=offset,
             study_uid_scope=study_uid_scope,
             include_all=include_all,
+            ignore_unsupported=ignore_unsupported,
         )
 
     def counts(self) -> dict[str, int]:

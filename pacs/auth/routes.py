@@ -180,7 +180,7 @@ def me(principal: Annotated[Principal, Depends(authorize("self"))]) -> dict[str,
 
 
 class ShareRequest(BaseModel):
-    days: float | None = Field(default=None, gt=0)
+    days: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     pin: str | None = None
 
 

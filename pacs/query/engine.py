@@ -82,7 +82,23 @@ def _text(element: Any) -> str:
     return str(value)
 
 
-def compile_identifier(identifier: Dataset, level: Level, fuzzy: bool) -> _Compiled:
+def compile_identifier(
+    identifier: Dataset, level: Level, fuzzy: bool, ignored: list[str] | None = None
+) -> _Compiled:
+    """Conditions and return keys of ``identifier`` at ``level``.
+
+    A key that cannot be matched (unknown to the engine, of a lower level, a
+    sequence) raises :class:`QueryError`, unless ``ignored`` is given: then it
+    is matched universally and its reason appended there, for a door whose
+    standard says to ignore such keys and tell (QIDO-RS: a Warning header).
+    A malformed value always raises.
+    """
+
+    def unsupported(reason: str) -> None:
+        if ignored is None:
+            raise QueryError(reason)
+        ignored.append(reason)
+
     conditions: list[ColumnElement[bool]] = []
     return_keys: list[int] = []
     values: dict[str, str] = {}
@@ -100,18 +116,20 @@ def compile_identifier(identifier: Dataset, level: Level, fuzzy: bool) -> _Compi
             continue
         if element.VR == "SQ":
             if element.value:
-                raise QueryError(f"sequence matching on {keyword or element.tag} is not supported")
+                unsupported(f"sequence matching on {keyword or element.tag} is not supported")
             continue
         value = _text(element).strip()
         if value == "":
             continue  # universal matching: a return key
         key = KEYS.get(keyword)
         if key is None:
-            raise QueryError(f"{keyword or element.tag} is not a supported matching key")
+            unsupported(f"{keyword or element.tag} is not a supported matching key")
+            continue
         if key.level > level:
-            raise QueryError(
+            unsupported(
                 f"{keyword} is a {key.level.name} key; it cannot be matched at {level.name} level"
             )
+            continue
         values[keyword] = value
     issuer = values.pop("IssuerOfPatientID", None)
     if "PatientID" in values:
@@ -165,8 +183,12 @@ def search(
     offset: int = 0,
     study_uid_scope: str | None = None,
     include_all: bool = False,
+    ignore_unsupported: bool = False,
 ) -> SearchResult:
-    compiled = compile_identifier(identifier, level, fuzzy)
+    """Match ``identifier`` at ``level``; with ``ignore_unsupported``, keys that cannot be
+    matched are left out and named in :attr:`SearchResult.ignored` instead of refused."""
+    ignored: list[str] | None = [] if ignore_unsupported else None
+    compiled = compile_identifier(identifier, level, fuzzy, ignored)
     query = _base_query(level).where(*compiled.conditions)
     if study_uid_scope is not None:
         if level is Level.PATIENT:
@@ -183,7 +205,7 @@ def search(
         truncated = limit is not None and len(rows) > limit
         rows = rows[:limit] if limit is not None else rows
         matches = _build(session, level, rows, compiled.return_keys, include_all)
-    return SearchResult(matches, truncated)
+    return SearchResult(matches, truncated, ignored or [])
 
 
 def _entities(level: Level, row: Any) -> dict[Level, Any]:
@@ -372,6 +394,7 @@ def _representatives(session: Session, level: Level, pks: list[int]) -> dict[int
             .where(Instance.series_pk == series_pk)
             .order_by(Instance.pk)
             .limit(1)
+            .correlate_except(Instance)  # the outer query joins Instance too
             .scalar_subquery()
         )
         query = (

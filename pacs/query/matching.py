@@ -13,6 +13,7 @@ import re
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, exists, false, or_, select, true
+from sqlalchemy.orm import aliased
 
 from pacs.index.models import Instance, Patient, PatientIdentifier, Series, Study
 from pacs.names import fold
@@ -56,11 +57,18 @@ def code_condition(column: Any, value: str) -> ColumnElement[bool]:
     return text_condition(column, value)
 
 
+# An IS value is a signed 32-bit integer (PS3.5 6.2); the columns hold nothing wider.
+IS_RANGE = range(-(2**31), 2**31)
+
+
 def number_condition(column: Any, value: str) -> ColumnElement[bool]:
     try:
-        return column == int(value.strip())
+        number = int(value.strip())
     except ValueError as exc:
         raise QueryError(f"{value!r} is not an integer") from exc
+    if number not in IS_RANGE:
+        raise QueryError(f"{value!r} is outside the range of an IS value (32 bits, signed)")
+    return column == number
 
 
 def _range(value: str, pattern: re.Pattern[str], what: str) -> tuple[str, str]:
@@ -160,16 +168,19 @@ def patient_id_condition(value: str, issuer: str | None) -> ColumnElement[bool]:
 
 
 def computed_condition(key: Key, value: str) -> ColumnElement[bool]:
+    # Aliases: at series or image level the outer query holds Series and Instance too,
+    # and the EXISTS must range over all of the study's series, not correlate to its row.
+    series, instance = aliased(Series), aliased(Instance)
     values = [v for v in re.split(r"[\\,]", value) if v]
     if key.keyword == "ModalitiesInStudy":
-        column: Any = Series.modality
-        inner = select(Series.pk).where(Series.study_pk == Study.pk)
+        column: Any = series.modality
+        inner = select(series.pk).where(series.study_pk == Study.pk)
     elif key.keyword == "SOPClassesInStudy":
-        column = Instance.sop_class_uid
+        column = instance.sop_class_uid
         inner = (
-            select(Instance.pk)
-            .join(Series, Instance.series_pk == Series.pk)
-            .where(Series.study_pk == Study.pk)
+            select(instance.pk)
+            .join(series, instance.series_pk == series.pk)
+            .where(series.study_pk == Study.pk)
         )
     else:
         raise QueryError(f"{key.keyword} cannot be matched")

@@ -53,11 +53,14 @@ def _set(ds: Dataset, tag: int, vr: str, value: Any) -> None:
 
 
 class SearchResult:
-    """The matches of one search, and whether ``limit`` cut them."""
+    """The matches of one search, whether ``limit`` cut them, and the keys left unmatched."""
 
-    def __init__(self, rows: list[Values], truncated: bool) -> None:
+    def __init__(
+        self, rows: list[Values], truncated: bool, ignored: list[str] | None = None
+    ) -> None:
         self.rows = rows
         self.truncated = truncated
+        self.ignored = ignored or []  # why each key that could not be matched was ignored
 
     def __len__(self) -> int:
         return len(self.rows)

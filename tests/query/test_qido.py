@@ -111,14 +111,26 @@ def test_limit_warning_and_all_fields(client: TestClient, filled: Archive) -> No
     assert "7FE00010" not in full
 
 
-BAD_QUERIES = [
-    "NoSuchKeyword=1",
+BAD_QUERIES = [  # malformed values: the query cannot mean anything
     "StudyDate=2025",
     "limit=abc",
-    "Modality=CT",
-    "PatientComments=x",
     "limit=0",
+    "offset=-1",
+    "fuzzymatching=maybe",
 ]
+
+# Keys a peer may send that this archive cannot match on: ignored, and named (PS3.18 8.3.4).
+IGNORED_QUERIES = {
+    "NoSuchKeyword=1": "NoSuchKeyword",
+    "Modality=CT": "Modality",  # a series key at study level
+    "PatientComments=x": "PatientComments",
+    "00091010=x": "00091010",  # private
+    "ReferencedStudySequence.ReferencedSOPInstanceUID=1.2": "ReferencedStudySequence",
+    "OtherPatientIDsSequence=x": "OtherPatientIDsSequence",
+    "PatientID.PatientName.PatientSex=x": "PatientID.PatientName.PatientSex",
+    "includefield=NoSuchKeyword": "NoSuchKeyword",
+    "_=1733300000000": "_",  # a browser's cache-buster
+}
 
 
 def test_bad_queries_get_400_with_a_reason(client: TestClient, filled: Archive) -> None:
@@ -126,6 +138,28 @@ def test_bad_queries_get_400_with_a_reason(client: TestClient, filled: Archive) 
         response = client.get(f"/dicom-web/studies?{query}")
         assert response.status_code == 400, query
         assert response.json()["detail"], query
+
+
+def test_unsupported_keys_are_ignored_with_a_warning(client: TestClient, filled: Archive) -> None:
+    everything = _uids(client.get("/dicom-web/studies").json())
+    for query, named in IGNORED_QUERIES.items():
+        response = client.get(f"/dicom-web/studies?{query}")
+        assert response.status_code == 200, (query, response.text)
+        warning = response.headers.get("Warning", "")
+        assert warning.startswith("299 ") and named in warning, (query, warning)
+        assert _uids(response.json()) == everything, query
+    # An ignored key does not stop the others from matching.
+    both = client.get("/dicom-web/studies?PatientID=079080001234&NoSuchKeyword=1")
+    assert both.status_code == 200 and _uids(both.json()) == {S(0), S(1)}
+    assert "Warning" not in client.get("/dicom-web/studies?PatientID=079080001234").headers
+
+
+def test_warning_text_is_bounded_ascii(client: TestClient, filled: Archive) -> None:
+    response = client.get("/dicom-web/studies", params={'Tên"bệnh': "x", "Y" * 5000: "1"})
+    assert response.status_code == 200
+    warning = response.headers["Warning"]
+    assert warning.isascii() and len(warning) < 1100
+    assert warning.count('"') == 2  # the client's quote cannot end the quoted text early
 
 
 def test_citizen_id_and_sequence_key(client: TestClient, filled: Archive) -> None:
