@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint bench system-deps viewer clean ohif
+.PHONY: run test lint bench system-deps viewer clean ohif pacs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 ## run: start the PACS on the embedded default (SQLite + ./data): DICOM :11112, HTTP 127.0.0.1:8080
 run: $(VENV)/.installed-run
 	$(BIN)/pacs serve
+
+## pacs: any `pacs` command on this folder's archive, e.g. make pacs ARGS="ae list"
+pacs: $(VENV)/.installed-run
+	$(BIN)/pacs $(ARGS)
 
 ## system-deps: Debian packages the tests talk to (DCMTK, Chromium for the viewer tests), installed when missing
 system-deps:

@@ -1,4 +1,10 @@
-"""The ``pacs`` command: serve, import, check, reindex, config, db upgrade."""
+"""The ``pacs`` command: serve, import, check, reindex, config, db upgrade, ae, user, jobs.
+
+Every command reads the same settings as ``pacs serve`` (``PACS_*`` variables,
+the file ``PACS_CONFIG`` names or ``./pacs.toml``). Only ``serve`` and ``db
+upgrade`` create an archive; the others refuse, saying where they looked, when
+the data folder or database they were pointed at holds none.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +13,15 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from pacs.settings import Settings
 
 Command = Callable[[argparse.Namespace, Settings], int]
+
+# Commands that create the archive when there is none, and those that need none.
+CREATE_ARCHIVE = frozenset({"serve", "db"})
+NO_ARCHIVE = frozenset({"config", "ohif"})
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -87,7 +98,52 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.verbose:
         logging.getLogger("pynetdicom").setLevel(logging.WARNING)
     func: Command = args.func
+    if not _archive_found(args.command, settings):
+        return 2
     return func(args, settings)
+
+
+def _archive_found(command: str, settings: Settings) -> bool:
+    """Whether ``command`` may go on: an archive exists, or it is a command that creates
+    one (said once, with the folder, so nobody wonders where a new archive went)."""
+    from pacs.archive import Archive, ArchiveNotFound
+    from pacs.archive.errors import Unavailable
+    from pacs.settings import config_file
+
+    if command in NO_ARCHIVE:
+        return True
+    try:
+        Archive.require_existing(settings)
+    except Unavailable as exc:
+        if command in CREATE_ARCHIVE:
+            return True  # it reports the outage itself, and may wait for the database
+        print(f"pacs {command}: {exc}", file=sys.stderr)
+        return False
+    except ArchiveNotFound as exc:
+        if command in CREATE_ARCHIVE:
+            print(f"pacs: no archive yet in {exc.data_dir}: creating one", file=sys.stderr)
+            return True
+        toml = config_file()
+        where = (
+            f"the settings file {toml.resolve()}"
+            if toml is not None
+            else f"no settings file (PACS_CONFIG unset, no pacs.toml in {Path.cwd()})"
+        )
+        print(
+            f"pacs {command}: no archive here, nothing done.\n"
+            f"  data folder: {exc.data_dir}\n"
+            f"  index:       {exc.database} ({exc.reason})\n"
+            f"  settings:    {where}\n"
+            "`pacs serve` creates the archive on its first start. To act on the archive a\n"
+            "running `pacs serve` uses, give this command the same settings, e.g.\n"
+            f"  PACS_CONFIG=/path/to/pacs.toml pacs {command} ...  (the server's settings file)\n"
+            f"  PACS_DATA_DIR=/path/to/data pacs {command} ...     (the server's data folder)\n"
+            "or run it in the folder where `pacs serve` runs. To create an empty archive\n"
+            "here on purpose: `pacs db upgrade`.",
+            file=sys.stderr,
+        )
+        return False
+    return True
 
 
 if __name__ == "__main__":

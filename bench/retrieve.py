@@ -607,6 +607,14 @@ def _folder_mb(path: Path) -> float:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 1e6
 
 
+def _create_archive(data_dir: Path) -> None:
+    """What `pacs serve` does on its first start."""
+    from pacs.archive import Archive
+    from pacs.settings import Settings
+
+    Archive.open(Settings(data_dir=data_dir)).close()
+
+
 def pacs_import(workdir: Path, data_dir: Path, source: Path, name: str) -> Phase:
     """``pacs import`` as a child process; its peak is the child's ``ru_maxrss`` (wait4)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PACS_")}
@@ -806,6 +814,7 @@ def memory_main(args: argparse.Namespace) -> None:
         large = write_large_instance(workdir / "large.dcm", args.large_mb)
         study = write_study(workdir / "study", args.study_instances, args.size)
         print(f"generated the files in {time.perf_counter() - started:.0f} s", flush=True)
+        _create_archive(data_dir)  # `pacs import` acts only on an existing archive
         ingest = [
             pacs_import(
                 workdir,

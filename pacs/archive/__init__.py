@@ -5,5 +5,6 @@ nothing from the index or the blob store.
 """
 
 from pacs.archive.facade import Archive
+from pacs.archive.presence import ArchiveNotFound
 
-__all__ = ["Archive"]
+__all__ = ["Archive", "ArchiveNotFound"]

@@ -27,6 +27,7 @@ from pacs.archive.errors import StorageUnavailable
 from pacs.archive.events import ChangeView, Events
 from pacs.archive.ingest import Ingestor, IngestResult, Origin, Spool
 from pacs.archive.lifecycle import DeletionView, HoldView, Lifecycle, PurgeReport
+from pacs.archive.presence import require_archive
 from pacs.archive.retrieve import StoredInstance
 from pacs.audit import AuditTrail
 from pacs.audit.syslog import SyslogSender
@@ -101,8 +102,18 @@ class Archive:
         )
 
     @classmethod
+    def require_existing(cls, settings: Settings) -> None:
+        """Return when ``settings`` name an existing archive; raise
+        :class:`~pacs.archive.presence.ArchiveNotFound` when not (nothing is created)."""
+        require_archive(settings)
+
+    @classmethod
     def open(cls, settings: Settings, migrate: bool = True) -> Archive:
-        """Connect to the index and the store named by ``settings``; bring the schema up to date."""
+        """Connect to the index and the store named by ``settings``; bring the schema up to date.
+
+        Creates the archive (folder, index schema) when there is none yet: callers that
+        must not create one ask :meth:`require_existing` first.
+        """
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         engine = make_engine(settings.database_url)
         if migrate:

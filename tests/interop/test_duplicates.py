@@ -47,6 +47,7 @@ def web(live_http: str, admin_auth: tuple[str, str]) -> Iterator[DICOMwebClient]
 def cli(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> Settings:
     monkeypatch.setenv("PACS_DATA_DIR", str(settings.data_dir))
     monkeypatch.setenv("PACS_DATABASE_URL", settings.database_url)
+    Archive.open(settings).close()  # the archive `pacs serve` created: the CLI needs one
     return settings
 
 

@@ -22,6 +22,7 @@ STUDY = "1.2.826.0.1.3680043.8.498.77"
 def cli(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> Settings:
     monkeypatch.setenv("PACS_DATA_DIR", str(settings.data_dir))
     monkeypatch.setenv("PACS_DATABASE_URL", settings.database_url)
+    Archive.open(settings).close()  # the archive `pacs serve` created: the CLI needs one
     return settings
 
 

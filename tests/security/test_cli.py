@@ -17,6 +17,7 @@ from pacs.settings import Settings
 def cli_env(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> Settings:
     monkeypatch.setenv("PACS_DATA_DIR", str(settings.data_dir))
     monkeypatch.setenv("PACS_DATABASE_URL", settings.database_url)
+    Archive.open(settings).close()  # the archive `pacs serve` created: the CLI needs one
     return settings
 
 
