@@ -33,7 +33,9 @@ import contextlib
 import os
 import queue
 import select
+import socket
 import ssl
+import sys
 import threading
 import time
 import weakref
@@ -48,12 +50,15 @@ from pynetdicom.dul import DULServiceProvider
 from pynetdicom.transport import AssociationSocket
 
 from pacs.dimse.pdata import PDataReader
+from pacs.dimse.responses import SenderOwnedResponses
 
 _Q = TypeVar("_Q", bound=queue.Queue[Any])
+_REACTOR_LOOP = Association._run_reactor.__code__
+_QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)  # Linux only
 ASSOCIATION_IDLE_WAIT_S = 0.02
 
 
-class _MessageQueue(queue.Queue[Any]):
+class _MessageQueue(SenderOwnedResponses):
     """The DIMSE message queue, plus an event that wakes every waiting reader.
 
     ``Queue.not_empty`` wakes one waiter per item, so a reactor waiting on it
@@ -63,8 +68,8 @@ class _MessageQueue(queue.Queue[Any]):
     instead of queued (see :class:`~pacs.dimse.pdata.PDataReader`).
     """
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, checkpoint: threading.Event | None = None) -> None:
+        super().__init__(checkpoint)
         self.arrived = threading.Event()
         self._claimed: list[tuple[int, C_STORE]] | None = None
 
@@ -164,10 +169,26 @@ class BulkReceiveSocket(AssociationSocket):
         got = 0
         while got < len(view):
             count = self.socket.recv_into(view[got:])
+            _ack_at_once(self.socket)
             if not count:
                 break
             got += count
         return got
+
+
+def _ack_at_once(sock: socket.socket) -> None:
+    """Acknowledge what was just read now, not after Linux's delayed-ACK timer (~40 ms).
+
+    A peer that keeps Nagle's algorithm on (DCMTK unless ``TCP_NODELAY=1``, many
+    modalities) writes a PDU header and its body as two small segments and holds
+    the second until the first is acknowledged; we send nothing else meanwhile
+    (we wait for that very PDU), so the acknowledgement waited for the timer:
+    40 ms per C-STORE response of a C-MOVE to a DCMTK storescp. ``TCP_QUICKACK``
+    lasts until the kernel falls back to delayed ACKs, so it is set after each read.
+    """
+    if _QUICKACK is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
 
 
 def make_event_driven(assoc: Association) -> None:
@@ -183,15 +204,50 @@ def make_event_driven(assoc: Association) -> None:
         dul.socket.__class__ = BulkReceiveSocket
     if isinstance(dul.socket, BulkReceiveSocket):
         dul._read_pdu_data = PDataReader(dul, dul._read_pdu_data)  # type: ignore[method-assign]
+    messages = _MessageQueue()
+    assoc._reactor_checkpoint = _Checkpoint(messages.arrived)
+    messages.checkpoint = assoc._reactor_checkpoint
     read_fd, write_fd = os.pipe()
     os.set_blocking(read_fd, False)
     os.set_blocking(write_fd, False)
     weakref.finalize(dul, _close_pipe, read_fd, write_fd)
     dul.to_provider_queue = _moved(dul.to_provider_queue, _ProviderQueue(write_fd))
     dul._wake_fd = read_fd  # type: ignore[attr-defined]
-    messages = _MessageQueue()
     dul.to_user_queue = _moved(dul.to_user_queue, _NotifyingQueue(messages.arrived))
     assoc.dimse.msg_queue = _moved(assoc.dimse.msg_queue, messages)
+
+
+class _Checkpoint(threading.Event):
+    """``Association._reactor_checkpoint``, for a reactor that waits on ``arrived``.
+
+    A thread about to send a request on the association clears it and spins
+    until the reactor is paused; clearing it also wakes the reactor's idle wait,
+    so the reactor pauses at once instead of after :data:`ASSOCIATION_IDLE_WAIT_S`
+    (per C-STORE of a C-MOVE, whose sender is another thread).
+
+    ``wait`` returns only while the checkpoint is set: ``threading.Event.wait``
+    returns true for a notification even when the flag was cleared again before
+    the waiter ran, which let a reactor resume while the next sender believed
+    it paused (see :mod:`pacs.dimse.responses`).
+    """
+
+    def __init__(self, wake: threading.Event) -> None:
+        super().__init__()
+        self.wake = wake
+        self.set()
+
+    def clear(self) -> None:
+        super().clear()
+        self.wake.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.is_set():
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return False
+            super().wait(remaining)
+        return True
 
 
 def _moved(old: queue.Queue[Any], new: _Q) -> _Q:
@@ -242,7 +298,11 @@ def _association_wait(assoc: Association, seconds: float) -> None:
         time.sleep(seconds)
         return
     messages.arrived.clear()
-    if messages.empty() and assoc.dul.to_user_queue.empty():
+    if (
+        messages.empty()
+        and assoc.dul.to_user_queue.empty()
+        and assoc._reactor_checkpoint.is_set()  # else a sender waits for us to pause
+    ):
         messages.arrived.wait(max(seconds, ASSOCIATION_IDLE_WAIT_S))
     else:
         time.sleep(seconds)  # a message is waiting: the reactor's own turn takes it
@@ -256,10 +316,18 @@ class _ReactorClock:
 
     @staticmethod
     def sleep(seconds: float) -> None:
+        """The DUL loop's and the association loop's sleeps wait for work; others sleep.
+
+        Only the association loop's own turn may wait on its queue: an association
+        thread also sleeps elsewhere in that module, for instance spinning until
+        another association's reactor pauses (a C-MOVE handler sending C-STOREs on
+        its sub-association), where waiting for its own queue would cost up to
+        :data:`ASSOCIATION_IDLE_WAIT_S` per C-STORE.
+        """
         thread = threading.current_thread()
         if isinstance(thread, DULServiceProvider):
             _dul_wait(thread, seconds)
-        elif isinstance(thread, Association):
+        elif isinstance(thread, Association) and sys._getframe(1).f_code is _REACTOR_LOOP:
             _association_wait(thread, seconds)
         else:
             time.sleep(seconds)

@@ -55,6 +55,7 @@ def test_association_wait_wakes_when_a_message_is_queued() -> None:
         SimpleNamespace(
             dimse=SimpleNamespace(msg_queue=messages),
             dul=SimpleNamespace(to_user_queue=reactor._NotifyingQueue(messages.arrived)),
+            _reactor_checkpoint=reactor._Checkpoint(messages.arrived),
         ),
     )
     _returns_within(
@@ -68,6 +69,25 @@ def test_association_wait_wakes_when_a_message_is_queued() -> None:
         lambda: reactor._association_wait(assoc, 5.0),
         lambda: assoc.dul.to_user_queue.put("A-RELEASE"),
     )
+
+
+def test_pausing_the_reactor_wakes_its_idle_wait() -> None:
+    """A thread about to send on the association (a C-MOVE's C-STOREs) waits for the
+    reactor to pause: clearing the checkpoint must end the reactor's idle wait."""
+    messages = reactor._MessageQueue()
+    checkpoint = reactor._Checkpoint(messages.arrived)
+    assoc = cast(
+        Association,
+        SimpleNamespace(
+            dimse=SimpleNamespace(msg_queue=messages),
+            dul=SimpleNamespace(to_user_queue=reactor._NotifyingQueue(messages.arrived)),
+            _reactor_checkpoint=checkpoint,
+        ),
+    )
+    _returns_within(2.0, lambda: reactor._association_wait(assoc, 5.0), checkpoint.clear)
+    started = time.monotonic()
+    reactor._association_wait(assoc, 0.001)  # still cleared: no idle wait, a bare turn
+    assert time.monotonic() - started < reactor.ASSOCIATION_IDLE_WAIT_S
 
 
 def test_dul_wait_wakes_on_peer_data_and_on_a_queued_primitive() -> None:
