@@ -201,6 +201,10 @@ class Settings(BaseSettings):
     audit_syslog_host: str | None = None
     audit_syslog_port: int = 514
     audit_syslog_protocol: str = "udp"  # or "tcp"
+    # WADO/QIDO accesses by one principal to one study within this many seconds are one record.
+    audit_window_seconds: float = Field(default=5.0, ge=0, le=300)
+    # Records waiting for the audit writer; beyond it a request waits 1 s, then spills to disk.
+    audit_queue_size: int = Field(default=10_000, ge=100)
 
     @field_validator("ae_title")
     @classmethod

@@ -69,7 +69,14 @@ class Archive:
                 settings.audit_syslog_port,
                 settings.audit_syslog_protocol,
             )
-        self.audit = AuditTrail(self.sessions, syslog=syslog, source_id=settings.ae_title)
+        self.audit = AuditTrail(
+            self.sessions,
+            syslog=syslog,
+            source_id=settings.ae_title,
+            spill_path=settings.data_dir / "audit-spill.jsonl",
+            window=settings.audit_window_seconds,
+            queue_size=settings.audit_queue_size,
+        )
         # Durable background work and the events that cause it. Handlers, periodic tasks
         # and study-stable subscribers are registered here, when the archive is built, so
         # that every process (`pacs serve --role all` or `--role jobs`) knows the same ones.
@@ -397,8 +404,12 @@ class Archive:
             }
 
     def health(self) -> dict[str, str]:
-        """'ok' or the reason, for the index and the store (used by /health and the status page)."""
-        status = {"index": "ok", "storage": "ok"}
+        """'ok' or the reason, for the index, the store and the audit trail's writer.
+
+        Used by /health and the status page; ``audit`` says when records wait
+        for an unwritable database, sit in the spill file, or were lost.
+        """
+        status = {"index": "ok", "storage": "ok", "audit": self.audit.status()}
         try:
             with self.engine.connect() as connection:
                 connection.execute(text("SELECT 1"))

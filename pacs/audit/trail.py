@@ -7,6 +7,12 @@ transaction-scoped advisory lock on PostgreSQL when several nodes share the
 index, and on SQLite a transaction that takes the write lock before it reads
 the last hash, for the DIMSE workers and ``pacs import`` beside ``pacs
 serve``) because two records must never claim the same predecessor.
+
+Requests never wait for that lock: :meth:`AuditTrail.record` hands the record
+to :class:`pacs.audit.writer.AuditWriter`, whose thread appends records in
+batches (and merges repeated WADO/QIDO accesses within a short window).
+Records are numbered (``pk``) in the order they are appended, which for a
+merged record is the end of its window; ``at`` is when the access began.
 """
 
 from __future__ import annotations
@@ -15,17 +21,19 @@ import hashlib
 import json
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
-from sqlalchemy import select, text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Select, or_, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from pacs.audit.dicom_xml import to_xml
+from pacs.audit.filters import AuditFilter
 from pacs.audit.models import AuditEvent
 from pacs.audit.syslog import SyslogSender
+from pacs.audit.writer import AuditWriter, PendingRecord
 from pacs.auth.principal import Principal
 
 log = logging.getLogger(__name__)
@@ -45,6 +53,10 @@ class ChainBreak:
 def _digest(prev_hash: str, fields: dict[str, str]) -> str:
     canonical = json.dumps(fields, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256((prev_hash + canonical).encode("utf-8")).hexdigest()
+
+
+def _utc(moment: datetime) -> datetime:
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
 
 
 def event_fields(event: AuditEvent) -> dict[str, str]:
@@ -71,11 +83,24 @@ class AuditTrail:
         *,
         syslog: SyslogSender | None = None,
         source_id: str = "PACS",
+        spill_path: Path | None = None,
+        window: float = 5.0,
+        queue_size: int = 10_000,
+        block_seconds: float = 1.0,
+        close_seconds: float = 10.0,
     ) -> None:
         self.sessions = sessions
         self.syslog = syslog
         self.source_id = source_id
         self._lock = threading.Lock()
+        self._writer = AuditWriter(
+            self._append,
+            spill_path=spill_path,
+            window=window,
+            queue_size=queue_size,
+            block_seconds=block_seconds,
+            close_seconds=close_seconds,
+        )
 
     def record(
         self,
@@ -86,60 +111,119 @@ class AuditTrail:
         patient_id: str | None = None,
         study_uid: str | None = None,
         detail: str = "",
+        patients: Iterable[str] = (),
     ) -> None:
-        """Append one record. A failure to audit is logged loudly, never hidden."""
-        event = AuditEvent(
-            at=datetime.now(UTC),
-            actor_kind=str(principal.kind),
-            actor=principal.name[:128],
-            role=str(principal.role),
-            address=principal.address[:64],
-            action=action[:32],
-            outcome=outcome[:256],
-            patient_id=(patient_id or "")[:64],
-            study_uid=(study_uid or "")[:64],
-            detail=detail,
+        """Queue one record (never blocks on the database, never raises).
+
+        ``patients`` are the patients a search returned, so that the
+        per-patient access report finds the search too.
+        """
+        self._writer.submit(
+            PendingRecord(
+                at=datetime.now(UTC),
+                actor_kind=str(principal.kind),
+                actor=principal.name[:128],
+                role=str(principal.role),
+                address=principal.address[:64],
+                action=action[:32],
+                outcome=outcome[:256],
+                patient_id=(patient_id or "")[:64],
+                study_uid=(study_uid or "")[:64],
+                details=[detail] if detail else [],
+                patients={p[:64] for p in patients if p},
+            )
         )
-        try:
-            with self._lock, self.sessions.begin() as session:
-                dialect = session.bind.dialect.name if session.bind is not None else ""
-                if dialect == "postgresql":
-                    session.execute(
-                        text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADVISORY_LOCK_KEY}
-                    )
-                elif dialect == "sqlite":
-                    # A deferred transaction would read the last hash from a snapshot
-                    # another process may be about to extend.
-                    session.execute(text("BEGIN IMMEDIATE"))
-                prev = session.scalar(
-                    select(AuditEvent.hash).order_by(AuditEvent.pk.desc()).limit(1)
-                )
-                event.prev_hash = prev or GENESIS
-                event.hash = _digest(event.prev_hash, event_fields(event))
-                session.add(event)
-        except SQLAlchemyError:
-            log.exception("AUDIT RECORD LOST: %s %s by %s", action, outcome, principal.name)
-            raise
-        if self.syslog is not None:
-            self.syslog.send(to_xml(event, self.source_id), failure=outcome != "success")
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Write every record queued so far; ``False`` when the database would not take them."""
+        return self._writer.flush(timeout)
+
+    def status(self) -> str:
+        """'ok', or why records are waiting, spilled or lost (reported by /health)."""
+        return self._writer.status()
 
     def close(self) -> None:
+        """Write what is pending (a normal stop loses no record), then stop forwarding."""
+        self._writer.close()
         if self.syslog is not None:
             self.syslog.close()
 
+    def _append(self, records: list[PendingRecord]) -> None:
+        """Append ``records`` in order, in one transaction under the chain lock."""
+        events = [
+            AuditEvent(
+                at=record.at,
+                actor_kind=record.actor_kind,
+                actor=record.actor,
+                role=record.role,
+                address=record.address,
+                action=record.action,
+                outcome=record.outcome,
+                patient_id=record.patient_id,
+                study_uid=record.study_uid,
+                detail=record.detail,
+            )
+            for record in records
+        ]
+        with self._lock, self.sessions.begin() as session:
+            dialect = session.bind.dialect.name if session.bind is not None else ""
+            if dialect == "postgresql":
+                session.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADVISORY_LOCK_KEY}
+                )
+            elif dialect == "sqlite":
+                # A deferred transaction would read the last hash from a snapshot
+                # another process may be about to extend.
+                session.execute(text("BEGIN IMMEDIATE"))
+            prev = session.scalar(select(AuditEvent.hash).order_by(AuditEvent.pk.desc()).limit(1))
+            prev = prev or GENESIS
+            for event in events:
+                event.prev_hash = prev
+                event.hash = prev = _digest(prev, event_fields(event))
+                session.add(event)
+        if self.syslog is not None:
+            for event in events:
+                self.syslog.send(to_xml(event, self.source_id), failure=event.outcome != "success")
+
     def events(
         self,
+        where: AuditFilter | None = None,
         *,
         patient_id: str | None = None,
         study_uid: str | None = None,
+        before: int | None = None,
         limit: int | None = None,
+        newest_first: bool = False,
     ) -> list[AuditEvent]:
-        """Records in order, optionally only those about one patient or study."""
-        query = select(AuditEvent).order_by(AuditEvent.pk)
+        """Records matching every filter given, oldest first (or newest first).
+
+        Queued records are written first, so a reader sees every access made
+        before it asked. ``before`` (a record number) pages newest-first
+        listings: pass the last ``pk`` of one page to get the next.
+        """
+        where = where or AuditFilter()
+        patient_id = patient_id if patient_id is not None else where.patient_id
+        study_uid = study_uid if study_uid is not None else where.study_uid
+        self.flush(timeout=2.0)
+        query: Select[tuple[AuditEvent]] = select(AuditEvent)
+        if where.user is not None:
+            query = query.where(AuditEvent.actor == where.user)
         if patient_id is not None:
             query = query.where(AuditEvent.patient_id == patient_id)
         if study_uid is not None:
             query = query.where(AuditEvent.study_uid == study_uid)
+        if where.action is not None:
+            action = where.action
+            query = query.where(
+                or_(AuditEvent.action == action, AuditEvent.action.startswith(action + "-"))
+            )
+        if where.since is not None:
+            query = query.where(AuditEvent.at >= _utc(where.since))
+        if where.until is not None:
+            query = query.where(AuditEvent.at < _utc(where.until))
+        if before is not None:
+            query = query.where(AuditEvent.pk < before)
+        query = query.order_by(AuditEvent.pk.desc() if newest_first else AuditEvent.pk)
         if limit is not None:
             query = query.limit(limit)
         with self.sessions() as session:
@@ -153,6 +237,7 @@ class AuditTrail:
 
     def verify(self) -> ChainBreak | None:
         """``None`` when every record follows from its predecessor, else the first break."""
+        self.flush()
         expected_prev = GENESIS
         for event in self._walk():
             if event.prev_hash != expected_prev:

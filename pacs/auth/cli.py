@@ -11,6 +11,7 @@ from datetime import timedelta
 
 from pacs.archive import Archive
 from pacs.audit.dicom_xml import to_xml
+from pacs.audit.filters import AuditFilter, parse_when
 from pacs.audit.trail import event_fields
 from pacs.auth import accounts
 from pacs.auth.principal import Kind, Principal, Role
@@ -83,18 +84,45 @@ def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
                 return 0
             print(f"audit trail BROKEN at record {broken.pk}: {broken.reason}")
             return 1
-        events = archive.audit.events(patient_id=args.patient, study_uid=args.study)
-        archive.audit.record(
-            _operator(), "audit-read", patient_id=args.patient, study_uid=args.study
-        )
-        for event in events:
-            if args.format == "dicom-xml":
-                print(to_xml(event, settings.ae_title))
-                continue
-            print(json.dumps(event_fields(event), ensure_ascii=False))
-        return 0
+        return _list(args, archive)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     finally:
         archive.close()
+
+
+def _list(args: argparse.Namespace, archive: Archive) -> int:
+    """Every matching record, newest first, read a page at a time."""
+    where = AuditFilter(
+        user=args.user,
+        patient_id=args.patient,
+        study_uid=args.study,
+        action=args.action,
+        since=parse_when(args.since),
+        until=parse_when(args.until, end=True),
+    )
+    printed, before = 0, None
+    while args.limit is None or printed < args.limit:
+        page = min(1000, args.limit - printed) if args.limit is not None else 1000
+        events = archive.audit.events(where, before=before, limit=page, newest_first=True)
+        for event in events:
+            if args.format == "dicom-xml":
+                print(to_xml(event, archive.settings.ae_title))
+            else:
+                print(json.dumps({"pk": event.pk, **event_fields(event)}, ensure_ascii=False))
+        printed += len(events)
+        if len(events) < page:
+            break
+        before = events[-1].pk
+    archive.audit.record(
+        _operator(),
+        "audit-read",
+        patient_id=args.patient,
+        study_uid=args.study,
+        detail=" ".join(sys.argv[1:])[:1000],
+    )
+    return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -128,9 +156,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     audit.set_defaults(func=cmd_audit)
     audits = audit.add_subparsers(dest="audit_command", required=True)
     audits.add_parser("verify", help="check the hash chain; exit 1 when broken")
-    show = audits.add_parser("list", help="records as JSON lines (e.g. every access to a patient)")
+    show = audits.add_parser(
+        "list", help="records as JSON lines, newest first (e.g. every access to a patient)"
+    )
+    show.add_argument("--user", help="only records of this user, token owner or AE title")
     show.add_argument("--patient", help="only records about this Patient ID")
     show.add_argument("--study", help="only records about this Study Instance UID")
+    show.add_argument("--action", help="only this action (wado, qido, login, share...)")
+    show.add_argument("--since", help="from this date or ISO date-time (UTC)")
+    show.add_argument("--until", help="up to this date (inclusive) or ISO date-time")
+    show.add_argument("--limit", type=int, help="at most this many records (default: all)")
     show.add_argument(
         "--format", choices=["json", "dicom-xml"], default="json", help="JSON lines or PS3.15 XML"
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import time
+from datetime import UTC, datetime, timedelta
 from xml.etree import ElementTree as ET
 
 import pytest
@@ -29,7 +30,7 @@ def test_dicom_audit_message_fields(archive: Archive) -> None:
     assert response.status_code == 200
     messages = ET.fromstring(response.text).findall("AuditMessage")
     assert len(messages) == 2
-    store, wado = messages
+    wado, store = messages  # newest first
     assert store.find("EventIdentification/EventID").get("csd-code") == "110104"  # type: ignore[union-attr]
     assert store.find("EventIdentification").get("EventActionCode") == "C"  # type: ignore[union-attr]
     assert store.find("ActiveParticipant").get("UserID") == "CT01"  # type: ignore[union-attr]
@@ -41,6 +42,41 @@ def test_dicom_audit_message_fields(archive: Archive) -> None:
     assert wado.find("EventIdentification").get("EventOutcomeIndicator") == "4"  # type: ignore[union-attr]
     # Reading the trail was itself recorded.
     assert archive.audit.events()[-1].action == "audit-read"
+
+
+def test_filters_and_pages_through_every_record_newest_first(archive: Archive) -> None:
+    nurse = Principal(Kind.USER, "dd.mai", Role.CLINICIAN, "10.0.0.6")
+    for n in range(7):
+        archive.audit.record(DOCTOR, "c-find", patient_id=f"BN{n % 3}", detail=str(n))
+    archive.audit.record(nurse, "share-open", patient_id="BN1", study_uid="1.2.3")
+    archive.audit.record(nurse, "login")
+    accounts.create_account(archive.sessions, "kiemtra", "mat-khau-dai", Role.AUDITOR)
+    expected = [e.pk for e in archive.audit.events()][::-1]
+    with TestClient(create_app(archive)) as http:
+        http.auth = ("kiemtra", "mat-khau-dai")
+        seen: list[int] = []
+        url: str | None = "/api/audit?limit=2"
+        while url:
+            response = http.get(url)
+            assert response.status_code == 200
+            seen += [row["pk"] for row in response.json()]
+            url = response.links.get("next", {}).get("url")
+        assert seen[: len(expected)] == expected  # then the audit-read records of the paging
+        assert seen == sorted(seen, reverse=True) and len(seen) == len(set(seen))
+
+        def rows(**params: str) -> list[tuple[str, str, str]]:
+            response = http.get("/api/audit", params=params)
+            assert response.status_code == 200, response.text
+            return [(r["actor"], r["action"], r["patient_id"]) for r in response.json()]
+
+        assert rows(user="dd.mai") == [("dd.mai", "login", ""), ("dd.mai", "share-open", "BN1")]
+        assert rows(action="share") == [("dd.mai", "share-open", "BN1")]
+        assert rows(patient_id="BN1", action="c-find") == [("bs.lan", "c-find", "BN1")] * 2
+        today = datetime.now(UTC).date()
+        assert len(rows(since=str(today), until=str(today), action="c-find")) == 7
+        assert rows(since=str(today + timedelta(days=1))) == []
+        assert rows(until=str(today - timedelta(days=1))) == []
+        assert http.get("/api/audit", params={"since": "tomorrow"}).status_code == 400
 
 
 def test_only_admins_and_auditors_read_the_trail(archive: Archive) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import pytest
@@ -84,3 +85,26 @@ def test_first_start_prints_admin_password_once(tmp_path: Path) -> None:
         assert accounts.check_password(archive.sessions, "admin", password) is not None
     finally:
         archive.close()
+
+
+def test_audit_list_filters_newest_first(
+    monkeypatch: pytest.MonkeyPatch, cli_env: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("u1", "u2", "u3"):
+        add = ["user", "add", name, "--role", "clinician", "--password-stdin"]
+        assert _run(monkeypatch, add, "12345678\n") == 0
+    assert _run(monkeypatch, ["user", "disable", "u2"]) == 0
+    capsys.readouterr()
+    assert _run(monkeypatch, ["audit", "list", "--action", "user-add"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["detail"] for r in rows] == ["u3", "u2", "u1"]
+    assert rows[0]["pk"] > rows[1]["pk"] > rows[2]["pk"]
+    assert _run(monkeypatch, ["audit", "list", "--action", "user", "--limit", "2"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["action"], r["detail"]) for r in rows] == [
+        ("user-disable", "u2"),
+        ("user-add", "u3"),
+    ]
+    assert _run(monkeypatch, ["audit", "list", "--since", "2999-01-01"]) == 0
+    assert capsys.readouterr().out == ""
+    assert _run(monkeypatch, ["audit", "list", "--until", "yesterday"]) == 2
