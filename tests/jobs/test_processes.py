@@ -20,18 +20,10 @@ from sqlalchemy.engine import make_url
 from pacs.archive import Archive
 from pacs.archive.ingest import Origin
 from pacs.settings import Settings
-from tests.conftest import free_port
 from tests.dicom_factory import ct_slice, to_bytes
 from tests.jobs.runner_child import EFFECT_TABLE
+from tests.jobs.serve_role import child_env, serve_role
 from tests.jobs.waiting import wait_until
-
-ROOT = Path(__file__).parents[2]
-
-
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PACS_")}
-    env["PYTHONPATH"] = str(ROOT)
-    return env
 
 
 @contextmanager
@@ -48,7 +40,7 @@ def _runner(
             mode,
             str(lease_s),
         ],
-        env=_env(),
+        env=child_env(),
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         text=True,
@@ -123,35 +115,6 @@ def test_a_killed_runner_holding_a_lease_has_its_job_run_again_once(
         )
 
 
-@contextmanager
-def _serve_jobs(
-    url: str, tmp_path: Path, name: str
-) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
-    log = tmp_path / f"{name}.log"
-    env = _env() | {
-        "PACS_DATA_DIR": str(tmp_path / name),
-        "PACS_DATABASE_URL": str(make_url(url).update_query_dict({"application_name": name})),
-        "PACS_HTTP_PORT": str(free_port()),
-        "PACS_DICOM_PORT": str(free_port()),
-        "PACS_LOG_LEVEL": "INFO",
-        "PACS_STABLE_STUDY_SECONDS": "1.5",
-    }
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "serve", "--role", "jobs"],
-            cwd=tmp_path,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        yield process, log
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            process.wait(30)
-
-
 def _leaders(engine: Engine) -> list[str]:
     """Application names of the sessions holding this schema's scheduler advisory lock."""
     with engine.connect() as connection:
@@ -167,13 +130,23 @@ def _leaders(engine: Engine) -> list[str]:
         return [name for (name,) in rows]
 
 
+def _jobs_settings(url: str, name: str) -> dict[str, str]:
+    return {
+        "PACS_DATABASE_URL": str(make_url(url).update_query_dict({"application_name": name})),
+        "PACS_STABLE_STUDY_SECONDS": "1.5",
+    }
+
+
 def test_one_scheduler_leader_across_two_serve_jobs_processes(
     postgres_schema_url: str, tmp_path: Path
 ) -> None:
-    with _archive(postgres_schema_url, tmp_path) as archive, ExitStack() as stack:
-        first, first_log = stack.enter_context(_serve_jobs(postgres_schema_url, tmp_path, "one"))
+    url = postgres_schema_url
+    with _archive(url, tmp_path) as archive, ExitStack() as stack:
+        one = stack.enter_context(serve_role(tmp_path, "one", "jobs", _jobs_settings(url, "one")))
+        first, first_log = one.process, one.log
         wait_until(lambda: _leaders(archive.engine) == ["one"], timeout=30, what="one leads")
-        second, second_log = stack.enter_context(_serve_jobs(postgres_schema_url, tmp_path, "two"))
+        two = stack.enter_context(serve_role(tmp_path, "two", "jobs", _jobs_settings(url, "two")))
+        second, second_log = two.process, two.log
         wait_until(lambda: b"serving role jobs" in second_log.read_bytes(), timeout=30)
         study = generate_uid()
         archive.ingest(io.BytesIO(to_bytes(ct_slice(study, size=8))), Origin("import"))
