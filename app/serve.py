@@ -27,7 +27,6 @@ import uvicorn
 from app.http.app import create_app
 from app.http.transport import InsecureListen, uvicorn_tls_options
 from pacs.archive import Archive
-from pacs.auth.accounts import ensure_admin
 from pacs.dimse.server import DimseServer
 from pacs.dimse.spool import SPOOL_PREFIX
 from pacs.dimse.workers import WorkerPool, dimse_processes
@@ -58,7 +57,7 @@ class Role(StrEnum):
 def _bootstrap_admin(archive: Archive) -> None:
     """On first start, create the admin account and show its password exactly once."""
     given = archive.settings.admin_password
-    password = ensure_admin(archive.sessions, given.get_secret_value() if given else None)
+    password = archive.auth.ensure_admin(given.get_secret_value() if given else None)
     if password is None:
         return
     if given:

@@ -101,7 +101,7 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_reindex(args: argparse.Namespace, settings: Settings) -> int:
     from pacs.archive import Archive
-    from pacs.reindex import clear_index, reindex
+    from pacs.reindex import clear_index, reindex, stored_objects
 
     if args.drop and not args.yes:
         print("--drop deletes every index row first; add --yes to confirm", file=sys.stderr)
@@ -111,7 +111,7 @@ def cmd_reindex(args: argparse.Namespace, settings: Settings) -> int:
         if args.drop:
             clear_index(archive)
         with _progress(
-            _bar_wanted(args), "reindexing", lambda: sum(1 for _ in archive.store.list())
+            _bar_wanted(args), "reindexing", lambda: stored_objects(archive)
         ) as progress:
             outcomes = reindex(archive, progress)
     finally:

@@ -30,6 +30,11 @@ def clear_index(archive: Archive) -> None:
             session.execute(delete(model))
 
 
+def stored_objects(archive: Archive) -> int:
+    """How many blobs the store holds: the length of a reindex, for its progress bar."""
+    return sum(1 for _ in archive.store.list())
+
+
 def reindex(archive: Archive, progress: Callable[[str], None] | None = None) -> Counter[str]:
     """Adopt every blob; return how many ended in each outcome (plus 'invalid', 'error',
     'deleted': blobs of deleted instances awaiting their purge, 'original': objects as received

@@ -32,6 +32,7 @@ from pacs.archive.retrieve import StoredInstance
 from pacs.audit import AuditTrail
 from pacs.audit.syslog import SyslogSender
 from pacs.auth.principal import Principal
+from pacs.auth.service import Auth
 from pacs.blobfile import seekable_blob
 from pacs.config import RemoteAEs
 from pacs.index.database import make_engine, make_session_factory
@@ -97,6 +98,7 @@ class Archive:
         purge_after = timedelta(hours=settings.delete_purge_after_hours)
         self.lifecycle = Lifecycle(self.sessions, store, self.audit, purge_after=purge_after)
         self.corrections = Corrections(self.sessions, store, self.audit)
+        self.auth = Auth(self.sessions)  # accounts, tokens, share grants for the doors
         # Instances that arrive in a corrected study are brought in line by a job.
         self.jobs.handle("reapply-corrections", self._reapply_job, backoff_s=60.0)
         self.jobs.every("reapply-corrections", 60.0, self._queue_reapply)

@@ -44,28 +44,26 @@ def cmd_user(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _user(args: argparse.Namespace, archive: Archive) -> int:
-    sessions = archive.sessions
+    auth = archive.auth
     action = args.user_command
     if action == "list":
-        for info in accounts.list_accounts(sessions):
+        for info in auth.list_accounts():
             state = "disabled" if info.disabled else "active"
             print(f"{info.username}\t{info.role}\t{state}")
         return 0
     if action == "add":
-        accounts.create_account(sessions, args.username, _read_password(args), args.role)
+        auth.create_account(args.username, _read_password(args), args.role)
     elif action == "passwd":
-        accounts.set_password(sessions, args.username, _read_password(args))
+        auth.set_password(args.username, _read_password(args))
     elif action in ("disable", "enable"):
-        accounts.set_disabled(sessions, args.username, action == "disable")
+        auth.set_disabled(args.username, action == "disable")
     elif action == "token":
         days = args.expires_days
-        token = accounts.create_token(
-            sessions, args.username, args.name, timedelta(days=days) if days else None
-        )
+        token = auth.create_token(args.username, args.name, timedelta(days=days) if days else None)
         print(token)  # shown once; only its hash is kept
     elif action == "totp":
-        print(accounts.enrol_totp(sessions, args.username))  # scan as a QR code or type in
-    elif action == "revoke" and not accounts.revoke_token(sessions, args.token_id):
+        print(auth.enrol_totp(args.username))  # scan as a QR code or type in
+    elif action == "revoke" and not auth.revoke_token(args.token_id):
         print(f"error: no active token {args.token_id!r}", file=sys.stderr)
         return 2
     archive.audit.record(_operator(), f"user-{action}", detail=getattr(args, "username", ""))

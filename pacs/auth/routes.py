@@ -63,8 +63,7 @@ def login(credentials: Credentials, request: Request) -> JSONResponse:
         )
     who = Principal(Kind.USER, credentials.username, Role.ANONYMOUS, address)
     try:
-        principal = accounts.check_password(
-            archive.sessions,
+        principal = archive.auth.check_password(
             credentials.username,
             credentials.password,
             address,
@@ -85,7 +84,7 @@ def login(credentials: Credentials, request: Request) -> JSONResponse:
 
 def _set_session_cookie(request: Request, response: Response, username: str) -> None:
     archive = _archive(request)
-    fingerprint = accounts.password_fingerprint(archive.sessions, username)
+    fingerprint = archive.auth.password_fingerprint(username)
     response.set_cookie(
         SESSION_COOKIE,
         sign(server_key(request), "session", {"u": username, "f": fingerprint}),
@@ -153,7 +152,7 @@ def oidc_callback(request: Request, code: str = "", state: str = "") -> Response
     if role is None:
         archive.audit.record(who, "login", "failure: sso user has no PACS role")
         raise HTTPException(status.HTTP_403_FORBIDDEN, "your account has no role in this PACS")
-    accounts.ensure_sso_account(archive.sessions, username, role)
+    archive.auth.ensure_sso_account(username, role)
     archive.audit.record(who, "login", detail="sso")
     response = RedirectResponse("/viewer/", status_code=303)
     _set_session_cookie(request, response, username)
@@ -205,7 +204,7 @@ def create_share(
     settings = archive.settings
     days = min(body.days or settings.share_default_days, settings.share_max_days)
     try:
-        info = grants.create_grant(archive.sessions, study_uid, principal.name, days, body.pin)
+        info = archive.auth.create_grant(study_uid, principal.name, days, body.pin)
     except grants.GrantError as exc:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from exc
     archive.audit.record(
@@ -227,7 +226,7 @@ def create_share(
 
 
 def _live_grant(request: Request, grant_id: str) -> grants.GrantInfo:
-    info = grants.get_grant(_archive(request).sessions, grant_id)
+    info = _archive(request).auth.get_grant(grant_id)
     if info is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such share")
     return info
@@ -260,7 +259,7 @@ def revoke_share(
     principal: Annotated[Principal, Depends(authorize("share"))],
 ) -> Response:
     archive = _archive(request)
-    info = grants.revoke_grant(archive.sessions, grant_id)
+    info = archive.auth.revoke_grant(grant_id)
     if info is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such share")
     archive.audit.record(principal, "share-revoke", study_uid=info.study_uid, detail=grant_id)
@@ -290,7 +289,7 @@ def _open(request: Request, token: str, pin: str | None) -> Response:
     key = server_key(request)
     try:
         grant_id = grants.grant_id_from_token(key, token)
-        principal = grants.open_grant(archive.sessions, grant_id, pin, address)
+        principal = archive.auth.open_grant(grant_id, pin, address)
     except grants.PinRequired as exc:
         return _pin_form(token, str(exc))
     except grants.GrantError as exc:

@@ -1,0 +1,110 @@
+"""Accounts, tokens and share grants of one archive, as doors reach them: through the facade.
+
+The functions of :mod:`pacs.auth.accounts` and :mod:`pacs.auth.grants` take
+the index's session factory; the login routes, the share routes and ``pacs
+user`` used to pass ``archive.sessions`` themselves, reaching past the facade.
+``archive.auth`` binds the factory once, so a door names the operation and
+never holds a session. The functions keep their contracts (and errors:
+:class:`~pacs.auth.accounts.AccountError`, :class:`~pacs.auth.grants.GrantError`...).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from pacs.auth import accounts, grants
+from pacs.auth.accounts import AccountInfo
+from pacs.auth.grants import GrantInfo
+from pacs.auth.principal import Principal, Role
+
+
+class Auth:
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self._sessions = sessions
+
+    # -- accounts ----------------------------------------------------------------------
+
+    def create_account(self, username: str, password: str, role: Role | str) -> None:
+        """A new local account; AccountError for a bad name, password or role, or a taken name."""
+        accounts.create_account(self._sessions, username, password, role)
+
+    def list_accounts(self) -> list[AccountInfo]:
+        """Every account, by user name."""
+        return accounts.list_accounts(self._sessions)
+
+    def set_password(self, username: str, password: str) -> None:
+        """Replace the password (and lift a lockout); AccountError for an unknown user."""
+        accounts.set_password(self._sessions, username, password)
+
+    def set_disabled(self, username: str, disabled: bool = True) -> None:
+        """Disable or enable the account; AccountError for an unknown user."""
+        accounts.set_disabled(self._sessions, username, disabled)
+
+    def ensure_admin(self, password: str | None = None) -> str | None:
+        """Create the first admin when no account exists; its password, to print once."""
+        return accounts.ensure_admin(self._sessions, password)
+
+    def check_password(
+        self,
+        username: str,
+        password: str,
+        address: str = "",
+        *,
+        totp: str | None = None,
+        admin_totp_required: bool = False,
+    ) -> Principal | None:
+        """The principal for valid credentials, else ``None`` (failures counted, lockout);
+        SecondFactorRequired when a TOTP code is needed."""
+        return accounts.check_password(
+            self._sessions,
+            username,
+            password,
+            address,
+            totp=totp,
+            admin_totp_required=admin_totp_required,
+        )
+
+    def password_fingerprint(self, username: str) -> str:
+        """What a session cookie binds to: it changes with the password."""
+        return accounts.password_fingerprint(self._sessions, username)
+
+    def ensure_sso_account(self, username: str, role: Role) -> None:
+        """The local row of a single-sign-on user, role refreshed at every login."""
+        accounts.ensure_sso_account(self._sessions, username, role)
+
+    def create_token(
+        self, username: str, name: str = "", expires_in: timedelta | None = None
+    ) -> str:
+        """A new bearer token for ``username``, returned once (stored as a hash)."""
+        return accounts.create_token(self._sessions, username, name, expires_in)
+
+    def revoke_token(self, token_id: str) -> bool:
+        """Revoke a token; whether there was a live one."""
+        return accounts.revoke_token(self._sessions, token_id)
+
+    def enrol_totp(self, username: str) -> str:
+        """A new TOTP secret for the account: the otpauth:// URI for an authenticator app."""
+        return accounts.enrol_totp(self._sessions, username)
+
+    # -- share grants ------------------------------------------------------------------
+
+    def create_grant(
+        self, study_uid: str, created_by: str, days: float, pin: str | None = None
+    ) -> GrantInfo:
+        """A share grant for one study; GrantError for a bad PIN."""
+        return grants.create_grant(self._sessions, study_uid, created_by, days, pin)
+
+    def get_grant(self, grant_id: str) -> GrantInfo | None:
+        return grants.get_grant(self._sessions, grant_id)
+
+    def revoke_grant(self, grant_id: str) -> GrantInfo | None:
+        """Revoke a grant; ``None`` when there is no such grant."""
+        return grants.revoke_grant(self._sessions, grant_id)
+
+    def open_grant(
+        self, grant_id: str, pin: str | None = None, address: str = "", *, pin_checked: bool = False
+    ) -> Principal:
+        """The read-only principal of a live grant; PinRequired or GrantError otherwise."""
+        return grants.open_grant(self._sessions, grant_id, pin, address, pin_checked=pin_checked)
