@@ -18,7 +18,9 @@ Retrieval therefore presents the corrected values the same way through every
 door (WADO-RS metadata and instances, WADO-URI, rendered images, C-MOVE and
 C-GET), with no per-request work. Step 2 follows step 1: if the process dies in
 between, the instances still serve their previous bytes (never a missing blob)
-and :meth:`Corrections.reapply` (queued by the same periodic task) finishes the copies.
+and :meth:`Corrections.reapply` finishes the copies: the leader's periodic task
+scans every corrected study once after it starts, then those that received
+instances lately.
 
 Patient attributes belong to the patient row, which all of that patient's
 studies share: correcting the name, birth date or sex corrects it for each of
@@ -425,9 +427,14 @@ class Corrections:
             state = session.get(CorrectedStudy, study_uid)
             return json.loads(state.attributes) if state is not None else {}
 
-    def pending(self, limit: int = 100) -> list[tuple[str, int]]:
+    def pending(self, since: datetime | None = None, limit: int = 100) -> list[tuple[str, int]]:
         """Corrected studies with an instance not serving the present corrections (a late
-        arrival, or a copy a crash left undone): (study UID, newest such instance's key)."""
+        arrival, or a copy a crash left undone): (study UID, newest such instance's key).
+
+        ``since`` limits the search to studies that received an instance since then
+        (ingest touches ``study.updated_at``), which keeps the periodic scan cheap
+        however many studies were ever corrected.
+        """
         query = (
             select(CorrectedStudy.study_uid, func.max(Instance.pk))
             .join(Study, Study.study_uid == CorrectedStudy.study_uid)
@@ -445,6 +452,8 @@ class Corrections:
             .group_by(CorrectedStudy.study_uid)
             .limit(limit)
         )
+        if since is not None:
+            query = query.where(Study.updated_at >= since)
         with self.sessions() as session:
             return [(uid, int(pk)) for uid, pk in session.execute(query).all()]
 

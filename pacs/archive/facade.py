@@ -101,6 +101,7 @@ class Archive:
         self.auth = Auth(self.sessions)  # accounts, tokens, share grants for the doors
         # Instances that arrive in a corrected study are brought in line by a job.
         self.jobs.handle("reapply-corrections", self._reapply_job, backoff_s=60.0)
+        self._scanned_corrections = False
         self.jobs.every("reapply-corrections", 60.0, self._queue_reapply)
         # The leader finds the deletions whose purge is due and queues one durable job each.
         self.jobs.handle("purge-deletion", self._purge_job, backoff_s=60.0)
@@ -265,7 +266,11 @@ class Archive:
         return self.corrections.reapply(study_uid)
 
     def _queue_reapply(self) -> None:
-        for study_uid, newest in self.corrections.pending():
+        # Late arrivals touch their study within the last hour (the leader scans each minute);
+        # the first scan of a process looks at every corrected study (copies a crash left).
+        since = datetime.now(UTC) - timedelta(hours=1) if self._scanned_corrections else None
+        self._scanned_corrections = True
+        for study_uid, newest in self.corrections.pending(since):
             self.jobs.enqueue(
                 "reapply-corrections",
                 {"study_uid": study_uid},

@@ -195,6 +195,9 @@ def test_late_instances_and_deletes_of_corrected_studies(
     archive.ingest(io.BytesIO(to_bytes(late)), Origin(door="import"))
     # The leader's periodic task finds it and queues a job, which corrects the late one only.
     assert [uid_ for uid_, _ in archive.corrections.pending()] == [uid]
+    recent = datetime.now(UTC) - timedelta(minutes=5)
+    assert [uid_ for uid_, _ in archive.corrections.pending(recent)] == [uid]
+    assert archive.corrections.pending(datetime.now(UTC) + timedelta(hours=1)) == []
     (task,) = [t for t in archive.jobs.periodic.due(float("inf")) if t.name == task_name]
     task.run()
     task.run()  # de-duplicated while nothing new arrives
