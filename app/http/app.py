@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from admin import aes as admin_aes
 from admin import corrections as admin_corrections
+from admin import deletions as admin_deletions
 from admin import holds as admin_holds
 from admin import jobs as admin_jobs
 from app.http.cors import install_cors
@@ -46,6 +47,7 @@ def create_app(archive: Archive) -> FastAPI:
     app.include_router(admin_jobs.router)
     app.include_router(admin_holds.router)
     app.include_router(admin_corrections.router)
+    app.include_router(admin_deletions.router)
     app.include_router(admin_aes.router)
     app.include_router(ohif_routes.router)
     app.include_router(rendered.router, prefix="/dicom-web")

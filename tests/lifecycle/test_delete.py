@@ -139,6 +139,10 @@ def test_deleted_study_is_gone_from_every_door_and_purged_after_the_delay(
     other_keys = [result.blob_key for result in other_study.results]
     assert all(archive.store.stat(key) is not None for key in other_keys)
 
+    listed = client.get("/api/deletions", params={"study_uid": uid}).json()["deletions"]
+    assert [(d["level"], d["reason"], d["instances"]) for d in listed] == [
+        ("study", "wrong patient", len(keys))
+    ]
     (record,) = archive.deletions(uid)
     assert record.level == "study" and record.instances == len(keys)
     assert record.reason == "wrong patient" and record.deleted_by == "admin"
