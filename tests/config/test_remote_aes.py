@@ -124,3 +124,48 @@ def test_invalid_seed_stops_the_start_with_the_reason(tmp_path: Path) -> None:
     )
     with pytest.raises(InvalidConfig, match="port"):
         Archive.open(settings)
+
+
+def test_toml_file_seeds_the_table(
+    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    toml = tmp_path / "pacs.toml"
+    toml.write_text(
+        f"""
+database_url = "{database_url}"
+allowed_calling_aes = ["US_PORTABLE"]
+
+[[remote_aes]]
+ae_title = "CT_SCANNER"
+host = "192.168.10.21"
+port = 104
+services = ["store"]
+charset_fallback = "ISO_IR 100"
+description = "CT tầng 1"
+
+[[remote_aes]]
+ae_title = "WS_RADIO"
+host = "192.168.10.50"
+port = 11113
+services = ["find", "move"]
+charset_profile = "ascii"
+tls_required = true
+""",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("PACS_CONFIG", str(toml))
+    monkeypatch.setenv("PACS_DATA_DIR", str(tmp_path / "data"))
+    archive = Archive.open(Settings())
+    try:
+        ct, ws = archive.remote_aes.all()
+        assert (ct.ae_title, ct.host, ct.services, ct.description) == (
+            "CT_SCANNER",
+            "192.168.10.21",
+            ("store",),
+            "CT tầng 1",
+        )
+        assert archive.remote_aes.charset_fallback_for("CT_SCANNER") == "ISO_IR 100"
+        assert (ws.charset_profile, ws.tls_required) == ("ascii", True)
+        assert archive.remote_aes.calling_aes() == ["US_PORTABLE"]
+    finally:
+        archive.close()
