@@ -210,9 +210,15 @@ class JobQueue:
                 Job.attempts < Job.max_attempts,
             ),
         )
+        wanted = Job.kind.in_(list(kinds))
+        with self.sessions() as session:
+            # A read first: an idle runner polls, and on SQLite even an UPDATE that changes
+            # nothing takes the one write lock that ingest needs.
+            if session.scalar(select(Job.pk).where(due, wanted).limit(1)) is None:
+                return None
         candidate = (
             select(Job.pk)
-            .where(due, Job.kind.in_(list(kinds)))
+            .where(due, wanted)
             .order_by(Job.run_after, Job.pk)
             .limit(1)
             .with_for_update(skip_locked=True)
