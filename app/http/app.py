@@ -16,8 +16,10 @@ from admin import corrections as admin_corrections
 from admin import deletions as admin_deletions
 from admin import holds as admin_holds
 from admin import jobs as admin_jobs
+from app.http.compression import JsonGzipMiddleware
 from app.http.cors import install_cors
 from app.http.errors import install_error_mapping, unavailable_response
+from app.http.head import HeadAsGetMiddleware
 from app.http.security import install_security_headers
 from dicomweb import delete, qido, rendered, stow, wado, wado_uri
 from pacs import __version__
@@ -42,6 +44,10 @@ def create_app(archive: Archive) -> FastAPI:
     install_error_mapping(app)
     install_security_headers(app)
     install_cors(app, archive.settings)
+    # Outermost last: HEAD runs as GET and drops the body the gzip layer produced, so its
+    # headers (Content-Encoding, Content-Length) are exactly those of the GET.
+    app.add_middleware(JsonGzipMiddleware)
+    app.add_middleware(HeadAsGetMiddleware)
     app.include_router(auth_routes.router)
     app.include_router(audit_routes.router)
     app.include_router(admin_jobs.router)

@@ -1,0 +1,29 @@
+"""HEAD on every GET route (RFC 9110 9.3.2): the GET's status and headers, without the body.
+
+FastAPI registers a GET route for GET alone, so a client that asks HEAD
+first (a proxy, a viewer checking a URL, a download manager) got 405. Here a
+HEAD runs as the same GET (the same authorization, the same audit, the same
+Content-Length and Content-Type) and the body is dropped on the way out.
+"""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+class HeadAsGetMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def headers_only(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                await send(message)
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                await send({"type": "http.response.body", "body": b""})
+
+        await self.app({**scope, "method": "GET"}, receive, headers_only)
