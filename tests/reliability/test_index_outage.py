@@ -153,6 +153,7 @@ def test_every_http_route_answers_503_with_retry_after(outage: Outage) -> None:
         assert answers["health"].json()["storage"] == "ok"
 
         outage.restore()
+        assert archive.audit.flush(timeout=30)  # records queued meanwhile reach the index
         assert client.get("/health").status_code == 200
         found = client.get("/dicom-web/studies", headers={"Authorization": f"Bearer {token}"})
         assert found.status_code == 200 and len(found.json()) == 1
