@@ -19,8 +19,8 @@ door (WADO-RS metadata and instances, WADO-URI, rendered images, C-MOVE and
 C-GET), with no per-request work. Step 2 follows step 1: if the process dies in
 between, the instances still serve their previous bytes (never a missing blob)
 and :meth:`Corrections.reapply` finishes the copies: the leader's periodic task
-scans every corrected study once after it starts, then those that received
-instances lately.
+scans every corrected study once after it starts, then those corrected or sent
+instances lately (a store that failed during a correction is retried so too).
 
 Patient attributes belong to the patient row, which all of that patient's
 studies share: correcting the name, birth date or sex corrects it for each of
@@ -431,9 +431,9 @@ class Corrections:
         """Corrected studies with an instance not serving the present corrections (a late
         arrival, or a copy a crash left undone): (study UID, newest such instance's key).
 
-        ``since`` limits the search to studies that received an instance since then
-        (ingest touches ``study.updated_at``), which keeps the periodic scan cheap
-        however many studies were ever corrected.
+        ``since`` limits the search to studies corrected or sent an instance since
+        then (ingest touches ``study.updated_at``), which keeps the periodic scan
+        cheap however many studies were ever corrected.
         """
         query = (
             select(CorrectedStudy.study_uid, func.max(Instance.pk))
@@ -453,7 +453,15 @@ class Corrections:
             .limit(limit)
         )
         if since is not None:
-            query = query.where(Study.updated_at >= since)
+            corrected_lately = (
+                select(CorrectionVersion.pk)
+                .where(
+                    CorrectionVersion.study_uid == CorrectedStudy.study_uid,
+                    CorrectionVersion.corrected_at >= since,
+                )
+                .exists()
+            )
+            query = query.where(or_(Study.updated_at >= since, corrected_lately))
         with self.sessions() as session:
             return [(uid, int(pk)) for uid, pk in session.execute(query).all()]
 

@@ -236,3 +236,35 @@ def test_a_name_outside_the_received_character_set_is_served_in_utf8(
     assert served.SpecificCharacterSet == "ISO_IR 192"
     if charset is not None:
         assert served.InstitutionName == "Hôpital Saint-Éloi"  # re-encoded, not garbled
+
+
+def test_a_store_failure_during_a_correction_is_finished_by_the_scan(
+    archive: Archive, client: TestClient, study: StoredStudy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pacs.archive.errors import StorageError
+
+    uid = study.study_uid
+    real_put = archive.store.put
+    calls = {"n": 0}
+
+    def failing_put(*args: object, **kwargs: object) -> object:
+        calls["n"] += 1
+        if calls["n"] == 2:  # the disk fills after the first corrected copy
+            raise StorageError("no space left on device")
+        return real_put(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(archive.store, "put", failing_put)
+    response = _correct(client, uid, AccessionNumber="ACC7777")
+    assert response.status_code == 503 and "Retry-After" in response.headers
+    # The index is corrected and versioned; one object already serves its copy.
+    assert [v.version for v in archive.correction_versions(uid)] == [1]
+    recent = datetime.now(UTC) - timedelta(minutes=5)
+    assert [found for found, _ in archive.corrections.pending(recent)] == [uid]
+    monkeypatch.setattr(archive.store, "put", real_put)
+    assert archive.reapply_corrections(uid) == 3
+    assert archive.corrections.pending() == []
+    for index in range(4):
+        assert dcmread(io.BytesIO(_instance_bytes(client, study, index))).AccessionNumber == (
+            "ACC7777"
+        )
+    assert check(archive).consistent
