@@ -185,7 +185,8 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = None
     session_hours: float = 12.0
     admin_totp_required: bool = False  # admins must enrol a TOTP second factor to log in
-    login_attempts_per_minute: int = 10  # per client address
+    login_attempts_per_minute: int = 10  # failed logins per client address
+    share_pin_failures_per_minute: int = 3  # wrong share PINs per link and per client address
     share_default_days: int = 30
     share_max_days: int = 365
     # Single sign-on (OpenID Connect, e.g. Keycloak): off unless an issuer is set.

@@ -4,7 +4,10 @@ The link carries ``<grant id>.<signature>``, never a patient identifier. The
 signature (the server key over the grant id) lets forged or mistyped links be
 refused without a database lookup; the row makes the grant expiring and
 revocable, and an optional PIN protects a slip that gets lost. Five wrong PINs
-revoke the grant.
+revoke the grant: each failure is counted by an atomic update committed on
+its own, before the refusal is answered, so neither an error response's
+rollback nor concurrent guesses can lose a count (the routes add per-link and
+per-address rate limits on top).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from itsdangerous import BadSignature, Signer
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from pacs.auth.accounts import _aware
@@ -31,6 +34,23 @@ class GrantError(Exception):
 
 class PinRequired(GrantError):
     """The grant is valid but asks for its PIN."""
+
+
+class WrongPin(PinRequired):
+    """A wrong PIN, counted; ``failures`` so far (the link is withdrawn at the limit)."""
+
+    def __init__(self, message: str, failures: int, study_uid: str) -> None:
+        super().__init__(message)
+        self.failures = failures
+        self.study_uid = study_uid
+
+
+class PinLimitReached(GrantError):
+    """This wrong PIN was the last allowed: the link has just been withdrawn."""
+
+    def __init__(self, message: str, study_uid: str) -> None:
+        super().__init__(message)
+        self.study_uid = study_uid
 
 
 @dataclass(frozen=True)
@@ -116,22 +136,55 @@ def open_grant(
     *,
     pin_checked: bool = False,
 ) -> Principal:
-    """The read-only principal of a live grant; checks the PIN unless already checked."""
-    with sessions.begin() as session:
+    """The read-only principal of a live grant; checks the PIN unless already checked.
+
+    Raises :class:`GrantError` (withdrawn, expired), :class:`PinRequired`
+    (no PIN given), :class:`WrongPin` (counted) or :class:`PinLimitReached`.
+    """
+    with sessions() as session:
         grant = session.scalar(select(ShareGrant).where(ShareGrant.grant_id == grant_id))
         if grant is None or grant.revoked_at is not None:
             raise GrantError("this link has been withdrawn")
         expires_at = _aware(grant.expires_at)
         if expires_at is not None and expires_at <= datetime.now(UTC):
             raise GrantError("this link has expired")
-        if grant.pin_hash and not pin_checked:
-            if pin is None:
-                raise PinRequired("enter the PIN printed with this link")
-            if not verify_password(grant.pin_hash, pin):
-                grant.failed_pins += 1
-                if grant.failed_pins >= MAX_PIN_FAILURES:
-                    grant.revoked_at = datetime.now(UTC)
-                    raise GrantError("too many wrong PINs: this link has been withdrawn")
-                raise PinRequired("wrong PIN")
-            grant.failed_pins = 0
-        return Principal(Kind.GRANT, grant.grant_id, Role.SHARE, address, grant.study_uid)
+        pk, study_uid, pin_hash = grant.pk, grant.study_uid, grant.pin_hash
+    principal = Principal(Kind.GRANT, grant_id, Role.SHARE, address, study_uid)
+    if not pin_hash or pin_checked:
+        return principal
+    if pin is None:
+        raise PinRequired("enter the PIN printed with this link")
+    if not verify_password(pin_hash, pin):
+        failures = _count_failure(sessions, pk)
+        if failures >= MAX_PIN_FAILURES:
+            raise PinLimitReached("too many wrong PINs: this link has been withdrawn", study_uid)
+        raise WrongPin("wrong PIN", failures, study_uid)
+    with sessions.begin() as session:
+        # The right PIN opens the link only if no concurrent guess withdrew it meanwhile.
+        still_live = session.execute(
+            update(ShareGrant)
+            .where(ShareGrant.pk == pk, ShareGrant.revoked_at.is_(None))
+            .values(failed_pins=0)
+            .returning(ShareGrant.pk)
+        ).scalar_one_or_none()
+        if still_live is None:
+            raise GrantError("this link has been withdrawn")
+    return principal
+
+
+def _count_failure(sessions: sessionmaker[Session], pk: int) -> int:
+    """Add one wrong PIN in its own committed transaction; withdraw the link at the limit."""
+    with sessions.begin() as session:
+        failures = session.execute(
+            update(ShareGrant)
+            .where(ShareGrant.pk == pk)
+            .values(failed_pins=ShareGrant.failed_pins + 1)
+            .returning(ShareGrant.failed_pins)
+        ).scalar_one()
+        if failures >= MAX_PIN_FAILURES:
+            session.execute(
+                update(ShareGrant)
+                .where(ShareGrant.pk == pk, ShareGrant.revoked_at.is_(None))
+                .values(revoked_at=datetime.now(UTC))
+            )
+    return int(failures)

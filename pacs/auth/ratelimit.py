@@ -1,8 +1,11 @@
-"""A small sliding-window limiter for login attempts, per client address.
+"""A sliding-window limiter of failed credential attempts, per key (client address, link...).
 
-In memory and per node: it slows password guessing from one address; the
-per-account lockout in :mod:`pacs.auth.accounts` covers guessing spread over
-many addresses or nodes.
+Only failures count: a clinic behind one NAT address, where every user logs
+in correctly, is never slowed down; a guesser is, after ``limit`` failures in
+``window`` seconds. In memory and per node: it slows guessing from one place;
+the per-account lockout in :mod:`pacs.auth.accounts` and the per-link PIN
+counter in :mod:`pacs.auth.grants` (both in the database) cover guessing
+spread over many addresses or nodes.
 """
 
 from __future__ import annotations
@@ -12,24 +15,40 @@ import time
 from collections import defaultdict, deque
 
 
-class RateLimiter:
+class FailureLimiter:
     def __init__(self, limit: int, window: float = 60.0) -> None:
         self.limit = limit
         self.window = window
-        self._hits: defaultdict[str, deque[float]] = defaultdict(deque)
+        self._failures: defaultdict[str, deque[float]] = defaultdict(deque)
         self._lock = threading.Lock()
 
-    def hit(self, key: str) -> float:
-        """Record an attempt; return 0 when allowed, else the seconds to wait."""
+    def _recent(self, key: str, now: float) -> deque[float]:
+        failures = self._failures[key]
+        while failures and failures[0] <= now - self.window:
+            failures.popleft()
+        return failures
+
+    def wait(self, *keys: str) -> float:
+        """0 when every key may try again, else the seconds until the first may."""
+        now = time.monotonic()
+        longest = 0.0
+        with self._lock:
+            for key in keys:
+                failures = self._recent(key, now)
+                if len(failures) >= self.limit:
+                    longest = max(longest, failures[-self.limit] + self.window - now)
+                if not failures:
+                    del self._failures[key]
+        return longest
+
+    def failed(self, *keys: str) -> None:
+        """Count one failed attempt against each key."""
         now = time.monotonic()
         with self._lock:
-            hits = self._hits[key]
-            while hits and hits[0] <= now - self.window:
-                hits.popleft()
-            if len(hits) >= self.limit:
-                return hits[0] + self.window - now
-            hits.append(now)
-            if len(self._hits) > 10_000:  # forget idle addresses
-                for idle in [k for k, v in self._hits.items() if not v]:
-                    del self._hits[idle]
-            return 0.0
+            for key in keys:
+                self._recent(key, now).append(now)
+            if len(self._failures) > 10_000:  # forget idle keys
+                for idle in [
+                    k for k, v in self._failures.items() if not v or v[-1] <= now - self.window
+                ]:
+                    del self._failures[idle]

@@ -24,7 +24,7 @@ from pacs.auth import accounts, grants
 from pacs.auth.http import authorize, client_address, server_key
 from pacs.auth.oidc import OidcClient, OidcError
 from pacs.auth.principal import ANONYMOUS, Kind, Principal, Role
-from pacs.auth.ratelimit import RateLimiter
+from pacs.auth.ratelimit import FailureLimiter
 from pacs.auth.sessions import GRANT_COOKIE, SESSION_COOKIE, sign, unsign
 
 router = APIRouter()
@@ -35,12 +35,28 @@ def _archive(request: Request) -> Archive:
     return archive
 
 
-def _limiter(request: Request) -> RateLimiter:
-    limiter: RateLimiter | None = getattr(request.app.state, "login_limiter", None)
+def _limiter(request: Request) -> FailureLimiter:
+    limiter: FailureLimiter | None = getattr(request.app.state, "login_limiter", None)
     if limiter is None:
-        limiter = RateLimiter(_archive(request).settings.login_attempts_per_minute)
+        limiter = FailureLimiter(_archive(request).settings.login_attempts_per_minute)
         request.app.state.login_limiter = limiter
     return limiter
+
+
+def _pin_limiter(request: Request) -> FailureLimiter:
+    limiter: FailureLimiter | None = getattr(request.app.state, "pin_limiter", None)
+    if limiter is None:
+        limiter = FailureLimiter(_archive(request).settings.share_pin_failures_per_minute)
+        request.app.state.pin_limiter = limiter
+    return limiter
+
+
+def _too_many(wait: float, what: str) -> HTTPException:
+    return HTTPException(
+        status.HTTP_429_TOO_MANY_REQUESTS,
+        f"too many failed {what}; try again later",
+        headers={"Retry-After": str(int(wait) + 1)},
+    )
 
 
 class Credentials(BaseModel):
@@ -54,14 +70,12 @@ def login(credentials: Credentials, request: Request) -> JSONResponse:
     """Check a password (and one-time code) and set the HttpOnly session cookie."""
     archive = _archive(request)
     address = client_address(request)
-    wait = _limiter(request).hit(address)
-    if wait:
-        raise HTTPException(
-            status.HTTP_429_TOO_MANY_REQUESTS,
-            "too many login attempts; try again later",
-            headers={"Retry-After": str(int(wait) + 1)},
-        )
+    limiter = _limiter(request)
     who = Principal(Kind.USER, credentials.username, Role.ANONYMOUS, address)
+    wait = limiter.wait(address)
+    if wait:
+        archive.audit.record(who, "login", "failure: rate-limited")
+        raise _too_many(wait, "login attempts")
     try:
         principal = archive.auth.check_password(
             credentials.username,
@@ -74,6 +88,7 @@ def login(credentials: Credentials, request: Request) -> JSONResponse:
         archive.audit.record(who, "login", "failure: second factor needed")
         return JSONResponse({"detail": str(exc), "totp_required": True}, status_code=401)
     if principal is None:
+        limiter.failed(address)
         archive.audit.record(who, "login", "failure: bad credentials or locked")
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong user name or password")
     archive.audit.record(principal, "login")
@@ -289,9 +304,28 @@ def _open(request: Request, token: str, pin: str | None) -> Response:
     key = server_key(request)
     try:
         grant_id = grants.grant_id_from_token(key, token)
+    except grants.GrantError as exc:
+        return HTMLResponse(f"<!doctype html><p>{html.escape(str(exc))}</p>", status_code=410)
+    limiter = _pin_limiter(request)
+    keys = (f"link:{grant_id}", f"address:{address}")
+    who = Principal(Kind.GRANT, grant_id, Role.ANONYMOUS, address)
+    if pin is not None and (wait := limiter.wait(*keys)):
+        archive.audit.record(who, "share-open", "failure: PIN attempts rate-limited")
+        raise _too_many(wait, "PIN attempts")
+    try:
         principal = archive.auth.open_grant(grant_id, pin, address)
+    except grants.WrongPin as exc:
+        limiter.failed(*keys)
+        outcome = f"failure: wrong PIN ({exc.failures} of {grants.MAX_PIN_FAILURES})"
+        archive.audit.record(who, "share-open", outcome, study_uid=exc.study_uid)
+        return _pin_form(token, str(exc))
     except grants.PinRequired as exc:
         return _pin_form(token, str(exc))
+    except grants.PinLimitReached as exc:
+        limiter.failed(*keys)
+        outcome = "failure: wrong PIN, link withdrawn"
+        archive.audit.record(who, "share-open", outcome, study_uid=exc.study_uid)
+        return HTMLResponse(f"<!doctype html><p>{html.escape(str(exc))}</p>", status_code=410)
     except grants.GrantError as exc:
         return HTMLResponse(f"<!doctype html><p>{html.escape(str(exc))}</p>", status_code=410)
     archive.audit.record(principal, "share-open", study_uid=principal.study_uid)

@@ -106,5 +106,6 @@ class Auth:
     def open_grant(
         self, grant_id: str, pin: str | None = None, address: str = "", *, pin_checked: bool = False
     ) -> Principal:
-        """The read-only principal of a live grant; PinRequired or GrantError otherwise."""
+        """The read-only principal of a live grant; else PinRequired, WrongPin (counted and
+        committed), PinLimitReached (the link withdrawn) or GrantError."""
         return grants.open_grant(self._sessions, grant_id, pin, address, pin_checked=pin_checked)
