@@ -82,6 +82,11 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(report.as_dict(), indent=2))
     else:
         print(f"{report.blobs} blobs, {report.index_rows} index rows")
+        if report.awaiting_purge or report.kept_originals:
+            print(
+                f"{len(report.awaiting_purge)} blobs of deleted objects awaiting purge, "
+                f"{len(report.kept_originals)} objects as received beside corrected copies"
+            )
         for label, keys in (
             ("orphan blob", report.orphan_blobs),
             ("missing blob", report.missing_blobs),
