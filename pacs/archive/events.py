@@ -27,6 +27,7 @@ from typing import Any
 
 from sqlalchemy import delete, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from pacs.archive.ingest import IngestResult
@@ -135,9 +136,14 @@ class Events:
         fired = 0
         while True:
             batch = self._unstable_before(cutoff)
+            progress = 0
             for study_pk, study_uid, updated_at in batch:
-                fired += self._fire(study_pk, study_uid, updated_at, now)
-            if len(batch) < STABLE_BATCH:
+                try:
+                    progress += self._fire(study_pk, study_uid, updated_at, now)
+                except IntegrityError:  # deleted meanwhile: nothing to announce
+                    log.info("study %s left the index before it was declared stable", study_uid)
+            fired += progress
+            if len(batch) < STABLE_BATCH or not progress:
                 break
         self._scanned_to = cutoff
         return fired
