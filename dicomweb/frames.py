@@ -15,7 +15,7 @@ import io
 import struct
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -32,6 +32,8 @@ _FIRST_READ = 64 * 1024
 _MAX_HEAD_IN_MEMORY = 4 * 1024 * 1024
 _DEFER = 1 << 20  # values above this stay in the blob (offset tables are smaller)
 _CACHE_SIZE = 256
+_CACHE_BYTES = 32 << 20  # what cached tables may hold in all (estimated, see _cost)
+_SPAN_COST = 120  # bytes a cached Span and its tuple slot take, about
 
 Opener = Callable[[int, int | None], BinaryIO]  # (start, end) -> stream over blob bytes
 
@@ -46,11 +48,37 @@ class Span:
     length: int
 
 
+class NativeFrames(Sequence[tuple[Span, ...]]):
+    """The spans of native frames, computed when asked: memory does not grow with the count.
+
+    A small object may declare millions of 1-bit frames; a table that held a
+    tuple per frame cost hundreds of MiB for one request (issue 15).
+    """
+
+    def __init__(self, start: int, frame_bits: int, count: int) -> None:
+        self._start, self._bits, self._count = start, frame_bits, count
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __getitem__(self, index: int) -> tuple[Span, ...]:  # type: ignore[override]
+        if not isinstance(index, int):
+            raise TypeError("frame spans are indexed one at a time")
+        if index < 0:
+            index += self._count
+        if not 0 <= index < self._count:
+            raise IndexError("frame index out of range")
+        first = index * self._bits
+        start = self._start + first // 8
+        end = self._start + (first + self._bits + 7) // 8
+        return (Span(start, end - start),)
+
+
 @dataclass(frozen=True)
 class FrameTable:
     """Byte spans of every frame; native frames may be bit-packed (BitsAllocated 1)."""
 
-    frames: tuple[tuple[Span, ...], ...]
+    frames: Sequence[tuple[Span, ...]]
     encapsulated: bool
     frame_bits: int = 0  # for bit-packed native frames: bits per frame (0: byte aligned)
 
@@ -141,21 +169,12 @@ def _native(header: Header, number_of_frames: int) -> FrameTable:
     except (AttributeError, TypeError, ValueError) as exc:
         raise FrameError(f"image pixel attributes missing: {exc}") from exc
     frame_bits = rows * columns * samples * bits
+    if frame_bits < 1 or number_of_frames < 1:
+        raise FrameError("image pixel attributes describe an empty frame")
     if frame_bits * number_of_frames > header.value_length * 8:
         raise FrameError("pixel data is shorter than Rows x Columns x frames")
-    if frame_bits % 8:
-        spans = []
-        for index in range(number_of_frames):
-            first = index * frame_bits
-            start = header.value_offset + first // 8
-            end = header.value_offset + (first + frame_bits + 7) // 8
-            spans.append((Span(start, end - start),))
-        return FrameTable(tuple(spans), False, frame_bits)
-    size = frame_bits // 8
-    return FrameTable(
-        tuple((Span(header.value_offset + i * size, size),) for i in range(number_of_frames)),
-        False,
-    )
+    frames = NativeFrames(header.value_offset, frame_bits, number_of_frames)
+    return FrameTable(frames, False, frame_bits if frame_bits % 8 else 0)
 
 
 class _Cursor:
@@ -283,27 +302,51 @@ def _int(value: object) -> int | None:
         return None
 
 
-class FrameCache:
-    """A small LRU of frame tables by blob key (content-addressed, so never stale)."""
+def _cost(table: FrameTable) -> int:
+    """About what a cached table holds in memory: spans of encapsulated frames, little else."""
+    if isinstance(table.frames, NativeFrames):
+        return 256
+    return 256 + sum(len(frame) for frame in table.frames) * _SPAN_COST
 
-    def __init__(self, size: int = _CACHE_SIZE) -> None:
-        self._tables: OrderedDict[str, FrameTable] = OrderedDict()
+
+class FrameCache:
+    """An LRU of frame tables by blob key (content-addressed, so never stale), bounded in bytes.
+
+    The bound is on what the tables hold, not on how many there are: one table of
+    a fragment-per-line object can outweigh thousands of CT slices'. A table over
+    a quarter of the budget is used for its request and not kept.
+    """
+
+    def __init__(self, size: int = _CACHE_SIZE, max_bytes: int = _CACHE_BYTES) -> None:
+        self._tables: OrderedDict[str, tuple[FrameTable, int]] = OrderedDict()
         self._size = size
+        self._max_bytes = max_bytes
+        self._bytes = 0
         self._lock = threading.Lock()
+
+    @property
+    def held_bytes(self) -> int:
+        return self._bytes
 
     def get(
         self, key: str, open_range: Opener, size: int, transfer_syntax: str, frames: int | None
     ) -> FrameTable:
         with self._lock:
-            table = self._tables.get(key)
-            if table is not None:
+            cached = self._tables.get(key)
+            if cached is not None:
                 self._tables.move_to_end(key)
-                return table
+                return cached[0]
         table = build_table(open_range, size, transfer_syntax, frames)
+        cost = _cost(table)
+        if cost > self._max_bytes // 4:
+            return table
         with self._lock:
-            self._tables[key] = table
-            while len(self._tables) > self._size:
-                self._tables.popitem(last=False)
+            if key not in self._tables:
+                self._tables[key] = (table, cost)
+                self._bytes += cost
+            while len(self._tables) > self._size or self._bytes > self._max_bytes:
+                _key, (_table, dropped) = self._tables.popitem(last=False)
+                self._bytes -= dropped
         return table
 
 

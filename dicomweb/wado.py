@@ -69,6 +69,12 @@ CHUNK = 1 << 20
 TRANSCODE_MAX_BYTES = 64 << 20
 _TAG = re.compile(r"^[0-9A-Fa-f]{8}$")
 _PIXEL_TAGS = {0x7FE00008, 0x7FE00009, 0x7FE00010}
+NATIVE_SYNTAXES = (
+    "1.2.840.10008.1.2",
+    "1.2.840.10008.1.2.1",
+    "1.2.840.10008.1.2.1.99",
+    "1.2.840.10008.1.2.2",
+)
 
 
 def _archive(request: Request) -> Archive:
@@ -392,8 +398,10 @@ def _metadata(
     if _etag_matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
     series_of = {item.sop_instance_uid: item.series_uid for item in found}
+    syntax_of = {item.sop_instance_uid: item.transfer_syntax_uid for item in found}
     documents = []
-    for uid, text in archive.metadata(study_uid, series_uid, sop_uid):
+    for uid, stored in archive.metadata(study_uid, series_uid, sop_uid):
+        text = _with_pixel_uri(stored, syntax_of.get(uid, ""))
         base = root + instance_path(study_uid, series_of.get(uid, series_uid or ""), uid)
         # The stored JSON is compact and ours: this key/value pair can only be a BulkDataURI.
         documents.append(
@@ -402,6 +410,23 @@ def _metadata(
     audit(archive, principal, study_uid, found, f"{detail}: {len(documents)}")
     body = "[" + ",".join(documents) + "]"
     return Response(body.encode("utf-8"), media_type=DICOM_JSON, headers=headers)
+
+
+_BITS_ALLOCATED = re.compile(r'"00280100":\{"vr":"US","Value":\[(\d+)\]')
+
+
+def _with_pixel_uri(text: str, transfer_syntax: str) -> str:
+    """Instances indexed before ingest named Pixel Data's bulk data get its BulkDataURI here.
+
+    Judged from the stored JSON alone (an image has Rows; its VR follows from the
+    syntax and Bits Allocated): metadata never opens a blob.
+    """
+    if '"7FE000' in text or '"00280010"' not in text or not text.endswith("}"):
+        return text
+    bits = _BITS_ALLOCATED.search(text)
+    native = transfer_syntax in NATIVE_SYNTAXES
+    vr = "OW" if native and (bits is None or int(bits.group(1)) > 8) else "OB"
+    return text[:-1] + f',"7FE00010":{{"vr":"{vr}","BulkDataURI":"bulkdata/7FE00010"}}}}'
 
 
 @router.get("/studies/{study_uid}/metadata")
@@ -459,7 +484,8 @@ def frame_table(archive: Archive, item: StoredInstance) -> FrameTable:
             item.blob_key, open_range, item.size, item.transfer_syntax_uid, item.number_of_frames
         )
     except FrameError as exc:
-        code = 404 if "no pixel data" in str(exc) else 500
+        # The object was accepted, so what it holds is answered with a reason, never a 5xx.
+        code = 404 if "no pixel data" in str(exc) else 422
         raise HTTPException(code, str(exc)) from exc
     except StorageError as exc:
         raise StorageUnavailable(f"storage: {exc}") from exc
@@ -573,6 +599,19 @@ def retrieve_frames(
     numbers = parse_frame_list(frame_list)
     detail = f"frames {frame_list[:64]}"
     found = locate_or_404(archive, principal, detail, study_uid, series_uid, sop_uid)
+    return _frames_response(request, archive, principal, found, numbers, detail)
+
+
+def _frames_response(
+    request: Request,
+    archive: Archive,
+    principal: Principal,
+    found: list[StoredInstance],
+    numbers: list[int] | None,
+    detail: str,
+) -> Response:
+    """Frames ``numbers`` (``None``: every frame) of ``found[0]``, as the Accept header asks."""
+    study_uid = found[0].study_uid
     item = found[0]
     header = LazyHeader(archive, item)
     try:
@@ -585,6 +624,8 @@ def retrieve_frames(
     except NotAcceptable as exc:
         raise _refuse(archive, principal, study_uid, found, detail, exc) from exc
     table = frame_table(archive, item)
+    if numbers is None:
+        numbers = list(range(1, len(table.frames) + 1))
     missing = [number for number in numbers if number > len(table.frames)]
     if missing:
         audit(archive, principal, study_uid, found, detail, "failure: frame out of range")
@@ -640,11 +681,6 @@ def _bulk_value(
     steps, tag = address
     if tag in _PIXEL_TAGS and not steps:
         table = frame_table(archive, item)
-        if table.encapsulated:
-            raise HTTPException(
-                status.HTTP_404_NOT_FOUND,
-                "encapsulated pixel data is retrieved frame by frame (/frames/{list})",
-            )
         first, last = table.frames[0][0], table.frames[-1][-1]
         return Span(first.offset, last.offset + last.length - first.offset)
     if item.transfer_syntax_uid in ("1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"):
@@ -727,12 +763,17 @@ def retrieve_bulkdata(
 ) -> Response:
     detail = f"bulkdata {path[:64]}"
     found = locate_or_404(archive, principal, detail, study_uid, series_uid, sop_uid)
+    item = found[0]
+    address = _bulk_path(path)
+    if address[1] in _PIXEL_TAGS and not address[0] and frame_table(archive, item).encapsulated:
+        # Encapsulated pixel data has no one value to send: its frames are, one per part,
+        # in the syntax the Accept header negotiates (as the frames resource does).
+        return _frames_response(request, archive, principal, found, None, detail)
     try:
         chosen = choose_bulkdata(parse_accept(request.headers.get("accept")))
     except NotAcceptable as exc:
         raise _refuse(archive, principal, study_uid, found, detail, exc) from exc
-    item = found[0]
-    value = _bulk_value(archive, item, _bulk_path(path))
+    value = _bulk_value(archive, item, address)
     length = value.length if isinstance(value, Span) else len(value)
     wanted = _byte_range(request.headers.get("range"), length)
     start, end = wanted or (0, length)

@@ -15,11 +15,14 @@ import zlib
 from dataclasses import dataclass
 from typing import BinaryIO, cast
 
+from pydicom.dataset import Dataset
+
 UNDEFINED = 0xFFFFFFFF
 ITEM = 0xFFFEE000
 ITEM_DELIMITER = 0xFFFEE00D
 SEQUENCE_DELIMITER = 0xFFFEE0DD
 PIXEL_DATA = 0x7FE00010
+FLOAT_PIXEL_DATA = (0x7FE00008, 0x7FE00009)  # Float and Double Float Pixel Data
 _LONG_VRS = {
     b"OB",
     b"OD",
@@ -49,6 +52,7 @@ class PixelDataLocation:
     offset: int
     length: int  # UNDEFINED for encapsulated pixel data
     vr: str
+    tag: int = PIXEL_DATA
 
 
 class _Walker:
@@ -102,9 +106,10 @@ class _Walker:
                 else:
                     raise MalformedDataset(f"{name} has undefined length with VR {vr!r}")
             else:
-                if tag == PIXEL_DATA and depth == 0:
-                    vr_text = vr.decode("ascii", "replace") if vr else "OW"
-                    self.pixel_data = PixelDataLocation(self.fp.tell(), length, vr_text)
+                if (tag == PIXEL_DATA or tag in FLOAT_PIXEL_DATA) and depth == 0:
+                    implied = "OW" if tag == PIXEL_DATA else ("OF" if tag & 0xFF == 8 else "OD")
+                    vr_text = vr.decode("ascii", "replace") if vr else implied
+                    self.pixel_data = PixelDataLocation(self.fp.tell(), length, vr_text, tag)
                 self._skip(length, name)
         if stop_tag is not None:
             raise MalformedDataset("dataset ends inside a sequence item (missing delimiter)")
@@ -172,7 +177,7 @@ def check_structure(
     return walker.pixel_data
 
 
-def check_deflated_structure(fp: BinaryIO, start: int, end: int) -> None:
+def check_deflated_structure(fp: BinaryIO, start: int, end: int) -> PixelDataLocation | None:
     """:func:`check_structure` for Deflated Explicit VR Little Endian.
 
     The declared lengths count inflated bytes, so the walk runs over the
@@ -196,4 +201,46 @@ def check_deflated_structure(fp: BinaryIO, start: int, end: int) -> None:
             raise MalformedDataset(f"the deflated dataset cannot be inflated: {exc}") from exc
         if not inflater.eof:
             raise MalformedDataset("the deflated dataset is truncated")
-        check_structure(cast(BinaryIO, plain), 0, plain.tell(), implicit=False, little=True)
+        # The location is in the inflated dataset: its length and VR are what callers use.
+        return check_structure(cast(BinaryIO, plain), 0, plain.tell(), implicit=False, little=True)
+
+
+#: Frames one object may declare. Real multi-frame objects (cine, tomosynthesis, whole
+#: slide tiles) stay far below; the frame table of a retrieval grows with this count.
+MAX_FRAMES = 1_000_000
+
+
+def pixel_refusal(ds: Dataset, pixels: PixelDataLocation | None) -> str | None:
+    """Why an object's pixel data can never be served as its header describes it, or ``None``.
+
+    Native pixel data must hold Rows x Columns x Samples x Bits Allocated for
+    each declared frame (the frame table and every decoder trust that), and the
+    frame count must be a sane positive number. Encapsulated data is checked
+    against its fragments when frames are located. Objects without pixel data,
+    or without the attributes to judge, are not refused here.
+    """
+    if pixels is None:
+        return None
+    try:
+        frames = int(str(ds.get("NumberOfFrames", 1) or 1))
+    except ValueError:
+        return None  # reported as a defect of the value; the object is kept
+    if not 1 <= frames <= MAX_FRAMES:
+        return f"NumberOfFrames {frames} is outside 1-{MAX_FRAMES}"
+    if pixels.length == UNDEFINED or pixels.tag != PIXEL_DATA:
+        return None
+    try:
+        rows, columns = int(ds.Rows), int(ds.Columns)
+        samples = int(ds.get("SamplesPerPixel", 1) or 1)
+        bits = int(ds.BitsAllocated)
+    except (AttributeError, TypeError, ValueError):
+        return None
+    if rows < 1 or columns < 1 or samples not in (1, 3, 4) or bits < 1:
+        return f"image of {rows} x {columns} pixels, {samples} samples, {bits} bits cannot be shown"
+    needed = (rows * columns * samples * bits * frames + 7) // 8
+    if pixels.length < needed:
+        return (
+            f"pixel data holds {pixels.length} bytes but Rows x Columns x Samples x "
+            f"Bits Allocated x {frames} frame(s) needs {needed}"
+        )
+    return None

@@ -32,7 +32,14 @@ from pacs.archive.errors import ArchiveError, Conflict, InvalidRequest
 from pacs.blobfile import seekable_blob
 from pacs.dicom_json import to_json
 from pacs.index.writer import HeldInstance, IndexWriter, NewInstance, integer, text
-from pacs.integrity import MalformedDataset, check_deflated_structure, check_structure
+from pacs.integrity import (
+    UNDEFINED,
+    MalformedDataset,
+    PixelDataLocation,
+    check_deflated_structure,
+    check_structure,
+    pixel_refusal,
+)
 from pacs.part10 import (
     PREAMBLE,
     ChunkStream,
@@ -369,9 +376,9 @@ class Ingestor:
             header = with_synthesized_meta(header, sop_class, sop_uid)
         try:
             if header.deflated:
-                check_deflated_structure(fp, header.body_offset, header.source_size)
+                pixels = check_deflated_structure(fp, header.body_offset, header.source_size)
             else:
-                check_structure(
+                pixels = check_structure(
                     fp,
                     header.body_offset,
                     header.source_size,
@@ -380,6 +387,8 @@ class Ingestor:
                 )
         except MalformedDataset as exc:
             raise InvalidObject(str(exc)) from exc
+        if (refusal := pixel_refusal(ds, pixels)) is not None:
+            raise InvalidObject(refusal)
         injected = "SpecificCharacterSet" not in ds
         if injected:
             ds.SpecificCharacterSet = self.charset_fallback(origin.calling_ae)
@@ -391,6 +400,7 @@ class Ingestor:
             dicom_json = to_json(ds, drop_charset=injected, defects=defects)
         except Exception as exc:
             raise InvalidObject(f"cannot decode attributes: {exc}") from exc
+        dicom_json = with_pixel_uri(dicom_json, pixels)
         if defects:
             log.warning("%s stored with defects: %s", sop_uid, "; ".join(defects))
         return _Parsed(
@@ -500,6 +510,19 @@ def _raw_uid(ds: Dataset, keyword: str) -> str:
         return str(ds.get(keyword, "") or "")[:64]
     except Exception:
         return ""
+
+
+def with_pixel_uri(dicom_json: str, pixels: PixelDataLocation | None) -> str:
+    """The stored JSON with a BulkDataURI for the pixel data (PS3.18 F.2.6), as viewers expect.
+
+    The JSON holds what precedes the pixel data, in tag order, so the element goes
+    last. The URI is relative like the others; the metadata door makes it absolute.
+    """
+    if pixels is None or not dicom_json.endswith("}"):
+        return dicom_json
+    vr = "OB" if pixels.length == UNDEFINED else pixels.vr
+    element = f'"{pixels.tag:08X}":{{"vr":"{vr}","BulkDataURI":"bulkdata/{pixels.tag:08X}"}}'
+    return dicom_json[:-1] + ("," if dicom_json != "{}" else "") + element + "}"
 
 
 def _read_dataset(fp: BinaryIO, header: Part10Header) -> Dataset:
