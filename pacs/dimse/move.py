@@ -22,7 +22,6 @@ from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 from pacs.archive import Archive
 from pacs.dimse.identity import principal_of
 from pacs.dimse.reactor import make_event_driven
-from pacs.dimse.responses import keep_responses_for_senders
 from pacs.dimse.retrieve_plan import contexts_for, send_from_files
 from pacs.dimse.sub_operations import audit_sent, checked_plan, refusal, store_each
 
@@ -38,11 +37,6 @@ def _without_nagle(event: Event) -> None:
     sock = event.assoc.dul.socket
     if sock is not None and sock.socket is not None:
         set_nodelay(sock.socket)
-
-
-def _responses_to_senders(event: Event) -> None:
-    """Each C-STORE-RSP reaches the C-STORE that waits for it (see :mod:`pacs.dimse.responses`)."""
-    keep_responses_for_senders(event.assoc)
 
 
 def _event_driven(event: Event) -> None:
@@ -79,7 +73,6 @@ def make_move_handler(archive: Archive) -> Callable[[Event], Iterator[Any]]:
                 "ae_title": archive.settings.ae_title,
                 "evt_handlers": [
                     (evt.EVT_CONN_OPEN, _without_nagle),
-                    (evt.EVT_CONN_OPEN, _responses_to_senders),
                     (evt.EVT_CONN_OPEN, _event_driven),
                     (evt.EVT_CONN_OPEN, _sends_files),
                 ],

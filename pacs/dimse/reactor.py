@@ -68,8 +68,8 @@ class _MessageQueue(SenderOwnedResponses):
     instead of queued (see :class:`~pacs.dimse.pdata.PDataReader`).
     """
 
-    def __init__(self, checkpoint: threading.Event | None = None) -> None:
-        super().__init__(checkpoint)
+    def __init__(self, assoc: Association | None = None) -> None:
+        super().__init__(assoc)
         self.arrived = threading.Event()
         self._claimed: list[tuple[int, C_STORE]] | None = None
 
@@ -204,9 +204,8 @@ def make_event_driven(assoc: Association) -> None:
         dul.socket.__class__ = BulkReceiveSocket
     if isinstance(dul.socket, BulkReceiveSocket):
         dul._read_pdu_data = PDataReader(dul, dul._read_pdu_data)  # type: ignore[method-assign]
-    messages = _MessageQueue()
+    messages = _MessageQueue(assoc)
     assoc._reactor_checkpoint = _Checkpoint(messages.arrived)
-    messages.checkpoint = assoc._reactor_checkpoint
     read_fd, write_fd = os.pipe()
     os.set_blocking(read_fd, False)
     os.set_blocking(write_fd, False)

@@ -37,21 +37,21 @@ goes to the reactor, which logs and drops it as pynetdicom always did.
 from __future__ import annotations
 
 import queue
-import threading
 from typing import Any
 
 from pynetdicom.association import Association
+from pynetdicom.dimse import DIMSEServiceProvider
 
 
 class SenderOwnedResponses(queue.Queue[Any]):
     """An association's DIMSE message queue whose poll leaves responses to their sender."""
 
-    def __init__(self, checkpoint: threading.Event | None = None) -> None:
+    def __init__(self, assoc: Association | None = None) -> None:
         super().__init__()
-        self.checkpoint = checkpoint
+        self.assoc = assoc  # its checkpoint is read at each poll: it may be replaced
 
     def get(self, block: bool = True, timeout: float | None = None) -> Any:
-        if block or self.checkpoint is None:
+        if block or self.assoc is None:
             return super().get(block, timeout)
         with self.not_empty:  # what Queue.get(block=False) does, plus the check
             if not self._qsize() or self._awaited(self.queue[0]):
@@ -62,24 +62,28 @@ class SenderOwnedResponses(queue.Queue[Any]):
 
     def _awaited(self, item: Any) -> bool:
         """Whether ``item`` is a response a paused sender is about to read."""
-        assert self.checkpoint is not None
         _, message = item
-        return not getattr(message, "is_valid_request", True) and not self.checkpoint.is_set()
+        checkpoint = getattr(self.assoc, "_reactor_checkpoint", None)
+        return (
+            checkpoint is not None
+            and not getattr(message, "is_valid_request", True)
+            and not checkpoint.is_set()
+        )
 
 
-def keep_responses_for_senders(assoc: Association) -> None:
-    """Give ``assoc`` a :class:`SenderOwnedResponses` queue (idempotent).
+def install() -> None:
+    """Give every association pynetdicom makes in this process a :class:`SenderOwnedResponses`.
 
-    Call it before the association is established (``EVT_CONN_OPEN`` for one
-    we request), when no message is queued yet; anything queued moves over.
+    Accepted associations, the C-MOVE sub-associations, and any we request
+    (C-ECHO checks): every pynetdicom requestor has the race, not only ours.
     """
-    messages = assoc.dimse.msg_queue
-    checkpoint = assoc._reactor_checkpoint
-    if isinstance(messages, SenderOwnedResponses) and messages.checkpoint is checkpoint:
+    original = DIMSEServiceProvider.__init__
+    if getattr(original, "_pacs_sender_owned", False):
         return
-    owned = SenderOwnedResponses(checkpoint)
-    with messages.mutex:
-        for item in messages.queue:
-            owned.put(item)
-        messages.queue.clear()
-    assoc.dimse.msg_queue = owned
+
+    def __init__(self: DIMSEServiceProvider, assoc: Association) -> None:
+        original(self, assoc)
+        self.msg_queue = SenderOwnedResponses(assoc)
+
+    __init__._pacs_sender_owned = True  # type: ignore[attr-defined]
+    DIMSEServiceProvider.__init__ = __init__  # type: ignore[method-assign]

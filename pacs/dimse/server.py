@@ -37,7 +37,7 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 from pynetdicom.transport import RequestHandler, ThreadedAssociationServer
 
 from pacs.archive import Archive
-from pacs.dimse import reactor, spool
+from pacs.dimse import reactor, responses, spool
 from pacs.dimse.find import FIND_MODELS, handle_sop_extended, make_find_handler
 from pacs.dimse.get import make_get_handler
 from pacs.dimse.identity import make_admission_handler
@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 _config.STORE_RECV_CHUNKED_DATASET = True
 # Identifiers are patient data; keep them out of the debug log.
 _config.LOG_REQUEST_IDENTIFIERS = False
+responses.install()  # a correction, not a fast path: always on
 reactor.install()
 spool.install()
 

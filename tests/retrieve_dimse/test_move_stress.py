@@ -22,7 +22,8 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 from pydicom import dcmread
@@ -43,6 +44,7 @@ from pacs.dimse.server import DimseServer
 from pacs.settings import RemoteAE
 from tests.conftest import free_port
 from tests.dicom_factory import ct_slice, to_bytes
+from tests.peers import register
 
 STUDY = "1.2.826.0.1.3680043.8.498.700"
 SERIES = f"{STUDY}.1"
@@ -73,10 +75,11 @@ def server(sqlite_archive: Archive) -> Iterator[DimseServer]:
 
 
 def _register(archive: Archive, destination: str, port: int) -> None:
-    archive.settings.remote_aes = [
+    register(
+        archive,
         RemoteAE(ae_title="MOVESCU", services=["move"]),
         RemoteAE(ae_title=destination, host="127.0.0.1", port=port, services=["store"]),
-    ]
+    )
 
 
 def _wait_listening(port: int, process: subprocess.Popen[bytes]) -> None:
@@ -276,6 +279,8 @@ def test_a_response_arriving_in_the_reactors_window_reaches_its_sender(
     scu = AE(ae_title="MOVESCU")
     scu.add_requested_context(StudyRootQueryRetrieveInformationModelMove)
     assoc = scu.associate("127.0.0.1", server.port, ae_title="PACS")
+    # Every association of the process has the queue: this requestor's too.
+    assert isinstance(assoc.dimse.msg_queue, SenderOwnedResponses)
     started = time.monotonic()
     final = _move(assoc, "PYSCP")[-1]
     took = time.monotonic() - started
@@ -306,7 +311,9 @@ def _store_primitive(*, request: bool) -> C_STORE:
 
 def test_the_reactors_poll_leaves_a_response_to_a_paused_sender() -> None:
     checkpoint = threading.Event()
-    messages = SenderOwnedResponses(checkpoint)
+    messages = SenderOwnedResponses(
+        cast(Association, SimpleNamespace(_reactor_checkpoint=checkpoint))
+    )
     response = (1, _store_primitive(request=False))
     request = (1, _store_primitive(request=True))
     assert response[1].is_valid_response and request[1].is_valid_request
