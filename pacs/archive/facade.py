@@ -21,9 +21,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from pacs import query
 from pacs.archive import retrieve
-from pacs.archive.boundary import guard_engine
+from pacs.archive.boundary import WriteWatch, guard_engine, probe_write
 from pacs.archive.corrections import Corrections, VersionView
-from pacs.archive.errors import StorageUnavailable
+from pacs.archive.errors import StorageUnavailable, Unavailable
 from pacs.archive.events import ChangeView, Events
 from pacs.archive.ingest import Ingestor, IngestResult, Origin, Spool
 from pacs.archive.lifecycle import DeletionView, HoldView, Lifecycle, PurgeReport
@@ -52,6 +52,7 @@ class Archive:
         self.settings = settings
         self.engine = engine
         guard_engine(engine)  # an outage raises IndexUnavailable on every path of this engine
+        self.index_writes = WriteWatch()  # a database may read and refuse writes: /health says
         self.store = store
         self.sessions: sessionmaker[Session] = make_session_factory(engine)
         # The DICOM peers, from the database (runtime configuration, every node within
@@ -163,14 +164,19 @@ class Archive:
         (refused by the duplicate policy) or :class:`~pacs.archive.ingest.Unavailable`
         (index or store down: retry later).
         """
-        result = self.ingestor.ingest(
-            fp,
-            origin,
-            expect_sop_class_uid=expect_sop_class_uid,
-            expect_sop_instance_uid=expect_sop_instance_uid,
-            expect_study_uid=expect_study_uid,
-            spool=spool,
-        )
+        try:
+            result = self.ingestor.ingest(
+                fp,
+                origin,
+                expect_sop_class_uid=expect_sop_class_uid,
+                expect_sop_instance_uid=expect_sop_instance_uid,
+                expect_study_uid=expect_study_uid,
+                spool=spool,
+            )
+        except Unavailable as exc:
+            self.index_writes.failed(exc)
+            raise
+        self.index_writes.succeeded()
         self.events.instance_stored(result)
         return result
 
@@ -422,6 +428,14 @@ class Archive:
                 connection.execute(text("SELECT 1"))
         except SQLAlchemyError as exc:
             status["index"] = f"unavailable: {exc.__class__.__name__}"
+        else:
+            if self.index_writes.status() != "ok":  # refused writes: does it take one now?
+                try:
+                    probe_write(self.engine)
+                    self.index_writes.succeeded()
+                except SQLAlchemyError as exc:
+                    self.index_writes.failed(exc)
+            status["index"] = self.index_writes.status()
         try:
             self.store.check()
         except StorageError as exc:
