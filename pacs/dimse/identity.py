@@ -106,6 +106,8 @@ def make_admission_handler(archive: Archive) -> Any:
             reject = None if verdict.allowed else REJECT_CALLING_AE
             reason = verdict.reason
         except Unavailable:
+            if not archive.settings.dicom_strict:
+                return  # open mode: each request answers 0xA700 while the index is down
             reject, reason = REJECT_TRANSIENT, "peer configuration unreadable (index unavailable)"
         if reject is None:
             return

@@ -35,7 +35,9 @@ from tests.pki import client_context, make_pki
 STUDY = "1.2.826.0.1.3680043.8.498.77"
 
 
-def _server(tmp_path: Path, database_url: str, *peers: RemoteAE, **settings: object) -> DimseServer:
+def _server(
+    tmp_path: Path, database_url: str, *peers: RemoteAE, instances: int = 3, **settings: object
+) -> DimseServer:
     archive = Archive.open(
         Settings(
             data_dir=tmp_path / "data",
@@ -44,7 +46,7 @@ def _server(tmp_path: Path, database_url: str, *peers: RemoteAE, **settings: obj
             **settings,  # type: ignore[arg-type]
         )
     )
-    for index in range(3):
+    for index in range(instances):
         archive.ingest(io.BytesIO(to_bytes(ct_slice(STUDY, index=index))), Origin(door="test"))
     server = DimseServer(archive)
     server.start("127.0.0.1", 0)
@@ -178,3 +180,34 @@ def test_client_certificate_identity(
     associated, *_ = _get(server.tls_port, "WS_TLS", with_cert)
     assert not associated
     assert any("certificate for ws-7 (showed client)" in o for o in _audit(server, "association"))
+
+
+@pytest.mark.parametrize("strict", [True, False])
+def test_unreadable_peer_configuration(
+    tmp_path: Path, servers: list[DimseServer], strict: bool
+) -> None:
+    """Index gone before the first association: strict mode rejects for now (transient), open
+    mode admits (each request then answers 0xA700 until the index is back)."""
+    folder = tmp_path / "index"
+    remote = RemoteAE(ae_title="WS_RADIO", host="127.0.0.1", port=104, services=["find"])
+    server = _server(tmp_path, f"sqlite:///{folder / 'index.sqlite'}", remote, dicom_strict=strict)
+    servers.append(server)
+    server.archive.engine.dispose()
+    folder.rename(tmp_path / "index.away")  # an unmounted volume
+    ae = AE(ae_title="WS_RADIO")
+    ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
+    assoc = ae.associate("127.0.0.1", server.port, ae_title="PACS")
+    if strict:
+        assert assoc.is_rejected
+        assert assoc.acceptor.primitive is not None and assoc.acceptor.primitive.result == 0x02
+    else:
+        assert assoc.is_established
+        query = Dataset()
+        query.QueryRetrieveLevel = "STUDY"
+        query.StudyInstanceUID = ""
+        [(status, _)] = list(assoc.send_c_find(query, StudyRootQueryRetrieveInformationModelFind))
+        assert int(status.Status) == 0xA700
+        assoc.release()
+    (tmp_path / "index.away").rename(folder)
+    associated, *_ = _get(server.port, "WS_RADIO")
+    assert associated  # back without a restart
