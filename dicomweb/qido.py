@@ -200,6 +200,7 @@ def _search(
         "qido",
         study_uid=fixed.get("StudyInstanceUID"),
         detail=f"{level.name} {request.url.query}"[:1000],
+        patients=result.patient_ids(),
     )
     root = base_url(request, archive.settings)
     body = [_with_retrieve_url(item, level, root) for item in result.json()]

@@ -30,7 +30,9 @@ from pacs.archive.lifecycle import DeletionView, HoldView, Lifecycle, PurgeRepor
 from pacs.archive.presence import require_archive
 from pacs.archive.retrieve import StoredInstance
 from pacs.audit import AuditTrail
+from pacs.audit.checkpoint import Checkpoint
 from pacs.audit.syslog import SyslogSender
+from pacs.auth.keys import signing_key
 from pacs.auth.principal import Principal
 from pacs.auth.service import Auth
 from pacs.blobfile import seekable_blob
@@ -78,6 +80,9 @@ class Archive:
             spill_path=settings.data_dir / "audit-spill.jsonl",
             window=settings.audit_window_seconds,
             queue_size=settings.audit_queue_size,
+            checkpoint=Checkpoint(
+                settings.data_dir / "audit-checkpoint.json", signing_key(settings)
+            ),
         )
         # Durable background work and the events that cause it. Handlers, periodic tasks
         # and study-stable subscribers are registered here, when the archive is built, so

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, Index, Integer, String, Text
+from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from pacs.index.models import Base
@@ -30,3 +30,19 @@ class AuditEvent(Base):
     detail: Mapped[str] = mapped_column(Text, default="")
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditPatient(Base):
+    """A patient a search returned: lets the per-patient access report find the search.
+
+    The record's ``detail`` names the same patients (so the hash covers them);
+    this table only indexes them.
+    """
+
+    __tablename__ = "audit_patient"
+    __table_args__ = (Index("ix_audit_patient_patient", "patient_id"),)
+
+    event_pk: Mapped[int] = mapped_column(
+        ForeignKey("audit_event.pk", ondelete="CASCADE"), primary_key=True
+    )
+    patient_id: Mapped[str] = mapped_column(String(64), primary_key=True)

@@ -29,12 +29,14 @@ from pathlib import Path
 from sqlalchemy import Select, or_, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from pacs.audit.checkpoint import Checkpoint, CheckpointError
 from pacs.audit.dicom_xml import to_xml
 from pacs.audit.filters import AuditFilter
-from pacs.audit.models import AuditEvent
+from pacs.audit.models import AuditEvent, AuditPatient
 from pacs.audit.syslog import SyslogSender
 from pacs.audit.writer import AuditWriter, PendingRecord
 from pacs.auth.principal import Principal
+from pacs.index.models import Patient, Study
 
 log = logging.getLogger(__name__)
 
@@ -88,9 +90,12 @@ class AuditTrail:
         queue_size: int = 10_000,
         block_seconds: float = 1.0,
         close_seconds: float = 10.0,
+        checkpoint: Checkpoint | None = None,
     ) -> None:
         self.sessions = sessions
         self.syslog = syslog
+        self.checkpoint = checkpoint
+        self._tampered = ""
         self.source_id = source_id
         self._lock = threading.Lock()
         self._writer = AuditWriter(
@@ -139,8 +144,12 @@ class AuditTrail:
         return self._writer.flush(timeout)
 
     def status(self) -> str:
-        """'ok', or why records are waiting, spilled or lost (reported by /health)."""
-        return self._writer.status()
+        """'ok', or why records are waiting, spilled or lost, or the trail was tampered with
+        (reported by /health)."""
+        writer = self._writer.status()
+        if self._tampered:
+            return f"TAMPERED: {self._tampered}" + ("" if writer == "ok" else f"; {writer}")
+        return writer
 
     def close(self) -> None:
         """Write what is pending (a normal stop loses no record), then stop forwarding."""
@@ -181,9 +190,47 @@ class AuditTrail:
                 event.prev_hash = prev
                 event.hash = prev = _digest(prev, event_fields(event))
                 session.add(event)
+            session.flush()  # numbers the records
+            for event, record in zip(events, records, strict=True):
+                session.add_all(
+                    AuditPatient(event_pk=event.pk, patient_id=patient)
+                    for patient in sorted(record.patients)
+                )
+            anchored = self._anchored(session)
+        if self.checkpoint is not None and anchored:
+            try:
+                self.checkpoint.advance(events[-1].pk, events[-1].hash)
+            except (CheckpointError, OSError) as exc:
+                self._tamper(f"checkpoint not advanced: {exc}")
         if self.syslog is not None:
             for event in events:
                 self.syslog.send(to_xml(event, self.source_id), failure=event.outcome != "success")
+
+    def _anchored(self, session: Session) -> bool:
+        """Whether the chain being extended still holds the checkpointed record unchanged.
+
+        If not, the tail was deleted or the chain rewritten: the checkpoint is
+        left as it is (the evidence), and /health and ``verify`` say so.
+        """
+        if self.checkpoint is None:
+            return False
+        try:
+            mark = self.checkpoint.read()
+        except CheckpointError as exc:
+            self._tamper(str(exc))
+            return False
+        if mark is None:
+            return True
+        held = session.scalar(select(AuditEvent.hash).where(AuditEvent.pk == mark.pk))
+        if held != mark.hash:
+            self._tamper(f"record {mark.pk} (checkpoint of {mark.at}) missing or rewritten")
+            return False
+        return True
+
+    def _tamper(self, reason: str) -> None:
+        if not self._tampered:
+            log.critical("AUDIT TRAIL TAMPERED: %s", reason)
+        self._tampered = reason
 
     def events(
         self,
@@ -209,7 +256,21 @@ class AuditTrail:
         if where.user is not None:
             query = query.where(AuditEvent.actor == where.user)
         if patient_id is not None:
-            query = query.where(AuditEvent.patient_id == patient_id)
+            # The per-patient access report: records naming the patient, searches that
+            # returned it, and accesses to its studies recorded by study alone.
+            returned = select(AuditPatient.event_pk).where(AuditPatient.patient_id == patient_id)
+            studies = (
+                select(Study.study_uid)
+                .join(Patient, Study.patient_pk == Patient.pk)
+                .where(Patient.patient_id == patient_id)
+            )
+            query = query.where(
+                or_(
+                    AuditEvent.patient_id == patient_id,
+                    AuditEvent.pk.in_(returned),
+                    (AuditEvent.patient_id == "") & AuditEvent.study_uid.in_(studies),
+                )
+            )
         if study_uid is not None:
             query = query.where(AuditEvent.study_uid == study_uid)
         if where.action is not None:
@@ -236,13 +297,42 @@ class AuditTrail:
             )
 
     def verify(self) -> ChainBreak | None:
-        """``None`` when every record follows from its predecessor, else the first break."""
+        """``None`` when every record follows from its predecessor and the chain still
+        holds the checkpointed record, else the first break found."""
         self.flush()
         expected_prev = GENESIS
+        last = 0
+        anchor_hash: str | None = None
+        mark = None
+        if self.checkpoint is not None:
+            try:
+                mark = self.checkpoint.read()
+            except CheckpointError as exc:
+                return ChainBreak(0, str(exc))
         for event in self._walk():
             if event.prev_hash != expected_prev:
                 return ChainBreak(event.pk, "previous record missing or altered")
             if _digest(event.prev_hash, event_fields(event)) != event.hash:
                 return ChainBreak(event.pk, "record altered")
             expected_prev = event.hash
+            last = event.pk
+            if mark is not None and event.pk == mark.pk:
+                anchor_hash = event.hash
+        if mark is None:
+            if self.checkpoint is not None and last:
+                return ChainBreak(last, f"no checkpoint file {self.checkpoint.path}")
+            return None
+        if last == 0:
+            return ChainBreak(
+                mark.pk, f"trail emptied: the checkpoint of {mark.at} names record {mark.pk}"
+            )
+        if last < mark.pk or anchor_hash is None:
+            return ChainBreak(
+                mark.pk, f"records deleted: the checkpoint of {mark.at} names record {mark.pk}"
+            )
+        if anchor_hash != mark.hash:
+            return ChainBreak(
+                mark.pk,
+                f"chain rewritten: record {mark.pk} differs from the checkpoint of {mark.at}",
+            )
         return None

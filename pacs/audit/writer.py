@@ -95,14 +95,19 @@ class PendingRecord:
 
     @property
     def detail(self) -> str:
-        """What the record says was done: the request itself, or the window's summary."""
+        """What the record says was done: the request itself, or the window's summary,
+        and the patients a search returned (so that the record's hash covers them)."""
         if self.count == 1:
-            return self.details[0] if self.details else ""
-        last = (self.last_at or self.at).astimezone(UTC).isoformat(timespec="milliseconds")
-        text = f"{self.count} requests until {last}: " + "; ".join(self.details)
-        if self.extra_details:
-            text += f"; and {self.extra_details} other requests"
-        return text[:MAX_DETAIL_CHARS]
+            text = self.details[0] if self.details else ""
+        else:
+            last = (self.last_at or self.at).astimezone(UTC).isoformat(timespec="milliseconds")
+            text = f"{self.count} requests until {last}: " + "; ".join(self.details)
+            if self.extra_details:
+                text += f"; and {self.extra_details} other requests"
+        text = text[:MAX_DETAIL_CHARS]
+        if self.patients:
+            text += f" [patients returned: {', '.join(sorted(self.patients))}]"
+        return text
 
     def to_json(self) -> str:
         return json.dumps(

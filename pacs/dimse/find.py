@@ -207,6 +207,7 @@ def make_find_handler(archive: Archive) -> Callable[[Event], Iterator[FindRespon
             patient_id=_single(request.identifier, "PatientID"),
             study_uid=_single(request.identifier, "StudyInstanceUID"),
             detail=f"{request.level.name} keys [{keys}]: {len(result)} matches"[:256],
+            patients=result.patient_ids(),
         )
         profile = archive.remote_aes.charset_profile_for(principal.name)
         for match in result.datasets():

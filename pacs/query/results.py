@@ -70,6 +70,15 @@ class SearchResult:
         """Each match as a dataset."""
         return list(self.datasets())
 
+    def patient_ids(self) -> set[str]:
+        """The Patient IDs among the matches (where the level returns them), for the audit."""
+        found = set()
+        for row in self.rows:
+            value = row.get(0x00100020, ("", None))[1]
+            if isinstance(value, str) and value:
+                found.add(value)
+        return found
+
     def datasets(self) -> Iterator[Dataset]:
         """The matches as datasets, one at a time (C-FIND streams them as they are built)."""
         for row in self.rows:
