@@ -15,6 +15,8 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from pacs.settings import Settings
 
 Command = Callable[[argparse.Namespace, Settings], int]
@@ -90,7 +92,14 @@ def _add_optional_commands(sub: argparse._SubParsersAction) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    settings = Settings()
+    try:
+        settings = Settings()
+    except (FileNotFoundError, ValidationError) as exc:
+        print(
+            f"pacs {args.command}: the settings are not usable, nothing done: {exc}",
+            file=sys.stderr,
+        )
+        return 2
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else getattr(logging, settings.log_level.upper(), 20),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

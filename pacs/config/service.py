@@ -19,7 +19,14 @@ from pacs.config.cache import DEFAULT_TTL_S, ConfigCache
 from pacs.config.echo import EchoResult, c_echo
 from pacs.config.peers import Caller, Resolver, Verdict
 from pacs.config.repository import ConfigRepository
-from pacs.config.values import CallingAE, RemoteAE, UnknownAE, check_ae_title, remote_ae
+from pacs.config.values import (
+    CallingAE,
+    InvalidConfig,
+    RemoteAE,
+    UnknownAE,
+    check_ae_title,
+    remote_ae,
+)
 from pacs.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -114,21 +121,27 @@ class RemoteAEs:
     def seed_from_settings(self) -> list[str]:
         """Insert the settings file's ``[[remote_aes]]`` and ``allowed_calling_aes`` the
         database lacks; a title already in the database keeps the database's values."""
-        remotes = [
-            remote_ae(
-                ae_title=item.ae_title,
-                host=item.host,
-                port=item.port,
-                services=item.services,
-                charset_fallback=item.charset_fallback,
-                charset_profile=item.charset_profile,
-                tls_required=item.tls_required,
-                tls_identity=item.tls_identity,
-                description=item.description or "from the settings file",
-                enabled=item.enabled,
-            )
-            for item in self.settings.remote_aes
-        ]
+        remotes = []
+        for item in self.settings.remote_aes:
+            try:
+                remotes.append(
+                    remote_ae(
+                        ae_title=item.ae_title,
+                        host=item.host,
+                        port=item.port,
+                        services=item.services,
+                        charset_fallback=item.charset_fallback,
+                        charset_profile=item.charset_profile,
+                        tls_required=item.tls_required,
+                        tls_identity=item.tls_identity,
+                        description=item.description or "from the settings file",
+                        enabled=item.enabled,
+                    )
+                )
+            except InvalidConfig as exc:
+                raise InvalidConfig(
+                    f"[[remote_aes]] {item.ae_title!r} in the settings: {exc}"
+                ) from exc
         calling = [
             CallingAE(check_ae_title(title), "from the settings file")
             for title in self.settings.allowed_calling_aes

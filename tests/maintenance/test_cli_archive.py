@@ -98,3 +98,11 @@ def test_config_shows_the_absolute_data_folder(
     assert main(["config"]) == 0
     assert f'"data_dir": "{clean_environment / "data"}"' in capsys.readouterr().out
     assert not (clean_environment / "data").exists()
+
+
+def test_a_missing_settings_file_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PACS_CONFIG", str(tmp_path / "typo.toml"))
+    assert main(["ae", "list"]) == 2
+    assert "typo.toml" in capsys.readouterr().err
