@@ -132,6 +132,10 @@ class Settings(BaseSettings):
     dicom_tls_key_file: Path | None = None
     dicom_tls_ca_file: Path | None = None
     spool_dir: Path | None = None  # where DIMSE spools incoming datasets; default data_dir/spool
+    # C-MOVE/C-GET send stored bytes as they are; an instance whose syntax the peer did not
+    # accept is converted in memory, up to this size (stored and decoded): a CT or MR
+    # series' images, a 1,000-frame US clip is refused instead.
+    retrieve_convert_max_bytes: int = Field(default=64 << 20, ge=0)
 
     http_host: str = "127.0.0.1"
     http_port: int = 8080

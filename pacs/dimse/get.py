@@ -28,7 +28,7 @@ def make_get_handler(archive: Archive) -> Callable[[Event], Iterator[Any]]:
         if isinstance(found, Dataset):
             yield from refusal(found)
             return
-        send_from_files(event.assoc)
+        send_from_files(event.assoc, archive.settings.retrieve_convert_max_bytes)
         sent = yield from store_each(archive, event, found)
         audit_sent(archive, principal, "get", found, sent)
 

@@ -44,12 +44,11 @@ def _event_driven(event: Event) -> None:
     make_event_driven(event.assoc)
 
 
-def _sends_files(event: Event) -> None:
-    """The sub-association pynetdicom opens sends :class:`StoredFile` items from disk."""
-    send_from_files(event.assoc)
-
-
 def make_move_handler(archive: Archive) -> Callable[[Event], Iterator[Any]]:
+    def sends_files(event: Event) -> None:
+        """The sub-association pynetdicom opens sends :class:`StoredFile` items from disk."""
+        send_from_files(event.assoc, archive.settings.retrieve_convert_max_bytes)
+
     def handle_move(event: Event) -> Iterator[Any]:
         principal = principal_of(event)
         request = cast(C_MOVE, event.request)
@@ -74,7 +73,7 @@ def make_move_handler(archive: Archive) -> Callable[[Event], Iterator[Any]]:
                 "evt_handlers": [
                     (evt.EVT_CONN_OPEN, _without_nagle),
                     (evt.EVT_CONN_OPEN, _event_driven),
-                    (evt.EVT_CONN_OPEN, _sends_files),
+                    (evt.EVT_CONN_OPEN, sends_files),
                 ],
             },
         )

@@ -4,8 +4,10 @@ Shared by both services: the identifier's level and unique keys (each may be a
 UID list) become a list of stored instances. Each goes out as the stored file's
 bytes, read from disk in PDU-sized pieces (a filesystem blob in place, any other
 blob spooled to a temporary file first), so a 1 GB multi-frame instance never
-sits in memory. Only a small native instance whose stored syntax the peer did
-not accept is parsed, for pynetdicom to re-encode it; a large one is refused.
+sits in memory. An instance whose stored syntax the peer did not accept is
+converted (:mod:`pacs.transcode`) to a syntax the peer accepted for its class,
+which holds it in memory: only up to ``retrieve_convert_max_bytes`` (stored and
+decoded), and never from a lossless syntax to a lossy one.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from pynetdicom.presentation import PresentationContext, build_context
 from pacs.archive import Archive
 from pacs.archive.errors import StorageError
 from pacs.archive.retrieve import StoredInstance
+from pacs.transcode import LOSSY, CannotTranscode, supported_targets, transcode_dataset
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +46,23 @@ UNIQUE_KEYS = {
     "IMAGE": ("SOPInstanceUID",),
 }
 NATIVE = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
-MAX_CONTEXTS = 128
-# Re-encoding (explicit <-> implicit VR) needs the whole dataset in memory: only below this.
-MAX_REENCODE = 32 << 20
+MAX_CONTEXTS = 128  # presentation context IDs are the odd numbers 1-255 (PS3.8 9.3.2.2)
+# Stored syntaxes that lose nothing: converting one of these never yields a lossy syntax.
+LOSSLESS_SOURCES = frozenset(
+    {
+        *NATIVE,
+        "1.2.840.10008.1.2.1.99",  # deflated explicit VR little endian
+        "1.2.840.10008.1.2.2",  # explicit VR big endian (retired)
+        "1.2.840.10008.1.2.4.57",  # JPEG lossless
+        "1.2.840.10008.1.2.4.70",  # JPEG lossless SV1
+        "1.2.840.10008.1.2.4.80",  # JPEG-LS lossless
+        "1.2.840.10008.1.2.4.90",  # JPEG 2000 lossless
+        "1.2.840.10008.1.2.4.92",  # JPEG 2000 Part 2 lossless
+        "1.2.840.10008.1.2.4.201",  # HTJ2K lossless
+        "1.2.840.10008.1.2.4.202",  # HTJ2K RPCL lossless
+        "1.2.840.10008.1.2.5",  # RLE lossless
+    }
+)
 COPY_CHUNK = 1 << 20
 # pynetdicom queues every outgoing PDU without limit, and reading a file is faster than a
 # socket drains: past HIGH queued PDUs the sender waits until the queue is down to LOW.
@@ -110,20 +127,21 @@ def plan(archive: Archive, identifier: Dataset) -> Plan:
 
 
 def contexts_for(plan: Plan) -> list[PresentationContext]:
-    """One context per SOP class offering every stored syntax of that class.
+    """A context for every SOP class and stored syntax of the plan, then native fallbacks.
 
-    Stored bytes go out unchanged, so only a native stored syntax gets the other
-    native one as a fallback (pynetdicom re-encodes between those losslessly);
-    a compressed object can only travel in its own syntax.
+    Each (class, stored syntax) pair gets a context proposing that syntax alone,
+    so a peer accepting it receives the stored bytes unchanged; pairs sharing one
+    context would get only the one syntax the peer picks for it. Each class also
+    gets a context per native syntax, into which an instance whose own syntax the
+    peer refused is converted. Stored pairs come first: if the plan needs more
+    than 128 contexts, fallbacks are what is left out.
     """
-    syntaxes: dict[str, list[str]] = {}
+    pairs: dict[tuple[str, str], None] = {}
     for instance in plan.instances:
-        offered = syntaxes.setdefault(instance.sop_class_uid, [])
-        stored = instance.transfer_syntax_uid
-        for syntax in (stored, *NATIVE) if stored in NATIVE else (stored,):
-            if syntax not in offered:
-                offered.append(syntax)
-    return [build_context(sop_class, ts) for sop_class, ts in list(syntaxes.items())[:MAX_CONTEXTS]]
+        pairs.setdefault((instance.sop_class_uid, instance.transfer_syntax_uid), None)
+    fallbacks = {(sop_class, syntax): None for sop_class, _ in pairs for syntax in NATIVE}
+    wanted = [*pairs, *(pair for pair in fallbacks if pair not in pairs)]
+    return [build_context(sop_class, syntax) for sop_class, syntax in wanted[:MAX_CONTEXTS]]
 
 
 class StoredFile(Dataset):
@@ -205,8 +223,11 @@ def _spool(blob: BinaryIO, folder: Path) -> Path:
     return Path(out.name)
 
 
-def send_from_files(assoc: Association) -> None:
+def send_from_files(assoc: Association, convert_max_bytes: int) -> None:
     """Make ``assoc.send_c_store`` accept a :class:`StoredFile` (idempotent per association).
+
+    ``convert_max_bytes`` bounds an instance converted for a peer that did not
+    accept its stored syntax (see :func:`_sendable`).
 
     The C-GET association is the caller's, the C-MOVE one is opened by pynetdicom;
     either way this is the only point that sees the accepted contexts and the
@@ -219,7 +240,7 @@ def send_from_files(assoc: Association) -> None:
     def send_c_store(dataset: Any, *args: Any, **kwargs: Any) -> Dataset:
         if not isinstance(dataset, StoredFile):
             return original(dataset, *args, **kwargs)
-        answer = original(_sendable(assoc, dataset), *args, **kwargs)
+        answer = original(_sendable(assoc, dataset, convert_max_bytes), *args, **kwargs)
         code = int(getattr(answer, "Status", -1))
         dataset.delivered = code == 0 or 0xB000 <= code <= 0xBFFF
         return answer
@@ -259,20 +280,82 @@ def _throttle(assoc: Association) -> None:
     dul.send_pdu = send_pdu  # type: ignore[method-assign]
 
 
-def _sendable(assoc: Association, item: StoredFile) -> Path | Dataset:
-    """The path when the peer accepted the stored syntax, else a small re-encodable dataset."""
+def _sendable(assoc: Association, item: StoredFile, limit: int) -> Path | Dataset:
+    """The path when the peer accepted the stored syntax, else the instance converted.
+
+    Raising counts a failed sub-operation (pynetdicom lists the UID); the reason
+    goes to the log.
+    """
     stored = item.stored_instance
     if _accepts(assoc, stored.sop_class_uid, stored.transfer_syntax_uid):
         return item.stored_path
-    if stored.transfer_syntax_uid in NATIVE and stored.size <= MAX_REENCODE:
-        return dcmread(item.stored_path)  # pynetdicom converts between the native syntaxes
-    reason = (
-        f"not sent: the peer accepted no context for {stored.sop_class_uid} in the stored "
-        f"syntax {stored.transfer_syntax_uid}, and converting {stored.size} bytes "
-        "would hold the whole instance in memory"
-    )
-    log.error("retrieval of %s %s", stored.sop_instance_uid, reason)
-    raise ValueError(reason)  # pynetdicom counts a failed sub-operation and lists the UID
+    try:
+        return _converted(assoc, item, limit)
+    except CannotTranscode as exc:
+        reason = f"not sent: {exc}"
+        log.error("retrieval of %s %s", stored.sop_instance_uid, reason)
+        raise ValueError(reason) from exc
+
+
+def _converted(assoc: Association, item: StoredFile, limit: int) -> Dataset:
+    stored = item.stored_instance
+    targets = _targets(assoc, stored)
+    if not targets:
+        raise CannotTranscode(
+            f"the peer accepted no transfer syntax this archive can produce for "
+            f"{stored.sop_class_uid} (stored as {stored.transfer_syntax_uid})"
+        )
+    header = dcmread(item.stored_path, stop_before_pixels=True)
+    size = max(stored.size, _decoded_size(header))
+    if size > limit:
+        raise CannotTranscode(
+            f"converting it from {stored.transfer_syntax_uid} needs {size} bytes in memory, "
+            f"over the limit of {limit} (PACS_RETRIEVE_CONVERT_MAX_BYTES)"
+        )
+    if any(target in NATIVE for target in targets):
+        # pynetdicom re-encodes a dataset between the native syntaxes itself, from the
+        # encoding it was read in: only a compressed one is decompressed here first.
+        if stored.transfer_syntax_uid in NATIVE:
+            return dcmread(item.stored_path)
+        targets = [ExplicitVRLittleEndian]
+    reasons = []
+    for target in targets:
+        try:
+            return transcode_dataset(dcmread(item.stored_path), target)
+        except CannotTranscode as exc:
+            reasons.append(str(exc))
+    raise CannotTranscode("; ".join(reasons))
+
+
+def _targets(assoc: Association, stored: StoredInstance) -> list[str]:
+    """Syntaxes the peer accepted for the class that we can produce, best first.
+
+    Native first (nothing lost, any peer decodes it), then compressed ones; a
+    lossy syntax only for an instance that is lossy already.
+    """
+    accepted = {
+        str(cx.transfer_syntax[0])
+        for cx in assoc.accepted_contexts
+        if cx.abstract_syntax == stored.sop_class_uid and cx.as_scu
+    }
+    lossy_source = stored.transfer_syntax_uid not in LOSSLESS_SOURCES
+    return [
+        syntax
+        for syntax in supported_targets()
+        if syntax in accepted and (lossy_source or syntax not in LOSSY)
+    ]
+
+
+def _decoded_size(header: Dataset) -> int:
+    """Bytes of the pixel data once decoded, from the header (0 without an image)."""
+    try:
+        rows, columns = int(header.get("Rows", 0)), int(header.get("Columns", 0))
+        samples = int(header.get("SamplesPerPixel", 1))
+        bits = int(header.get("BitsAllocated", 8))
+        frames = int(header.get("NumberOfFrames", 1) or 1)
+    except (TypeError, ValueError):
+        return 0
+    return rows * columns * samples * max(bits, 8) // 8 * frames
 
 
 def _accepts(assoc: Association, sop_class: str, syntax: str) -> bool:

@@ -38,7 +38,6 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 
 from pacs.archive import Archive
 from pacs.archive.ingest import Origin
-from pacs.dimse import retrieve_plan
 from pacs.dimse.server import DimseServer
 from pacs.settings import RemoteAE, Settings
 from tests.conftest import free_port
@@ -363,10 +362,10 @@ def test_small_instance_is_converted_for_a_peer_without_its_syntax(
 
 
 def test_large_instance_is_refused_rather_than_loaded(
-    archive: Archive, dimse_server: DimseServer, monkeypatch: pytest.MonkeyPatch
+    archive: Archive, dimse_server: DimseServer
 ) -> None:
     """Converting would hold the instance in memory: each one is a failed sub-operation."""
-    monkeypatch.setattr(retrieve_plan, "MAX_REENCODE", 1024)  # the slices are ~2 KB: "large"
+    archive.settings.retrieve_convert_max_bytes = 1024  # the slices are ~2 KB: "large"
     register(archive, RemoteAE(ae_title="GETSCU", services=["get"]))
     pixels = _ingest_small(archive)
     responses, received = _c_get(dimse_server.port, ImplicitVRLittleEndian)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import io
 import os
 import queue
-import socket
 import subprocess
 import sys
 import threading
@@ -45,6 +44,7 @@ from pacs.settings import RemoteAE
 from tests.conftest import free_port
 from tests.dicom_factory import ct_slice, to_bytes
 from tests.peers import register
+from tests.retrieve_dimse import destinations
 
 STUDY = "1.2.826.0.1.3680043.8.498.700"
 SERIES = f"{STUDY}.1"
@@ -82,37 +82,11 @@ def _register(archive: Archive, destination: str, port: int) -> None:
     )
 
 
-def _wait_listening(port: int, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "the storage SCP exited"
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.02)
-    raise AssertionError("the storage SCP did not listen within 10 s")
-
-
 @pytest.fixture
 def storescp(tmp_path: Path, dcmtk: None) -> Iterator[tuple[int, Path]]:
-    """DCMTK's storescp with Nagle left on (its default, as at most sites).
-
-    ``+uf``: every object received becomes a file of its own, so a duplicate shows.
-    """
-    port, folder = free_port(), tmp_path / "storescp"
-    folder.mkdir()
-    process = subprocess.Popen(
-        ["storescp", "-aet", "STORESCP", "+uf", "-od", str(folder), str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={k: v for k, v in os.environ.items() if k != "TCP_NODELAY"},
-    )
-    try:
-        _wait_listening(port, process)
+    folder = tmp_path / "storescp"
+    with destinations.storescp(folder) as port:
         yield port, folder
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def _taken(folder: Path) -> Counter[str]:
@@ -137,7 +111,7 @@ class StorageSCP:
             stderr=subprocess.DEVNULL,
             env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
         )
-        _wait_listening(self.port, self.process)
+        destinations.wait_listening(self.port, self.process)
 
     def taken(self) -> Counter[str]:
         """SOP Instance UIDs received since the last call (each line is written before
