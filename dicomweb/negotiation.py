@@ -40,6 +40,7 @@ from pydicom.uid import (
 )
 
 from dicomweb.accept import MediaRange, matches
+from pacs.transcode import supported_targets
 
 DICOM = "application/dicom"
 OCTET_STREAM = "application/octet-stream"
@@ -170,10 +171,11 @@ def choose_instance(
 
 def _unavailable(stored: str, reasons: list[str]) -> NotAcceptable:
     why = "; ".join(dict.fromkeys(reasons)) or "the Accept header names nothing we produce"
+    offered = ", ".join(dict.fromkeys([stored, *supported_targets()]))
     return NotAcceptable(
         f"the instance is stored as {_name(stored)}; transcoding cannot give what the request"
         f" accepts: {why}"
-        " (transfer-syntax=* always returns the stored bytes)"
+        f" (transfer-syntax=* always returns the stored bytes; syntaxes offered: {offered})"
     )
 
 

@@ -14,9 +14,20 @@ from fastapi.responses import StreamingResponse
 
 from dicomweb.accept import MediaRange
 from dicomweb.negotiation import DICOM, NotAcceptable, choose_instance
-from dicomweb.wado import ArchiveDep, RetrievePrincipal, _chunks, _open, audit, locate_or_404
+from dicomweb.wado import (
+    ArchiveDep,
+    PixelFormats,
+    RetrievePrincipal,
+    _byte_chunks,
+    _chunks,
+    _open,
+    _transcoded,
+    audit,
+    locate_or_404,
+)
 from pacs.archive import Archive
 from pacs.rendering import MEDIA_TYPES, RenderError, RenderOptions, render_frame
+from pacs.transcode import CannotTranscode
 
 router = APIRouter()
 
@@ -99,14 +110,26 @@ def wado_uri(request: Request, archive: ArchiveDep, principal: RetrievePrincipal
         raise HTTPException(status.HTTP_406_NOT_ACCEPTABLE, "anonymize=yes is not supported")
     wanted = request.query_params.get("transferSyntax")
     try:
+        # transferSyntax converts as WADO-RS's transfer-syntax does (PS3.18 9.1.2.1);
+        # without it the stored bytes are sent.
         chosen = choose_instance(
-            [MediaRange(DICOM, {"transfer-syntax": wanted} if wanted else {})],
+            [MediaRange(DICOM, {"transfer-syntax": wanted or "*"})],
             item.transfer_syntax_uid,
             single_allowed=True,
+            feasible=PixelFormats(archive, study_uid, series_uid, sop_uid).feasibility(item),
         )
-    except NotAcceptable as exc:
+        if chosen.transcoded:
+            data = _transcoded(archive, item, chosen.transfer_syntax)
+    except (NotAcceptable, CannotTranscode) as exc:
         audit(archive, principal, study_uid, found, detail, f"failure: {exc}")
         raise HTTPException(status.HTTP_406_NOT_ACCEPTABLE, str(exc)) from exc
+    if chosen.transcoded:
+        audit(archive, principal, study_uid, found, f"{detail} as {chosen.transfer_syntax}")
+        return StreamingResponse(
+            _byte_chunks(data),
+            media_type=chosen.part_content_type,
+            headers={"Content-Length": str(len(data))},
+        )
     fp = _open(archive, item.blob_key)
     audit(archive, principal, study_uid, found, detail)
     return StreamingResponse(

@@ -25,19 +25,27 @@ from pydicom.uid import (
     JPEG2000,
     UID,
     DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
     HTJ2KLossless,
     ImplicitVRLittleEndian,
     JPEG2000Lossless,
     JPEGBaseline8Bit,
+    JPEGExtended12Bit,
     JPEGLossless,
+    JPEGLosslessSV1,
     JPEGLSLossless,
+    JPEGLSNearLossless,
     RLELossless,
 )
 
+from pacs.codecs import register as register_codecs
+
+register_codecs()
+
 # Explicit big endian is retired (PS3.5 A.3) and pydicom does not write it: a source only.
 NATIVE = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
-PYDICOM_ENCODED = (RLELossless, JPEGLSLossless, JPEG2000Lossless, JPEG2000)
+PYDICOM_ENCODED = (RLELossless, JPEGLSLossless, JPEGLSNearLossless, JPEG2000Lossless, JPEG2000)
 FrameEncoder = Callable[[np.ndarray, Dataset], bytes]
 
 
@@ -51,10 +59,31 @@ def _jpeg_baseline(frame: np.ndarray, ds: Dataset) -> bytes:
     return bytes(imagecodecs.jpeg8_encode(frame, level=90))
 
 
+def _jpeg_extended(frame: np.ndarray, ds: Dataset) -> bytes:
+    """JPEG Extended (process 2 & 4): lossy, 8 or 12 bits per sample (libjpeg-turbo 3)."""
+    bits = int(ds.get("BitsStored", 8))
+    if frame.dtype.kind == "i" or bits > 12:
+        raise CannotTranscode("JPEG Extended holds unsigned samples of 12 bits at most")
+    precision = 8 if frame.dtype == np.uint8 else 12
+    return bytes(imagecodecs.jpeg8_encode(frame, level=90, bitspersample=precision))
+
+
 def _jpeg_lossless(frame: np.ndarray, ds: Dataset) -> bytes:
-    if frame.dtype.kind == "i" or frame.ndim == 3:
-        raise CannotTranscode("lossless JPEG here encodes unsigned greyscale samples only")
-    return bytes(imagecodecs.ljpeg_encode(frame))
+    """Lossless JPEG, first-order prediction (selection value 1: valid for .57 and .70).
+
+    Signed samples go in as their two's complement bit pattern at Bits Stored
+    precision, as PS3.5 8.2.1 has it; decoders restore the sign from Pixel
+    Representation.
+    """
+    bits = int(ds.get("BitsStored", frame.dtype.itemsize * 8))
+    if frame.dtype.kind == "i":
+        frame = frame.view(frame.dtype.str.replace("i", "u")) & np.array((1 << bits) - 1).astype(
+            frame.dtype.str.replace("i", "u")
+        )
+    precision = max(2, min(16, bits))
+    return bytes(
+        imagecodecs.jpeg8_encode(frame, lossless=True, predictor=1, bitspersample=precision)
+    )
 
 
 def _htj2k_lossless(frame: np.ndarray, ds: Dataset) -> bytes:
@@ -63,10 +92,12 @@ def _htj2k_lossless(frame: np.ndarray, ds: Dataset) -> bytes:
 
 IMAGECODECS_ENCODED: dict[str, FrameEncoder] = {
     JPEGBaseline8Bit: _jpeg_baseline,
+    JPEGExtended12Bit: _jpeg_extended,
     JPEGLossless: _jpeg_lossless,
+    JPEGLosslessSV1: _jpeg_lossless,
     HTJ2KLossless: _htj2k_lossless,
 }
-LOSSY = {JPEGBaseline8Bit, JPEG2000}
+LOSSY = {JPEGBaseline8Bit, JPEGExtended12Bit, JPEG2000, JPEGLSNearLossless}
 
 
 def supported_targets() -> tuple[str, ...]:
@@ -92,6 +123,11 @@ def transcode_dataset(ds: Dataset, target: str) -> Dataset:
     current = ds.file_meta.TransferSyntaxUID
     if current == target:
         return ds
+    if current == ExplicitVRBigEndian:
+        to_little_endian(ds)
+        current = ds.file_meta.TransferSyntaxUID
+        if current == target:
+            return ds
     if "PixelData" not in ds:
         ds.file_meta.TransferSyntaxUID = target  # no pixels: only the encoding of the header
         return ds
@@ -107,6 +143,8 @@ def transcode_dataset(ds: Dataset, target: str) -> Dataset:
             if target == JPEG2000:
                 # About 20:1, diagnostic-review quality.
                 ds.compress(target, j2k_cr=[20.0], generate_instance_uid=False)
+            elif target == JPEGLSNearLossless:
+                ds.compress(target, jls_error=2, generate_instance_uid=False)
             else:
                 ds.compress(target, generate_instance_uid=False)
         else:
@@ -118,6 +156,26 @@ def transcode_dataset(ds: Dataset, target: str) -> Dataset:
     if target in LOSSY:
         ds.LossyImageCompression = "01"
     return ds
+
+
+_SWAPPED = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
+
+
+def to_little_endian(ds: Dataset) -> None:
+    """Re-lay a dataset read as Explicit VR Big Endian (retired) as Explicit VR Little Endian.
+
+    pydicom decodes numbers by their own byte order and writes them in the new
+    one; words held as bytes (OW, OF, OL, OD, OV, Pixel Data among them) are
+    swapped here, which pydicom leaves to the caller.
+    """
+    for element in ds.iterall():  # converts every raw element with the byte order it was read
+        width = _SWAPPED.get(str(element.VR))
+        value = element.value
+        defined = not getattr(element, "is_undefined_length", False)
+        if width and defined and isinstance(value, bytes) and len(value) % width == 0:
+            element.value = np.frombuffer(value, f">u{width}").astype(f"<u{width}").tobytes()
+    ds.set_original_encoding(False, True, ds.original_character_set)
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
 
 
 def _compress_with(ds: Dataset, target: UID, encode: FrameEncoder) -> None:
@@ -189,8 +247,10 @@ def refusal(source: str, target: str, pixels: PixelFormat | None) -> str | None:
             return f"no decoder is installed for pixel data stored as {source.name}"
     if target == JPEGBaseline8Bit and pixels.bits_allocated != 8:
         return "JPEG baseline holds 8-bit samples only; this image has more"
-    if target == JPEGLossless and (pixels.signed or pixels.samples_per_pixel != 1):
-        return "lossless JPEG here encodes unsigned greyscale samples only"
+    if target == JPEGExtended12Bit and (pixels.signed or pixels.bits_allocated > 16):
+        return "JPEG Extended holds unsigned samples of 12 bits at most"
+    if target in (JPEGLossless, JPEGLosslessSV1) and pixels.bits_allocated > 16:
+        return "lossless JPEG holds samples of 16 bits at most"
     if pixels.bits_allocated == 1 and target.is_compressed:
         return f"1-bit (bit-packed) images cannot be encoded as {target.name}"
     return None

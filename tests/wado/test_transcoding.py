@@ -27,6 +27,7 @@ from pydicom.uid import (
     ExplicitVRLittleEndian,
     HTJ2KLossless,
     JPEGBaseline8Bit,
+    JPEGExtended12Bit,
     JPEGLossless,
     JPEGLSLossless,
     RLELossless,
@@ -35,7 +36,7 @@ from pydicom.uid import (
 
 from dicomweb.multipart import MultipartReader, PartData, PartStart
 from pacs.archive import Archive
-from pacs.transcode import supported_targets
+from pacs.transcode import LOSSY, supported_targets
 from tests.wado.helpers import fresh_uids, ingest_ds
 
 SOURCES = {
@@ -46,7 +47,6 @@ SOURCES = {
     "jpeg2000-lossless": "US1_J2KR.dcm",
     "rle": "MR_small_RLE.dcm",
 }
-LOSSY = {JPEGBaseline8Bit, JPEG2000}
 # Syntaxes dicomweb-client agrees to ask for application/dicom in (its own table).
 CLIENT_SYNTAXES = {
     ExplicitVRLittleEndian,
@@ -101,8 +101,8 @@ def _expected_refusal(ds: Dataset, target: str) -> str | None:
     """The header facts that make a target impossible, as the 406 reason must say."""
     if target == JPEGBaseline8Bit and ds.BitsAllocated != 8:
         return "8-bit"
-    if target == JPEGLossless and (ds.PixelRepresentation == 1 or ds.SamplesPerPixel != 1):
-        return "unsigned greyscale"
+    if target == JPEGExtended12Bit and (ds.PixelRepresentation == 1 or ds.BitsStored > 12):
+        return "12 bits"
     return None
 
 
