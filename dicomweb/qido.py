@@ -101,6 +101,9 @@ def _matching_key(name: str, value: str, request: QidoRequest) -> None:
         if not keyword_for_tag(sequence) or dictionary_VR(sequence) != "SQ":
             request.ignored.append(f"{name}: {path[0]} is not a sequence")
             return
+        if keyword_for_tag(inner) and dictionary_VR(inner) == "SQ":
+            request.ignored.append(f"{name}: only one level of sequence matching is supported")
+            return
         item = Dataset()
         item.add(_element(inner, value))
         request.identifier.add(DataElement(sequence, "SQ", [item]))

@@ -102,7 +102,8 @@ def json_dict(
                 data[name] = element.to_json_dict(bulk, BULK_DATA_THRESHOLD)
                 if key is not None and memo is not None:
                     memo.put(key, data[name])
-        except (ValueError, TypeError, KeyError, OverflowError, UnicodeError) as exc:
+        # IndexError: pydicom's PN writer on an empty value among several ("A\\").
+        except (ValueError, TypeError, KeyError, IndexError, OverflowError, UnicodeError) as exc:
             if defects is None:
                 raise
             raw = ds.get_item(tag)

@@ -257,7 +257,9 @@ def _build(
         document = documents.get(pk)
         row_keywords = dict(keywords)
         if include_all and document is not None:
-            for hex_tag in document:  # every attribute of the representative instance
+            for hex_tag, element in document.items():  # every attribute of that instance
+                if "BulkDataURI" in element or "InlineBinary" in element:
+                    continue  # bulk data (Pixel Data) is retrieved, never searched
                 extra = int(hex_tag, 16)
                 row_keywords.setdefault(extra, keyword_for_tag(extra))
         for tag, keyword in row_keywords.items():
