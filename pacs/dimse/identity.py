@@ -11,7 +11,6 @@ with its reason.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import ssl
 from typing import Any
@@ -23,6 +22,7 @@ from pacs.archive import Archive
 from pacs.archive.errors import Unavailable
 from pacs.auth.principal import Kind, Principal, Role
 from pacs.config import Caller
+from pacs.dimse.refusals import RefusalRecorder
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +99,8 @@ def make_admission_handler(archive: Archive) -> Any:
     """An EVT_REQUESTED handler: refuse an association from a caller the configuration
     does not admit, before any negotiation, and say why in the log and the audit."""
 
+    recorder = RefusalRecorder(archive)
+
     def admit(event: Event) -> None:
         caller = caller_of(event)
         try:
@@ -111,12 +113,7 @@ def make_admission_handler(archive: Archive) -> Any:
             reject, reason = REJECT_TRANSIENT, "peer configuration unreadable (index unavailable)"
         if reject is None:
             return
-        log.warning(
-            "DICOM association refused: %s from %s: %s", caller.ae_title, caller.address, reason
-        )
-        # A lost record is logged loudly by the trail; the refusal stands either way.
-        with contextlib.suppress(Unavailable):
-            archive.audit.record(principal_of(event), "association", f"failure: {reason}")
+        recorder.refused(principal_of(event), caller.address, reason)
         acse = event.assoc.acse
         acse.send_reject(*reject)
         evt.trigger(event.assoc, evt.EVT_REJECTED, {})

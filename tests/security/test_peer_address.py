@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import ssl
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,8 +25,10 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 
 from pacs.archive import Archive
 from pacs.archive.ingest import Origin
+from pacs.auth.principal import Kind, Principal, Role
 from pacs.config import RemoteAE as Peer
 from pacs.config import remote_ae
+from pacs.dimse.refusals import RefusalRecorder
 from pacs.dimse.server import DimseServer
 from pacs.settings import RemoteAE, Settings
 from tests.conftest import free_port
@@ -103,8 +106,9 @@ def test_strict_mode_refuses_a_registered_title_from_another_address(
     remote = RemoteAE(ae_title="WS_RADIO", host="10.9.9.9", port=104, services=["find", "get"])
     server = _server(tmp_path, database_url, remote, dicom_strict=True)
     servers.append(server)
-    associated, _, _, received = _get(server.port, "WS_RADIO")
-    assert not associated and received == 0
+    for _ in range(5):  # a peer retrying in a loop gets one record, not one per attempt
+        associated, _, _, received = _get(server.port, "WS_RADIO")
+        assert not associated and received == 0
     [refusal] = _audit(server, "association")
     assert "registered at 10.9.9.9, but called from 127.0.0.1" in refusal
     # The same peer, registered where it really is, gets the study.
@@ -211,3 +215,17 @@ def test_unreadable_peer_configuration(
     (tmp_path / "index.away").rename(folder)
     associated, *_ = _get(server.port, "WS_RADIO")
     assert associated  # back without a restart
+
+
+def test_repeated_refusals_are_counted_in_the_next_record(archive: Archive) -> None:
+    recorder = RefusalRecorder(archive, window=0.3)
+    spoofer = Principal(Kind.AE, "WS_RADIO", Role.MODALITY, "10.0.0.7:50000")
+    for _ in range(3):
+        recorder.refused(spoofer, "10.0.0.7", "AE WS_RADIO is registered at 10.9.9.9")
+    recorder.refused(spoofer, "10.0.0.8", "AE WS_RADIO is registered at 10.9.9.9")
+    first = time.monotonic()
+    while time.monotonic() - first < 0.35:  # the window itself is under test
+        time.sleep(0.05)
+    recorder.refused(spoofer, "10.0.0.7", "AE WS_RADIO is registered at 10.9.9.9")
+    records = [e for e in archive.audit.events() if e.action == "association"]
+    assert [e.detail for e in records] == ["", "", "2 more since the last record"]
