@@ -47,9 +47,12 @@ lint: $(VENV)/.installed-test
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-## test: install what the tests need, check lint, run the suite
+## test: install what the tests need, check lint, run the suite, then the DIMSE and interop
+##       tests again on stock pynetdicom (PACS_DIMSE_FASTPATH=false, see pacs/dimse/fastpath.py)
+DIMSE_TESTS := tests/dimse tests/interop tests/query_dimse tests/retrieve_dimse
 test: $(VENV)/.installed-test system-deps lint
 	$(BIN)/pytest
+	PACS_DIMSE_FASTPATH=false $(BIN)/pytest -m "not slow" $(DIMSE_TESTS)
 
 ## bench: one benchmark, printing figures (never fails on time): BENCH=ingest|query|retrieve|viewer
 ##        e.g. make bench BENCH=retrieve BENCH_ARGS="--instances 100"

@@ -14,14 +14,16 @@ every message can say exactly which folder it means.
 
 from __future__ import annotations
 
+import json
 import os
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -136,6 +138,14 @@ class Settings(BaseSettings):
     # accept is converted in memory, up to this size (stored and decoded): a CT or MR
     # series' images, a 1,000-frame US clip is refused instead.
     retrieve_convert_max_bytes: int = Field(default=64 << 20, ge=0)
+    # The DIMSE fast path (pacs.dimse.fastpath): shims over pynetdicom's internals, used only
+    # with the pynetdicom release they were written for; off: stock pynetdicom throughout.
+    dimse_fastpath: bool = True
+    # Private storage SOP class UIDs accepted over DIMSE besides every standard and retired one.
+    extra_storage_sop_classes: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Bring the index schema to head when the archive opens; false: a deploy runs
+    # `pacs db upgrade` once and every process refuses to start on an older schema.
+    migrate_on_start: bool = True
 
     http_host: str = "127.0.0.1"
     http_port: int = 8080
@@ -217,6 +227,17 @@ class Settings(BaseSettings):
         value = value.strip()
         if not value or len(value) > 16 or "\\" in value:
             raise ValueError("AE title must be 1-16 characters without backslash")
+        return value
+
+    @field_validator("extra_storage_sop_classes", mode="before")
+    @classmethod
+    def _uid_list(cls, value: Any) -> Any:
+        """From ``PACS_EXTRA_STORAGE_SOP_CLASSES``: comma- or space-separated, or a JSON list."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [uid for uid in text.replace(",", " ").split() if uid]
         return value
 
     @model_validator(mode="after")

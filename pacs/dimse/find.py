@@ -55,7 +55,10 @@ MODEL_LEVELS: dict[str, tuple[Level, ...]] = {
 }
 FIND_MODELS = tuple(MODEL_LEVELS)
 _CONTROL_KEYS = ("QueryRetrieveLevel", "SpecificCharacterSet")
-RELATIONAL_QUERIES = b"\x01"  # SOP Class Extended Negotiation, PS3.4 C.5.1.1
+# SOP Class Extended Negotiation for Query/Retrieve (PS3.4 C.5.1.1): one byte per option.
+RELATIONAL_QUERIES = 0  # byte 1: relational queries
+COMBINED_DATETIME = 1  # byte 2: combined date and time matching (C.2.2.2.5)
+_SUPPORTED_OPTIONS = (RELATIONAL_QUERIES, COMBINED_DATETIME)
 
 
 class Refused(Exception):
@@ -75,19 +78,24 @@ class FindRequest:
     relational: bool
 
 
-def handle_sop_extended(event: Event) -> dict[UID, bytes]:
-    """Accept relational queries for the FIND models when the SCU asks for them."""
-    app_info = cast(dict[UID, bytes], getattr(event, "app_info", {}))
-    return {
-        uid: RELATIONAL_QUERIES
-        for uid, info in app_info.items()
-        if uid in MODEL_LEVELS and info[:1] == RELATIONAL_QUERIES
-    }
+def negotiate_find_extended(asked: bytes) -> bytes | None:
+    """Our answer to a FIND model's extended negotiation item: the options asked we support.
+
+    Relational queries and combined date-time matching are supported; fuzzy
+    semantic matching of names and timezone adjustment are answered 0.
+    ``None`` (no item in our answer) when the peer asked for nothing we offer.
+    """
+    answer = bytes(
+        1 if index in _SUPPORTED_OPTIONS and flag == 1 else 0
+        for index, flag in enumerate(asked[:4])
+    )
+    return answer if any(answer) else None
 
 
-def _relational_negotiated(event: Event, model: str) -> bool:
-    info = event.assoc.requestor.sop_class_extended.get(UID(model), b"")
-    return info[:1] == RELATIONAL_QUERIES
+def negotiated(event: Event, model: str, option: int) -> bool:
+    """Whether this association agreed on extended negotiation ``option`` for ``model``."""
+    info = event.assoc.acceptor.sop_class_extended.get(UID(model), b"")
+    return len(info) > option and info[option] == 1
 
 
 def _decoded_identifier(event: Event, fallback_charset: str) -> Dataset:
@@ -147,7 +155,7 @@ def parse_request(archive: Archive, event: Event) -> FindRequest:
             IDENTIFIER_DOES_NOT_MATCH,
             f"QueryRetrieveLevel '{level_name[:16]}' is not {allowed_names} here",
         )
-    relational = _relational_negotiated(event, model)
+    relational = negotiated(event, model, RELATIONAL_QUERIES)
     if not relational:
         _check_hierarchy(levels, level, keys)
     return FindRequest(model, level, keys, relational)

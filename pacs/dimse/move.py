@@ -20,6 +20,7 @@ from pynetdicom.presentation import build_context
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
 from pacs.archive import Archive
+from pacs.dimse import fastpath
 from pacs.dimse.identity import principal_of
 from pacs.dimse.reactor import make_event_driven
 from pacs.dimse.retrieve_plan import contexts_for, send_from_files
@@ -41,7 +42,8 @@ def _without_nagle(event: Event) -> None:
 
 def _event_driven(event: Event) -> None:
     """The sub-association's reactors wake on work too (see :mod:`pacs.dimse.reactor`)."""
-    make_event_driven(event.assoc)
+    if fastpath.active():
+        make_event_driven(event.assoc)
 
 
 def make_move_handler(archive: Archive) -> Callable[[Event], Iterator[Any]]:

@@ -45,7 +45,7 @@ import os
 import struct
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pynetdicom import _config, evt
 from pynetdicom import pdu as pdus
@@ -56,11 +56,13 @@ from pynetdicom.sop_class import uid_to_service_class
 
 from pacs.archive.ingest import Spool
 from pacs.dicom import status as st
+from pacs.dimse.registry import Dispatcher
 from pacs.dimse.store import StoreService
 from pacs.dimse.store_request import IncomingStore, begin_store
 from pacs.dimse.store_response import COMMAND_LAST_FRAGMENT, encode_store_rsp
 
 if TYPE_CHECKING:
+    from pynetdicom.association import Association
     from pynetdicom.dul import DULServiceProvider
 
     from pacs.dimse.reactor import BulkReceiveSocket
@@ -198,10 +200,10 @@ class PDataReader:
             and self.dul.to_provider_queue.empty()
         ):
             return None
-        handler, _ = assoc.get_handlers(evt.EVT_C_STORE)
+        uid = incoming.sop_class_uid
+        handler = store_handler(assoc, uid)
         if not isinstance(handler, StoreService) or any(map(assoc.get_handlers, _OBSERVERS)):
             return None
-        uid = incoming.sop_class_uid
         if _config.UNRESTRICTED_STORAGE_SERVICE or uid in assoc.acceptor._common_ext:
             return None
         return handler if _is_storage(uid) else None
@@ -226,7 +228,7 @@ class PDataReader:
     def _refuse_unspooled(self, incoming: IncomingStore) -> None:
         """Answer a request whose dataset the spool could not take (a full disk): retry later."""
         assoc = self.dul.assoc
-        handler, _ = assoc.get_handlers(evt.EVT_C_STORE)
+        handler = store_handler(assoc, incoming.sop_class_uid)
         if isinstance(handler, StoreService):
             code, comment = handler.unspooled(assoc, incoming.failure)
         else:
@@ -274,6 +276,14 @@ class PDataReader:
             assoc.dimse.receive_primitive(last)
         for context_id, request in claimed:
             assoc._serve_request(request, context_id)
+
+
+def store_handler(assoc: Association, sop_class_uid: str) -> Any:
+    """What answers a C-STORE of ``sop_class_uid`` here: the registry's choice, or the handler."""
+    handler, _ = assoc.get_handlers(evt.EVT_C_STORE)
+    if isinstance(handler, Dispatcher):
+        return handler.handler_for(sop_class_uid)
+    return handler
 
 
 @functools.lru_cache(maxsize=256)  # the UIDs come from peers: bounded

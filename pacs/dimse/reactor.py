@@ -337,3 +337,9 @@ def install() -> None:
     clock = _ReactorClock()
     pynetdicom.dul.time = clock  # type: ignore[assignment]
     pynetdicom.association.time = clock  # type: ignore[assignment]
+
+
+def uninstall() -> None:
+    """Give pynetdicom's reactor modules the plain ``time`` module back."""
+    pynetdicom.dul.time = time
+    pynetdicom.association.time = time

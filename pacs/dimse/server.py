@@ -26,7 +26,6 @@ from pydicom.uid import (
 )
 from pynetdicom import AE, _config, evt
 from pynetdicom.association import Association
-from pynetdicom.presentation import AllStoragePresentationContexts
 from pynetdicom.sop_class import (  # type: ignore[attr-defined]
     PatientRootQueryRetrieveInformationModelGet,
     PatientRootQueryRetrieveInformationModelMove,
@@ -37,11 +36,13 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 from pynetdicom.transport import RequestHandler, ThreadedAssociationServer
 
 from pacs.archive import Archive
-from pacs.dimse import reactor, responses, spool
-from pacs.dimse.find import FIND_MODELS, handle_sop_extended, make_find_handler
+from pacs.dimse import fastpath, reactor, responses, spool
+from pacs.dimse.find import FIND_MODELS, make_find_handler, negotiate_find_extended
 from pacs.dimse.get import make_get_handler
 from pacs.dimse.identity import make_admission_handler
 from pacs.dimse.move import make_move_handler
+from pacs.dimse.registry import ServiceRegistry
+from pacs.dimse.storage_classes import storage_sop_classes
 from pacs.dimse.store import StoreService
 from pacs.dimse.store_audit import StoreAudit
 from pacs.dimse.store_response import send_store_responses_directly
@@ -55,8 +56,6 @@ _config.STORE_RECV_CHUNKED_DATASET = True
 # Identifiers are patient data; keep them out of the debug log.
 _config.LOG_REQUEST_IDENTIFIERS = False
 responses.install()  # a correction, not a fast path: always on
-reactor.install()
-spool.install()
 
 Handler = Any  # (event, handler) as pynetdicom takes them
 
@@ -68,12 +67,14 @@ class EventDrivenRequestHandler(RequestHandler):
     """Accepted associations whose reactors wake on work, not on a 1 ms poll (see reactor).
 
     They also encode their C-STORE responses directly (see store_response).
+    With the fast path off (see :mod:`pacs.dimse.fastpath`) they are pynetdicom's own.
     """
 
     def _create_association(self) -> Association:
         assoc = super()._create_association()
-        reactor.make_event_driven(assoc)
-        send_store_responses_directly(assoc)
+        if fastpath.active():
+            reactor.make_event_driven(assoc)
+            send_store_responses_directly(assoc)
         return assoc
 
 
@@ -169,7 +170,41 @@ RETRIEVE_MODELS = (
 )
 
 
-def build_ae(archive: Archive) -> AE:
+def echo(_event: Any) -> int:
+    """C-ECHO: the association is up, nothing else to check."""
+    return 0x0000
+
+
+def archive_services(archive: Archive, store_audit: StoreAudit | None = None) -> ServiceRegistry:
+    """The DIMSE services of the archive, by SOP class (handlers and contexts come from here).
+
+    A new service (Modality Worklist, MPPS, storage commitment) is one more
+    registration here; the server binds and negotiates whatever is registered.
+    """
+    registry = ServiceRegistry()
+    registry.register(evt.EVT_C_ECHO, [Verification], echo)
+    registry.register(
+        evt.EVT_C_STORE,
+        storage_sop_classes(archive.settings.extra_storage_sop_classes),
+        StoreService(archive, store_audit),
+        transfer_syntaxes=STORAGE_SYNTAXES,
+        # a C-GET caller may take the Storage SCP role on its association
+        scu_role=False,
+        scp_role=True,
+    )
+    registry.register(
+        evt.EVT_C_FIND,
+        FIND_MODELS,
+        make_find_handler(archive),
+        extended_negotiation=negotiate_find_extended,
+    )
+    registry.register(evt.EVT_C_MOVE, RETRIEVE_MODELS[:2], make_move_handler(archive))
+    registry.register(evt.EVT_C_GET, RETRIEVE_MODELS[2:], make_get_handler(archive))
+    return registry
+
+
+def build_ae(archive: Archive, services: ServiceRegistry) -> AE:
+    """Our acceptor: limits and timeouts from the settings, contexts from ``services``."""
     settings = archive.settings
     # pynetdicom's standard handlers describe every PDU and DIMSE message for its
     # log, building the text even when the logger drops it: a tenth of a C-STORE's
@@ -184,17 +219,7 @@ def build_ae(archive: Archive) -> AE:
     ae.maximum_pdu_size = settings.maximum_pdu_size
     # Who may associate is decided per association from the database's peer
     # configuration (identity.make_admission_handler), not fixed here at start.
-    ae.add_supported_context(Verification)
-    for context in AllStoragePresentationContexts:
-        assert context.abstract_syntax is not None
-        # scp_role: a C-GET caller may take the Storage SCP role on its association.
-        ae.add_supported_context(
-            context.abstract_syntax, STORAGE_SYNTAXES, scu_role=False, scp_role=True
-        )
-    for model in FIND_MODELS:
-        ae.add_supported_context(model)
-    for model in RETRIEVE_MODELS:
-        ae.add_supported_context(model)
+    services.add_contexts(ae)
     return ae
 
 
@@ -214,21 +239,25 @@ def dicom_tls_context(settings: Settings) -> ssl.SSLContext | None:
 class DimseServer:
     """Start, and gracefully stop, the DIMSE listener of one archive."""
 
-    def __init__(self, archive: Archive, extra_handlers: list[Handler] | None = None) -> None:
+    def __init__(
+        self,
+        archive: Archive,
+        extra_handlers: list[Handler] | None = None,
+        services: ServiceRegistry | None = None,
+    ) -> None:
+        """``services``: what to answer (default :func:`archive_services`)."""
         self.archive = archive
+        self.fastpath = fastpath.apply(archive.settings)
         # A spool file becomes the blob by a hard link on a filesystem store: it
         # is not read again soon, so its body bypasses the page cache.
         spool.use_direct_io(archive.links_spool_files)
-        self.ae = build_ae(archive)
         self.store_audit = StoreAudit(archive)
+        self.services = services or archive_services(archive, self.store_audit)
+        self.ae = build_ae(archive, self.services)
         self.handlers: list[Handler] = [
             (evt.EVT_REQUESTED, make_admission_handler(archive)),
-            (evt.EVT_C_STORE, StoreService(archive, self.store_audit)),
+            *self.services.handlers(),
             *self.store_audit.handlers(),
-            (evt.EVT_C_FIND, make_find_handler(archive)),
-            (evt.EVT_C_MOVE, make_move_handler(archive)),
-            (evt.EVT_C_GET, make_get_handler(archive)),
-            (evt.EVT_SOP_EXTENDED, handle_sop_extended),
         ]
         self.handlers.extend(extra_handlers or [])
         self.server: NoDelayAssociationServer | None = None

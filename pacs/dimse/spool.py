@@ -204,9 +204,21 @@ def write_meta(fp: BinaryIO, meta: Any, enforce_standard: bool = True) -> None:
     write_file_meta_info(fp, meta, enforce_standard=enforce_standard)  # type: ignore[arg-type]
 
 
+_PYNETDICOM_NAMES = {
+    name: getattr(pynetdicom.dimse_messages, name)
+    for name in ("NamedTemporaryFile", "create_file_meta", "write_file_meta_info")
+}
+
+
 def install() -> None:
     """Have pynetdicom's message decoder spool through this module."""
     module: Any = pynetdicom.dimse_messages
     module.NamedTemporaryFile = open_spool_file
     module.create_file_meta = FileMeta
     module.write_file_meta_info = write_meta
+
+
+def uninstall() -> None:
+    """Give pynetdicom's message decoder its own spooling back."""
+    for name, value in _PYNETDICOM_NAMES.items():
+        setattr(pynetdicom.dimse_messages, name, value)

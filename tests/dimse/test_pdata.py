@@ -71,6 +71,7 @@ def quiet_server(archive: Archive) -> Iterator[DimseServer]:
         pynetdicom_log.setLevel(level)
 
 
+@pytest.mark.fastpath
 def test_dataset_fragments_go_to_the_spool_file_not_through_pynetdicom(
     archive: Archive, quiet_server: DimseServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -192,6 +193,7 @@ def test_pynetdicom_log_handlers_are_bound_only_when_their_log_is_read(
         _config.LOG_HANDLER_LEVEL = before_config
 
 
+@pytest.mark.fastpath
 def test_store_requests_are_served_on_the_receiving_thread(
     archive: Archive, quiet_server: DimseServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -234,6 +236,7 @@ def _serve_request_spy(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return served
 
 
+@pytest.mark.fastpath
 def test_plain_store_requests_bypass_pynetdicoms_service_and_answer_alike(
     archive: Archive, quiet_server: DimseServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -20,6 +20,7 @@ from typing import Any, cast
 
 import pynetdicom.association
 import pynetdicom.dul
+import pytest
 from pynetdicom import AE
 from pynetdicom.association import Association
 from pynetdicom.dul import DULServiceProvider
@@ -29,6 +30,7 @@ from pacs.dimse import reactor
 from pacs.dimse.server import DimseServer
 
 
+@pytest.mark.fastpath
 def test_pynetdicom_reactors_still_sleep_through_time_sleep(dimse_server: DimseServer) -> None:
     assert "time.sleep(self._run_loop_delay)" in inspect.getsource(DULServiceProvider.run_reactor)
     assert "time.sleep(" in inspect.getsource(Association._run_reactor)

@@ -24,6 +24,7 @@ from tests.dicom_factory import ct_slice
 from tests.dimse.peers import status_of, store_ae, stored_bytes
 
 
+@pytest.mark.fastpath
 def test_pynetdicom_still_spools_through_the_names_we_replace() -> None:
     source = inspect.getsource(DIMSEMessage.decode_msg)
     for name in ("NamedTemporaryFile(", "create_file_meta(", "write_file_meta_info("):
@@ -108,6 +109,7 @@ def test_the_head_a_spool_file_wrote_is_what_ingest_reads_back(
         assert written == read_header(fp)
 
 
+@pytest.mark.fastpath
 def test_a_stored_slice_leaves_no_spool_file(
     archive: Archive, dimse_server: DimseServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -68,6 +68,7 @@ def test_anything_but_a_plain_store_request_is_left_to_pynetdicom() -> None:
     assert parse_command(store + unknown) is None
 
 
+@pytest.mark.fastpath
 def test_pynetdicom_decodes_no_store_request(
     archive: Archive, dimse_server: DimseServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -101,6 +102,7 @@ def _pdv(context_id: int, control: int, data: bytes) -> bytes:
     return struct.pack(">LBB", len(data) + 2, context_id, control) + data
 
 
+@pytest.mark.fastpath
 def test_an_association_dropped_mid_dataset_leaves_no_spool_file(
     dimse_server: DimseServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -70,6 +70,7 @@ def test_what_it_does_not_cover_is_left_to_pynetdicom() -> None:
     assert encode_store_response(request) is None  # a request, not a response
 
 
+@pytest.mark.fastpath
 def test_peers_read_the_responses(
     archive: Archive, dimse_server: DimseServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
