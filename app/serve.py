@@ -30,6 +30,7 @@ from pacs.archive import Archive
 from pacs.dimse.server import DimseServer
 from pacs.dimse.spool import SPOOL_PREFIX
 from pacs.dimse.workers import WorkerPool, dimse_processes
+from pacs.index.migrate import SchemaNotAtHead
 from pacs.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -92,7 +93,11 @@ def serve(settings: Settings, role: Role = Role.ALL) -> int:
         except InsecureListen as exc:
             log.error("%s", exc)
             return 2
-    archive = Archive.open(settings)
+    try:
+        archive = Archive.open(settings)
+    except SchemaNotAtHead as exc:
+        log.error("%s", exc)
+        return 2
     dimse = workers = jobs = None
     try:
         if role.runs_http:

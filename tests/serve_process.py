@@ -32,7 +32,12 @@ def serve_process(tmp_path: Path, settings: dict[str, str]) -> Iterator[ServePro
     loopback ports; yield once /health answers; terminate it (kill after 30 s) at the end."""
     dicom_port, http_port = free_port(), free_port()
     data_dir = tmp_path / "data"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PACS_")}
+    # Inherited settings are dropped, but not the DIMSE fast path switch (make test runs both).
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("PACS_") or k == "PACS_DIMSE_FASTPATH"
+    }
     env |= {
         "PACS_DATA_DIR": str(data_dir),
         "PACS_DICOM_HOST": "127.0.0.1",

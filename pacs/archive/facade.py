@@ -38,7 +38,7 @@ from pacs.auth.service import Auth
 from pacs.blobfile import seekable_blob
 from pacs.config import RemoteAEs
 from pacs.index.database import make_engine, make_session_factory
-from pacs.index.migrate import upgrade
+from pacs.index.migrate import check_at_head, upgrade
 from pacs.index.models import Instance, Series, Study
 from pacs.jobs import Jobs
 from pacs.query import Level, SearchResult
@@ -129,11 +129,23 @@ class Archive:
 
         Creates the archive (folder, index schema) when there is none yet: callers that
         must not create one ask :meth:`require_existing` first.
+
+        With ``settings.migrate_on_start`` off the schema is only checked: raises
+        :class:`~pacs.index.migrate.SchemaNotAtHead` unless ``pacs db upgrade``
+        brought it to this release's head. ``migrate=False`` skips both (a
+        process whose parent already did either).
         """
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         engine = make_engine(settings.database_url)
         if migrate:
-            upgrade(engine)
+            try:
+                if settings.migrate_on_start:
+                    upgrade(engine)
+                else:
+                    check_at_head(engine)
+            except BaseException:
+                engine.dispose()
+                raise
         archive = cls(settings, engine, settings.open_store())
         if migrate:
             try:
@@ -394,12 +406,16 @@ class Archive:
         study_uid_scope: str | None = None,
         include_all: bool = False,
         ignore_unsupported: bool = False,
+        combined_datetime: bool = True,
     ) -> SearchResult:
         """Match ``identifier`` (PS3.4 C.2.2.2) at ``level``: the engine of C-FIND and QIDO.
 
         Raises :class:`~pacs.query.QueryError` for a malformed value, and for a key
         that cannot be matched unless ``ignore_unsupported`` (then it is named in
         ``SearchResult.ignored``); :class:`IndexUnavailable` when the index is down.
+
+        ``combined_datetime``: a StudyDate range with a StudyTime is one date-time
+        range (PS3.4 C.2.2.2.5); C-FIND asks for it only when the SCU negotiated it.
         """
         return query.search(
             self.sessions,
@@ -411,6 +427,7 @@ class Archive:
             study_uid_scope=study_uid_scope,
             include_all=include_all,
             ignore_unsupported=ignore_unsupported,
+            combined_datetime=combined_datetime,
         )
 
     def counts(self) -> dict[str, int]:

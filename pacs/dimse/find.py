@@ -16,6 +16,7 @@ from typing import cast
 
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
+from pydicom.tag import Tag
 from pydicom.uid import UID
 from pynetdicom.dimse_primitives import C_FIND
 from pynetdicom.events import Event
@@ -76,6 +77,18 @@ class FindRequest:
     level: Level
     identifier: Dataset  # matching and return keys only, text decoded
     relational: bool
+    combined_datetime: bool = False  # negotiated: StudyDate and StudyTime as one range
+
+    @property
+    def returned_tags(self) -> frozenset[int]:
+        """What a response may hold (PS3.4 C.4.1.1.3.2): the keys asked, the unique keys of
+        the model's levels down to the query's, Specific Character Set; the control keys
+        (Query/Retrieve Level, Retrieve AE Title) are added to each response."""
+        levels = MODEL_LEVELS[self.model]
+        unique = [UNIQUE_KEY[level] for level in levels[: levels.index(self.level) + 1]]
+        tags = {int(elem.tag) for elem in self.identifier}
+        tags.update(int(Tag(keyword)) for keyword in [*unique, "SpecificCharacterSet"])
+        return frozenset(tags)
 
 
 def negotiate_find_extended(asked: bytes) -> bytes | None:
@@ -158,7 +171,8 @@ def parse_request(archive: Archive, event: Event) -> FindRequest:
     relational = negotiated(event, model, RELATIONAL_QUERIES)
     if not relational:
         _check_hierarchy(levels, level, keys)
-    return FindRequest(model, level, keys, relational)
+    combined = negotiated(event, model, COMBINED_DATETIME)
+    return FindRequest(model, level, keys, relational, combined)
 
 
 def _single(keys: Dataset, keyword: str) -> str | None:
@@ -169,7 +183,15 @@ def _single(keys: Dataset, keyword: str) -> str | None:
 def _response(
     match: Dataset, request: FindRequest, ae_title: str, profile: str
 ) -> tuple[int, Dataset]:
-    """One pending response: the match plus the control keys, in the caller's character set."""
+    """One pending response: the keys asked plus the control keys, in the caller's character set.
+
+    The engine may return more than was asked (the unique keys of every level
+    above, say PatientID in a Study Root query); a peer gets only what it
+    asked and what the standard adds.
+    """
+    returned = request.returned_tags
+    for tag in [elem.tag for elem in match if elem.tag not in returned]:
+        del match[tag]
     missing = [elem for elem in request.identifier if elem.tag not in match]
     for elem in missing:  # keys the engine could not return: send them empty, warn (FF01)
         match.add_new(elem.tag, elem.VR, None)
@@ -197,7 +219,10 @@ def make_find_handler(archive: Archive) -> Callable[[Event], Iterator[FindRespon
                 raise Refused(UNABLE_TO_PROCESS, refused)
             request = parse_request(archive, event)
             result = archive.search(
-                request.level, request.identifier, fuzzy=archive.settings.cfind_fuzzy_names
+                request.level,
+                request.identifier,
+                fuzzy=archive.settings.cfind_fuzzy_names,
+                combined_datetime=request.combined_datetime,
             )
         except Refused as exc:
             archive.audit.record(principal, "c-find", f"failure: {exc.comment}")

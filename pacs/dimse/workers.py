@@ -10,15 +10,20 @@ several nodes behind a load balancer (DESIGN: scale-out): index rows are
 written idempotently and the audit trail serializes its appends in the
 database.
 
-A worker dies with the main process (``PR_SET_PDEATHSIG``): after a crash or
-``kill -9`` nothing keeps the port, and a restart finds it free. On a normal
-stop the main process sends SIGTERM and each worker lets its running
-associations finish, as the main process does.
+A worker dies with the main process however that one dies (a crash, ``kill
+-9``): it holds the read end of a lifeline pipe whose only write end the main
+process holds, and the kernel closes that end when the main process goes, so
+the worker reads end-of-file and kills itself; nothing keeps the port, and a
+restart finds it free. (The kernel's parent-death signal was used before; it
+follows the *thread* that started the worker, so a replacement started by the
+watcher thread was killed at every normal stop, when that thread ended, cutting
+its associations off.) On a normal stop the main process sends SIGTERM and
+each worker, replacements included, lets its running associations finish, as
+the main process does.
 """
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import pickle
@@ -35,7 +40,6 @@ from pacs.settings import Settings
 
 log = logging.getLogger(__name__)
 
-_PR_SET_PDEATHSIG = 1
 STOP_GRACE_S = 30.0
 AUTO_MAX_PROCESSES = 4
 RESPAWN_INTERVAL_S = 10.0
@@ -46,7 +50,7 @@ def dimse_processes(settings: Settings) -> int:
     if settings.dicom_processes:
         return settings.dicom_processes
     if not sys.platform.startswith("linux"):
-        return 1  # a worker is tied to the main process's life only on Linux
+        return 1  # sharing one listening socket between processes is tested on Linux only
     return max(1, min(len(os.sched_getaffinity(0)), AUTO_MAX_PROCESSES))
 
 
@@ -58,6 +62,7 @@ class _WorkerOrders:
     parent_pid: int
     listen_fds: list[int]  # the DIMSE port, then the DICOM TLS port if any
     ready_fd: int | None  # written to once the worker accepts (not for a replacement)
+    lifeline_fd: int  # read end of the pipe only the main process writes to (see above)
 
 
 class WorkerPool:
@@ -67,6 +72,9 @@ class WorkerPool:
         self._settings = settings
         self._listen_fds = listen_fds
         self._stopping = threading.Event()
+        self._lock = threading.Lock()  # no replacement starts once the stop has begun
+        # Never written to: its write end closing (with the main process) is the signal.
+        self._lifeline, self._lifeline_end = os.pipe()
         ready_read, ready_write = os.pipe()
         try:
             self.processes = [self._spawn(ready_write) for _ in range(count)]
@@ -79,22 +87,21 @@ class WorkerPool:
 
     @classmethod
     def start(cls, settings: Settings, listen_fds: list[int], count: int) -> WorkerPool:
-        """Start ``count`` workers accepting on ``listen_fds`` (inheritable, non-blocking).
-
-        Call from the thread that lives as long as the server (the main one): the
-        kernel's parent-death signal follows the thread that started a worker.
-        """
+        """Start ``count`` workers accepting on ``listen_fds`` (inheritable, non-blocking)."""
         pool = cls(settings, listen_fds, count)
         pool._watcher.start()
         log.info("DIMSE: %d worker process(es) besides the main one", count)
         return pool
 
     def _spawn(self, ready_fd: int | None) -> subprocess.Popen[bytes]:
-        orders = _WorkerOrders(self._settings, os.getpid(), self._listen_fds, ready_fd)
+        orders = _WorkerOrders(
+            self._settings, os.getpid(), self._listen_fds, ready_fd, self._lifeline
+        )
+        inherited = [*self._listen_fds, self._lifeline]
         process = subprocess.Popen(
             [sys.executable, "-m", "pacs.dimse.workers"],
             stdin=subprocess.PIPE,
-            pass_fds=[*self._listen_fds, *([ready_fd] if ready_fd is not None else [])],
+            pass_fds=[*inherited, *([ready_fd] if ready_fd is not None else [])],
         )
         assert process.stdin is not None
         process.stdin.write(pickle.dumps(orders))
@@ -105,17 +112,20 @@ class WorkerPool:
         """Start a new worker for each that exits on its own (at most one per slot per 10 s)."""
         while not self._stopping.wait(1.0):
             for slot, process in enumerate(self.processes):
-                if process.poll() is None or self._stopping.is_set():
+                if process.poll() is None:
                     continue
                 if time.monotonic() - self._started[slot] < RESPAWN_INTERVAL_S:
                     continue  # crashing at start: do not spin
-                log.error(
-                    "DIMSE worker %d exited with %s; starting another",
-                    process.pid,
-                    process.returncode,
-                )
-                self.processes[slot] = self._spawn(None)
-                self._started[slot] = time.monotonic()
+                with self._lock:
+                    if self._stopping.is_set():
+                        return
+                    log.error(
+                        "DIMSE worker %d exited with %s; starting another",
+                        process.pid,
+                        process.returncode,
+                    )
+                    self.processes[slot] = self._spawn(None)
+                    self._started[slot] = time.monotonic()
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         """Wait until every worker accepts (one byte each), or one exits, or ``timeout``."""
@@ -135,14 +145,16 @@ class WorkerPool:
             os.close(self._ready_fd)
 
     def ask_to_stop(self) -> None:
-        """Have every worker stop accepting and finish its running associations."""
-        self._stopping.set()
-        for process in self.processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
+        """Have every worker, replacements included, stop accepting and finish its associations."""
+        with self._lock:
+            self._stopping.set()
+            for process in self.processes:
+                if process.poll() is None:
+                    process.send_signal(signal.SIGTERM)
 
     def wait(self, grace: float = STOP_GRACE_S) -> None:
         """Wait for the workers asked to stop; kill those still running after ``grace``."""
+        self._watcher.join(timeout=5)
         deadline = time.monotonic() + grace + 5
         for process in self.processes:
             try:
@@ -151,15 +163,31 @@ class WorkerPool:
                 log.warning("DIMSE worker %d did not stop; killing it", process.pid)
                 process.kill()
                 process.wait()
+        for fd in (self._lifeline, self._lifeline_end):
+            os.close(fd)
 
 
-def _die_with_parent(parent_pid: int) -> None:
-    """Have the kernel kill this process when the main one dies, however it dies."""
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != parent_pid:  # it died before we asked
-        os._exit(1)
+def _die_with_parent(orders: _WorkerOrders) -> None:
+    """Kill this process as soon as the main one is gone, however it went.
+
+    The lifeline's write end lives only in the main process: end-of-file on
+    the read end means the kernel closed it, the main process having died.
+    SIGKILL, not an exit: nothing of ours may run on (atexit, a draining
+    association) and keep the listening socket open.
+    """
+
+    def watch() -> None:
+        while True:
+            try:
+                if not os.read(orders.lifeline_fd, 1):
+                    break
+            except InterruptedError:
+                continue
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="dimse-lifeline", daemon=True).start()
+    if os.getppid() != orders.parent_pid:  # it died before the pipe was watched: EOF anyway
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def run_worker(orders: _WorkerOrders) -> int:
@@ -167,7 +195,7 @@ def run_worker(orders: _WorkerOrders) -> int:
     from pacs.archive import Archive
     from pacs.dimse.server import DimseServer
 
-    _die_with_parent(orders.parent_pid)
+    _die_with_parent(orders)
     settings = orders.settings
     assert settings.spool_dir is not None
     tempfile.tempdir = str(settings.spool_dir)  # the main process created and cleared it

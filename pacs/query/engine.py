@@ -83,7 +83,11 @@ def _text(element: Any) -> str:
 
 
 def compile_identifier(
-    identifier: Dataset, level: Level, fuzzy: bool, ignored: list[str] | None = None
+    identifier: Dataset,
+    level: Level,
+    fuzzy: bool,
+    ignored: list[str] | None = None,
+    combined_datetime: bool = True,
 ) -> _Compiled:
     """Conditions and return keys of ``identifier`` at ``level``.
 
@@ -91,7 +95,8 @@ def compile_identifier(
     sequence) raises :class:`QueryError`, unless ``ignored`` is given: then it
     is matched universally and its reason appended there, for a door whose
     standard says to ignore such keys and tell (QIDO-RS: a Warning header).
-    A malformed value always raises.
+    A malformed value always raises. ``combined_datetime``: a StudyDate range with a
+    StudyTime is one date-time range (PS3.4 C.2.2.2.5).
     """
 
     def unsupported(reason: str) -> None:
@@ -136,7 +141,12 @@ def compile_identifier(
         conditions.append(patient_id_condition(values.pop("PatientID"), issuer))
     elif issuer:
         conditions.append(Patient.issuer == issuer)
-    if "StudyDate" in values and "StudyTime" in values and "-" in values["StudyDate"]:
+    if (
+        combined_datetime
+        and "StudyDate" in values
+        and "StudyTime" in values
+        and "-" in values["StudyDate"]
+    ):
         conditions.append(date_time_condition(values.pop("StudyDate"), values.pop("StudyTime")))
     for keyword, value in values.items():
         conditions.append(condition(KEYS[keyword], value, fuzzy))
@@ -184,11 +194,12 @@ def search(
     study_uid_scope: str | None = None,
     include_all: bool = False,
     ignore_unsupported: bool = False,
+    combined_datetime: bool = True,
 ) -> SearchResult:
     """Match ``identifier`` at ``level``; with ``ignore_unsupported``, keys that cannot be
     matched are left out and named in :attr:`SearchResult.ignored` instead of refused."""
     ignored: list[str] | None = [] if ignore_unsupported else None
-    compiled = compile_identifier(identifier, level, fuzzy, ignored)
+    compiled = compile_identifier(identifier, level, fuzzy, ignored, combined_datetime)
     query = _base_query(level).where(*compiled.conditions)
     if study_uid_scope is not None:
         if level is Level.PATIENT:

@@ -30,18 +30,22 @@ class FindOutcome:
 
 @contextmanager
 def find_association(
-    port: int, calling: str = "WORKSTATION", relational: bool = False
+    port: int,
+    calling: str = "WORKSTATION",
+    relational: bool = False,
+    combined_datetime: bool = False,
 ) -> Iterator[Association]:
-    """One association offering both FIND models (relational queries negotiated if asked)."""
+    """One association offering both FIND models, with the extended negotiation asked for:
+    relational queries (byte 1) and combined date-time matching (byte 2), PS3.4 C.5.1.1."""
     ae = AE(ae_title=calling)
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 30
     ae.requested_contexts = [build_context(PATIENT_ROOT), build_context(STUDY_ROOT)]
     ext_neg = []
-    if relational:
+    if relational or combined_datetime:
         for model in (PATIENT_ROOT, STUDY_ROOT):
             item = SOPClassExtendedNegotiation()
             item.sop_class_uid = model
-            item.service_class_application_information = b"\x01"
+            item.service_class_application_information = bytes([relational, combined_datetime])
             ext_neg.append(item)
     assoc = ae.associate("127.0.0.1", port, ae_title="PACS", ext_neg=ext_neg or None)
     assert assoc.is_established, "association with the DIMSE server refused"
