@@ -47,12 +47,16 @@ lint: $(VENV)/.installed-test
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-## test: install what the tests need, check lint, run the suite, then the DIMSE and interop
-##       tests again on stock pynetdicom (PACS_DIMSE_FASTPATH=false, see pacs/dimse/fastpath.py)
-DIMSE_TESTS := tests/dimse tests/interop tests/query_dimse tests/retrieve_dimse
+## test: install what the tests need, check lint, run the suite, then every test that crosses
+##       the DIMSE door again on stock pynetdicom (PACS_DIMSE_FASTPATH=false, pacs/dimse/fastpath.py).
+##       Left out of that second run: the worker-process tests (process lifecycle, which the switch
+##       does not change) and the rendering corpus (DICOMweb only); tests of the shims themselves
+##       (marker fastpath) deselect themselves.
+DIMSE_TESTS := tests/dimse tests/query_dimse tests/retrieve_dimse tests/interop/test_store_syntaxes.py \
+	tests/interop/test_duplicates.py tests/interop/test_reasons.py
 test: $(VENV)/.installed-test system-deps lint
 	$(BIN)/pytest
-	PACS_DIMSE_FASTPATH=false $(BIN)/pytest -m "not slow" $(DIMSE_TESTS)
+	PACS_DIMSE_FASTPATH=false $(BIN)/pytest -m "not slow" --ignore=tests/dimse/test_workers.py $(DIMSE_TESTS)
 
 ## bench: one benchmark, printing figures (never fails on time): BENCH=ingest|query|retrieve|viewer
 ##        e.g. make bench BENCH=retrieve BENCH_ARGS="--instances 100"

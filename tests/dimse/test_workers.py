@@ -57,7 +57,8 @@ def _serve(tmp_path: Path, extra_env: dict[str, str] | None = None) -> Iterator[
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[Served]:
-    with _serve(tmp_path) as server:
+    # INFO: a worker logs when it accepts (see _ready), which a replacement has no other way to say.
+    with _serve(tmp_path, {"PACS_LOG_LEVEL": "INFO"}) as server:
         yield server
 
 
@@ -209,13 +210,18 @@ def test_sigterm_lets_the_worker_finish_its_association(served: Served) -> None:
 
 
 def _replacement(served: Served, dead: int) -> int:
-    deadline = time.monotonic() + 30
+    """The worker started for ``dead``, once it accepts.
+
+    Its pid shows as soon as it is forked, before the main process has handed
+    it its orders: frozen then, the main process would leave it waiting.
+    """
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         replacements = [pid for pid in served.workers() if pid != dead]
-        if replacements:
+        if replacements and f"DIMSE worker {replacements[0]} ready" in served.log.read_text():
             return replacements[0]
         time.sleep(0.2)
-    raise AssertionError("no new worker after one died")
+    raise AssertionError("no new worker accepting after one died")
 
 
 def test_a_worker_that_dies_is_replaced(served: Served) -> None:
