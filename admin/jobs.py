@@ -35,7 +35,7 @@ def list_jobs(
     state: StateFilter = None,
     kind: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**62)] = 0,  # the index holds 64-bit integers
 ) -> dict[str, Any]:
     """A page of jobs, newest first, with the total that match the filters."""
     jobs, total = _archive(request).jobs.list(state=state, kind=kind, limit=limit, offset=offset)
@@ -75,7 +75,7 @@ def _change(request: Request, principal: Principal, job_id: int, action: str) ->
 def changes(
     request: Request,
     principal: Admin,
-    since: Annotated[int, Query(ge=0)] = 0,
+    since: Annotated[int, Query(ge=0, le=2**62)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     """Changes after sequence number ``since``, oldest first; poll again with ``last``."""
