@@ -34,7 +34,7 @@ def test_ingest_and_read_back_on_s3(tmp_path: Path, s3_endpoint: str, database_u
             stored = blob.read()
         assert hashlib.sha256(stored).hexdigest() == result.sha256
         assert stored[132:] == data[132:]  # same bytes after the preamble
-        assert archive.health() == {"index": "ok", "storage": "ok"}
+        assert archive.health() == {"index": "ok", "storage": "ok", "audit": "ok"}
         listed = [blob.key for blob in archive.store.list()]
         assert listed == [result.blob_key]
     finally:
