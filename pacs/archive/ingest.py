@@ -374,17 +374,12 @@ class Ingestor:
             raise InvalidObject(f"unreadable identifying attributes: {exc}") from exc
         if header.meta_synthesized:
             header = with_synthesized_meta(header, sop_class, sop_uid)
+        defects: list[str] = []
         try:
             if header.deflated:
                 pixels = check_deflated_structure(fp, header.body_offset, header.source_size)
             else:
-                pixels = check_structure(
-                    fp,
-                    header.body_offset,
-                    header.source_size,
-                    implicit=header.implicit_vr,
-                    little=header.little_endian,
-                )
+                pixels = _check_encoding(fp, header, defects)
         except MalformedDataset as exc:
             raise InvalidObject(str(exc)) from exc
         if (refusal := pixel_refusal(ds, pixels)) is not None:
@@ -392,7 +387,6 @@ class Ingestor:
         injected = "SpecificCharacterSet" not in ds
         if injected:
             ds.SpecificCharacterSet = self.charset_fallback(origin.calling_ae)
-        defects: list[str] = []
         try:
             # A value that does not decode (an IS of "1A") is tolerated: the object is
             # kept as sent, indexed without that value, and the sender warned (as
@@ -523,6 +517,41 @@ def with_pixel_uri(dicom_json: str, pixels: PixelDataLocation | None) -> str:
     vr = "OB" if pixels.length == UNDEFINED else pixels.vr
     element = f'"{pixels.tag:08X}":{{"vr":"{vr}","BulkDataURI":"bulkdata/{pixels.tag:08X}"}}'
     return dicom_json[:-1] + ("," if dicom_json != "{}" else "") + element + "}"
+
+
+def _check_encoding(
+    fp: BinaryIO, header: Part10Header, defects: list[str]
+) -> PixelDataLocation | None:
+    """:func:`check_structure` in the declared encoding, or in the other VR form as a defect.
+
+    Some writers label an implicit VR dataset explicit (or the reverse); pydicom
+    reads such a file by looking at its first element, so it is kept, with a
+    warning, when it is complete in the other form. Anything else stays refused.
+    """
+    try:
+        return check_structure(
+            fp,
+            header.body_offset,
+            header.source_size,
+            implicit=header.implicit_vr,
+            little=header.little_endian,
+        )
+    except MalformedDataset as declared:
+        if not header.little_endian:
+            raise
+        try:
+            pixels = check_structure(
+                fp,
+                header.body_offset,
+                header.source_size,
+                implicit=not header.implicit_vr,
+                little=True,
+            )
+        except MalformedDataset:
+            raise declared from None
+    actual, said = ("implicit", "explicit") if not header.implicit_vr else ("explicit", "implicit")
+    defects.append(f"the dataset is encoded with {actual} VR; its transfer syntax says {said}")
+    return pixels
 
 
 def _read_dataset(fp: BinaryIO, header: Part10Header) -> Dataset:

@@ -104,3 +104,23 @@ def test_a_tolerable_defect_is_stored_with_a_warning_by_both_doors(
     with archive.open_blob(stored.blob_key) as blob:
         kept = dcmread(io.BytesIO(blob.read()))
     assert kept["NumberOfFrames"].value == "1A" or str(kept.NumberOfFrames) == "1A"  # as sent
+
+
+def test_a_dataset_in_the_other_vr_form_than_labelled_is_kept_with_a_warning(
+    archive: Archive, http: requests.Session, live_http: str
+) -> None:
+    """pydicom's SC_rgb_jpeg.dcm: meta says JPEG baseline (explicit VR), dataset is implicit."""
+    source = get_testdata_file("SC_rgb_jpeg.dcm")
+    assert source is not None
+    with open(source, "rb") as fp:
+        data = fp.read()
+    response = _stow(http, live_http, data)
+    assert response.status_code == 202, response.text
+    (item,) = response.json()[REFERENCED_SOP_SEQUENCE]["Value"]
+    assert "implicit VR" in item[REASON_TEXT]["Value"][0]
+    assert archive.counts()["instances"] == 1
+    mangled = data.replace(b"\x08\x00\x08\x00", b"\x08\x00\x08\x00\xff\xff", 1)  # broken in both
+    refused = _stow(http, live_http, mangled)
+    assert refused.status_code == 409
+    (failed,) = refused.json()[FAILED_SOP_SEQUENCE]["Value"]
+    assert failed[FAILURE_REASON]["Value"] == [0xC000], failed  # malformed, not a duplicate
