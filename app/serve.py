@@ -144,6 +144,7 @@ def _run_http(archive: Archive, tls: dict[str, Any]) -> None:
         access_log=False,
         timeout_graceful_shutdown=30,
         proxy_headers=settings.behind_tls_proxy,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
         **tls,
     )
     server = uvicorn.Server(config)

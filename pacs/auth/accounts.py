@@ -18,7 +18,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from pacs.auth.models import Account, ApiToken
+from pacs.auth.models import Account, ApiToken, WebSession
+from pacs.auth.password_policy import password_problem
 from pacs.auth.passwords import hash_password, needs_rehash, random_password, verify_password
 from pacs.auth.principal import Kind, Principal, Role
 
@@ -62,8 +63,8 @@ def create_account(
         raise AccountError(f"role {role} cannot be given to an account")
     if not username or len(username) > 64 or not username.isprintable():
         raise AccountError("user name must be 1-64 printable characters")
-    if len(password) < 8:
-        raise AccountError("password must have at least 8 characters")
+    if problem := password_problem(password, username):
+        raise AccountError(problem)
     try:
         with sessions.begin() as session:
             session.add(
@@ -96,8 +97,8 @@ def _account(session: Session, username: str) -> Account:
 
 
 def set_password(sessions: sessionmaker[Session], username: str, password: str) -> None:
-    if len(password) < 8:
-        raise AccountError("password must have at least 8 characters")
+    if problem := password_problem(password, username):
+        raise AccountError(problem)
     with sessions.begin() as session:
         account = _account(session, username)
         account.password_hash = hash_password(password)
@@ -145,12 +146,18 @@ def check_password(
             return None
         locked_until = _aware(account.locked_until)
         if account.disabled or (locked_until is not None and locked_until > _now()):
+            # Same cost as a real check, so the answer's timing does not say "locked".
+            verify_password(account.password_hash, password)
             return None
         password_ok = verify_password(account.password_hash, password)
         if password_ok and account.totp_secret and totp is None:
             raise SecondFactorRequired("this account needs its one-time code")
         if password_ok and account.totp_secret and totp is not None:
-            password_ok = pyotp.TOTP(account.totp_secret).verify(totp, valid_window=1)
+            step = _totp_step(account.totp_secret, totp)
+            # A code works once: a step at or before the last one accepted is a replay.
+            password_ok = step is not None and step > (account.totp_last_step or -1)
+            if password_ok:
+                account.totp_last_step = step
         if not password_ok:
             account.failed_logins += 1
             if account.failed_logins >= MAX_FAILED_LOGINS:
@@ -164,6 +171,17 @@ def check_password(
         if needs_rehash(account.password_hash):
             account.password_hash = hash_password(password)
         return Principal(Kind.USER, account.username, Role(account.role), address)
+
+
+def _totp_step(secret: str, code: str) -> int | None:
+    """The time step (RFC 6238) whose code ``code`` is, within one step of now; else ``None``."""
+    totp = pyotp.TOTP(secret)
+    now = _now()
+    for offset in (0, -1, 1):
+        moment = now + timedelta(seconds=offset * totp.interval)
+        if hmac.compare_digest(totp.at(moment), code.strip()):
+            return int(totp.timecode(moment))
+    return None
 
 
 def _secret_hash(secret: str) -> str:
@@ -250,12 +268,52 @@ def session_fingerprint(password_hash: str) -> str:
     return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
 
 
+def start_session(sessions: sessionmaker[Session], username: str, hours: float) -> str:
+    """A new server-side web session for ``username``; its id goes into the signed cookie."""
+    session_id = secrets.token_urlsafe(32)
+    with sessions.begin() as session:
+        session.add(
+            WebSession(
+                session_id=session_id,
+                username=username,
+                created_at=_now(),
+                expires_at=_now() + timedelta(hours=hours),
+            )
+        )
+    return session_id
+
+
+def end_session(sessions: sessionmaker[Session], session_id: str) -> str | None:
+    """Log a web session out on the server; the user name it belonged to, if it was live."""
+    with sessions.begin() as session:
+        row = session.scalar(select(WebSession).where(WebSession.session_id == session_id))
+        if row is None or row.revoked_at is not None:
+            return None
+        row.revoked_at = _now()
+        return row.username
+
+
 def check_session_account(
-    sessions: sessionmaker[Session], username: str, fingerprint: str, address: str = ""
+    sessions: sessionmaker[Session],
+    username: str,
+    fingerprint: str,
+    address: str = "",
+    session_id: str = "",
 ) -> Principal | None:
+    """The principal of a live web session: not logged out, not expired, same password."""
     with sessions() as session:
-        account = session.scalar(select(Account).where(Account.username == username))
-        if account is None or account.disabled:
+        row = session.execute(
+            select(Account, WebSession)
+            .join(WebSession, WebSession.username == Account.username)
+            .where(Account.username == username, WebSession.session_id == session_id)
+        ).first()
+        if row is None:
+            return None
+        account, web_session = row
+        expires_at = _aware(web_session.expires_at)
+        if account.disabled or web_session.revoked_at is not None:
+            return None
+        if expires_at is None or expires_at <= _now():
             return None
         if not hmac.compare_digest(session_fingerprint(account.password_hash), fingerprint):
             return None

@@ -21,14 +21,72 @@ from pacs.auth import accounts, grants
 from pacs.auth.basic_cache import BasicCache
 from pacs.auth.keys import signing_key
 from pacs.auth.policy import POLICY, permits
-from pacs.auth.principal import ANONYMOUS, Principal
+from pacs.auth.principal import ANONYMOUS, Kind, Principal, Role
+from pacs.auth.ratelimit import FailureLimiter
 from pacs.auth.sessions import GRANT_COOKIE, SESSION_COOKIE, unsign
 
 CHALLENGE = {"WWW-Authenticate": 'Basic realm="PACS", charset="UTF-8"'}
 
 
+def _trusted_proxy(host: str, allowed: list[str]) -> bool:
+    return "*" in allowed or host in allowed
+
+
 def client_address(request: Request) -> str:
-    return request.client.host if request.client else ""
+    """Who is asking: the peer, or behind a trusted TLS proxy the client it forwards for.
+
+    Behind ``PACS_BEHIND_TLS_PROXY`` every request comes from the proxy; keying
+    rate limits and audit records on it would put all users in one bucket.
+    The proxy (listed in ``PACS_FORWARDED_ALLOW_IPS``) appends the client to
+    ``X-Forwarded-For``: the rightmost entry that is not itself a trusted
+    proxy is the client (entries to its left are whatever the client sent).
+    """
+    peer = request.client.host if request.client else ""
+    settings = request.app.state.archive.settings
+    if not settings.behind_tls_proxy or not _trusted_proxy(peer, settings.forwarded_allow_ips):
+        return peer
+    hops = [hop.strip() for hop in request.headers.get("x-forwarded-for", "").split(",")]
+    for hop in reversed([hop for hop in hops if hop]):
+        if not _trusted_proxy(hop, settings.forwarded_allow_ips):
+            return hop[:64]
+    return peer
+
+
+def login_limiter(request: Request) -> FailureLimiter:
+    """Failed credentials per client address, shared by the login form, Basic and tokens."""
+    limiter: FailureLimiter | None = getattr(request.app.state, "login_limiter", None)
+    if limiter is None:
+        limiter = FailureLimiter(request.app.state.archive.settings.login_attempts_per_minute)
+        request.app.state.login_limiter = limiter
+    return limiter
+
+
+def too_many(wait: float, what: str) -> HTTPException:
+    return HTTPException(
+        status.HTTP_429_TOO_MANY_REQUESTS,
+        f"too many failed {what}; try again later",
+        headers={"Retry-After": str(int(wait) + 1)},
+    )
+
+
+def _limit(request: Request, address: str, scheme: str) -> None:
+    """Refuse (429, audited) a credential check from an address with too many failures."""
+    wait = login_limiter(request).wait(address)
+    if wait:
+        who = Principal(Kind.ANONYMOUS, "", Role.ANONYMOUS, address)
+        reason = f"failure: {scheme.lower()} refused, too many failures from this address"
+        request.app.state.archive.audit.record(who, "login", reason)
+        raise too_many(wait, "credentials from this address")
+
+
+def _refuse_credentials(
+    request: Request, address: str, who: str, kind: Kind, reason: str
+) -> HTTPException:
+    """Count a failed credential against the address, audit it, and say 401."""
+    login_limiter(request).failed(address)
+    principal = Principal(kind, who[:64], Role.ANONYMOUS, address)
+    request.app.state.archive.audit.record(principal, "login", f"failure: {reason}")
+    return _unauthorized(reason)
 
 
 def _is_loopback(host: str) -> bool:
@@ -40,7 +98,8 @@ def _is_loopback(host: str) -> bool:
 
 def _secure_transport(request: Request) -> bool:
     """TLS to us, or the loopback interface (where nothing can sniff the password)."""
-    return request.url.scheme == "https" or _is_loopback(client_address(request))
+    peer = request.client.host if request.client else ""
+    return request.url.scheme == "https" or _is_loopback(peer)
 
 
 def _unauthorized(reason: str) -> HTTPException:
@@ -67,9 +126,16 @@ def authenticate(request: Request) -> Principal:
     if not header:
         principal = _from_cookies(request, address) or ANONYMOUS
     elif scheme.lower() == "bearer":
-        principal = accounts.check_token(archive.sessions, credentials.strip(), address)
+        # A valid token (256 random bits) cannot be a guess: it is checked first (a hash
+        # and a lookup, no Argon2), and only a failure meets the limiter.
+        token = credentials.strip()
+        principal = accounts.check_token(archive.sessions, token, address)
         if principal is None:
-            raise _unauthorized("invalid, expired or revoked token")
+            _limit(request, address, scheme)
+            token_id = token.removeprefix("pacs_").partition("_")[0]
+            raise _refuse_credentials(
+                request, address, token_id, Kind.TOKEN, "invalid, expired or revoked token"
+            )
     elif scheme.lower() == "basic":
         if not _secure_transport(request):
             raise HTTPException(
@@ -83,12 +149,19 @@ def authenticate(request: Request) -> Principal:
         cache = _basic_cache(request)
         principal = cache.get(username, password)
         if principal is None:
+            _limit(request, address, scheme)  # before the Argon2 check, not after
             try:
                 principal = accounts.check_password(archive.sessions, username, password, address)
             except accounts.SecondFactorRequired as exc:
                 raise _unauthorized(f"{exc}; scripts use an API token instead") from exc
             if principal is None:
-                raise _unauthorized("wrong user name or password, or account locked")
+                raise _refuse_credentials(
+                    request,
+                    address,
+                    username,
+                    Kind.USER,
+                    "wrong user name or password, or account locked",
+                )
             cache.put(username, password, principal)
         principal = replace(principal, address=address)
     elif header:
@@ -124,7 +197,11 @@ def _from_cookies(request: Request, address: str) -> Principal | None:
         payload = unsign(server_key(request), "session", session_cookie, max_age)
         if payload is not None:
             principal = accounts.check_session_account(
-                archive.sessions, str(payload.get("u")), str(payload.get("f")), address
+                archive.sessions,
+                str(payload.get("u")),
+                str(payload.get("f")),
+                address,
+                str(payload.get("s", "")),
             )
             if principal is not None:
                 return principal

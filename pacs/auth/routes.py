@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 
 from pacs.archive import Archive
 from pacs.auth import accounts, grants
-from pacs.auth.http import authorize, client_address, server_key
+from pacs.auth.http import authorize, client_address, login_limiter, server_key, too_many
 from pacs.auth.oidc import OidcClient, OidcError
 from pacs.auth.principal import ANONYMOUS, Kind, Principal, Role
 from pacs.auth.ratelimit import FailureLimiter
@@ -35,28 +35,12 @@ def _archive(request: Request) -> Archive:
     return archive
 
 
-def _limiter(request: Request) -> FailureLimiter:
-    limiter: FailureLimiter | None = getattr(request.app.state, "login_limiter", None)
-    if limiter is None:
-        limiter = FailureLimiter(_archive(request).settings.login_attempts_per_minute)
-        request.app.state.login_limiter = limiter
-    return limiter
-
-
 def _pin_limiter(request: Request) -> FailureLimiter:
     limiter: FailureLimiter | None = getattr(request.app.state, "pin_limiter", None)
     if limiter is None:
         limiter = FailureLimiter(_archive(request).settings.share_pin_failures_per_minute)
         request.app.state.pin_limiter = limiter
     return limiter
-
-
-def _too_many(wait: float, what: str) -> HTTPException:
-    return HTTPException(
-        status.HTTP_429_TOO_MANY_REQUESTS,
-        f"too many failed {what}; try again later",
-        headers={"Retry-After": str(int(wait) + 1)},
-    )
 
 
 class Credentials(BaseModel):
@@ -70,12 +54,12 @@ def login(credentials: Credentials, request: Request) -> JSONResponse:
     """Check a password (and one-time code) and set the HttpOnly session cookie."""
     archive = _archive(request)
     address = client_address(request)
-    limiter = _limiter(request)
+    limiter = login_limiter(request)
     who = Principal(Kind.USER, credentials.username, Role.ANONYMOUS, address)
     wait = limiter.wait(address)
     if wait:
         archive.audit.record(who, "login", "failure: rate-limited")
-        raise _too_many(wait, "login attempts")
+        raise too_many(wait, "login attempts")
     try:
         principal = archive.auth.check_password(
             credentials.username,
@@ -100,9 +84,10 @@ def login(credentials: Credentials, request: Request) -> JSONResponse:
 def _set_session_cookie(request: Request, response: Response, username: str) -> None:
     archive = _archive(request)
     fingerprint = archive.auth.password_fingerprint(username)
+    session_id = archive.auth.start_session(username, archive.settings.session_hours)
     response.set_cookie(
         SESSION_COOKIE,
-        sign(server_key(request), "session", {"u": username, "f": fingerprint}),
+        sign(server_key(request), "session", {"u": username, "f": fingerprint, "s": session_id}),
         max_age=int(archive.settings.session_hours * 3600),
         httponly=True,
         secure=request.url.scheme == "https",
@@ -177,6 +162,17 @@ def oidc_callback(request: Request, code: str = "", state: str = "") -> Response
 
 @router.post("/logout")
 def logout(request: Request) -> Response:
+    """End the web session on the server (a copied cookie stops working), clear the cookies."""
+    archive = _archive(request)
+    cookie = request.cookies.get(SESSION_COOKIE)
+    payload = cookie and unsign(
+        server_key(request), "session", cookie, archive.settings.session_hours * 3600
+    )
+    if payload:
+        username = archive.auth.end_session(str(payload.get("s", "")))
+        if username is not None:
+            who = Principal(Kind.USER, username, Role.ANONYMOUS, client_address(request))
+            archive.audit.record(who, "logout")
     response = Response(status_code=204)
     response.delete_cookie(SESSION_COOKIE, path="/")
     response.delete_cookie(GRANT_COOKIE, path="/")
@@ -311,7 +307,7 @@ def _open(request: Request, token: str, pin: str | None) -> Response:
     who = Principal(Kind.GRANT, grant_id, Role.ANONYMOUS, address)
     if pin is not None and (wait := limiter.wait(*keys)):
         archive.audit.record(who, "share-open", "failure: PIN attempts rate-limited")
-        raise _too_many(wait, "PIN attempts")
+        raise too_many(wait, "PIN attempts")
     try:
         principal = archive.auth.open_grant(grant_id, pin, address)
     except grants.WrongPin as exc:

@@ -70,6 +70,14 @@ class Auth:
         """What a session cookie binds to: it changes with the password."""
         return accounts.password_fingerprint(self._sessions, username)
 
+    def start_session(self, username: str, hours: float) -> str:
+        """A new server-side web session; its id, for the signed session cookie."""
+        return accounts.start_session(self._sessions, username, hours)
+
+    def end_session(self, session_id: str) -> str | None:
+        """Log a web session out on the server; its user name, or ``None`` if not live."""
+        return accounts.end_session(self._sessions, session_id)
+
     def ensure_sso_account(self, username: str, role: Role) -> None:
         """The local row of a single-sign-on user, role refreshed at every login."""
         accounts.ensure_sso_account(self._sessions, username, role)

@@ -54,7 +54,9 @@ def test_audit_verify_detects_tampering(
     monkeypatch: pytest.MonkeyPatch, cli_env: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _run(
-        monkeypatch, ["user", "add", "u1", "--role", "clinician", "--password-stdin"], "12345678\n"
+        monkeypatch,
+        ["user", "add", "u1", "--role", "clinician", "--password-stdin"],
+        "mat-khau-dai\n",
     )
     _run(monkeypatch, ["user", "disable", "u1"])
     assert _run(monkeypatch, ["audit", "verify"]) == 0
@@ -92,7 +94,7 @@ def test_audit_list_filters_newest_first(
 ) -> None:
     for name in ("u1", "u2", "u3"):
         add = ["user", "add", name, "--role", "clinician", "--password-stdin"]
-        assert _run(monkeypatch, add, "12345678\n") == 0
+        assert _run(monkeypatch, add, "mat-khau-dai\n") == 0
     assert _run(monkeypatch, ["user", "disable", "u2"]) == 0
     capsys.readouterr()
     assert _run(monkeypatch, ["audit", "list", "--action", "user-add"]) == 0
