@@ -81,6 +81,7 @@ class FrameTable:
     frames: Sequence[tuple[Span, ...]]
     encapsulated: bool
     frame_bits: int = 0  # for bit-packed native frames: bits per frame (0: byte aligned)
+    word_swap: int = 0  # big endian OW pixels: bytes per word to swap into little endian
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,7 @@ class Header:
     pixel_offset: int  # first byte of the Pixel Data element header (-1: none)
     value_offset: int  # first byte of its value
     value_length: int  # 0xFFFFFFFF when encapsulated
+    little: bool = True  # False: Explicit VR Big Endian (retired, still sent by old modalities)
 
 
 def _stop_at_pixels(tag: BaseTag, vr: str | None, length: int) -> bool:
@@ -101,8 +103,7 @@ def read_header(open_range: Opener, size: int, transfer_syntax: str) -> Header:
     A longer head (a big embedded document, a dataset without pixels) is parsed
     from a seekable stream with large values deferred, so memory stays small.
     """
-    if transfer_syntax == ExplicitVRBigEndian:
-        raise FrameError("frames of big endian instances need transcoding (not available yet)")
+    little = transfer_syntax != ExplicitVRBigEndian
     implicit = transfer_syntax == ImplicitVRLittleEndian
     want = _FIRST_READ
     while want <= _MAX_HEAD_IN_MEMORY:
@@ -116,18 +117,18 @@ def read_header(open_range: Opener, size: int, transfer_syntax: str) -> Header:
                 raise FrameError(f"cannot parse the stored instance: {exc}") from exc
             ds = None
         if ds is not None:
-            found = _pixel_header(head, stream.tell(), implicit)
+            found = _pixel_header(head, stream.tell(), implicit, little)
             if found is not None:
-                return Header(ds, *found)
+                return Header(ds, *found, little)
             if len(head) >= size:
-                return Header(ds, -1, -1, 0)
+                return Header(ds, -1, -1, 0, little)
         if len(head) >= size:
             raise FrameError("no pixel data header found in the stored instance")
         want *= 4
-    return _read_header_streaming(open_range, implicit)
+    return _read_header_streaming(open_range, implicit, little)
 
 
-def _read_header_streaming(open_range: Opener, implicit: bool) -> Header:
+def _read_header_streaming(open_range: Opener, implicit: bool, little: bool) -> Header:
     with open_range(0, None) as fp:
         if not fp.seekable():
             raise FrameError("the header before Pixel Data is over 4 MiB on a store without seek")
@@ -137,18 +138,21 @@ def _read_header_streaming(open_range: Opener, implicit: bool) -> Header:
             raise FrameError(f"cannot parse the stored instance: {exc}") from exc
         position = fp.tell()
         raw = fp.read(12)
-    found = _pixel_header(raw, 0, implicit)
+    found = _pixel_header(raw, 0, implicit, little)
     if found is None:
-        return Header(ds, -1, -1, 0)
-    return Header(ds, found[0] + position, found[1] + position, found[2])
+        return Header(ds, -1, -1, 0, little)
+    return Header(ds, found[0] + position, found[1] + position, found[2], little)
 
 
-def _pixel_header(head: bytes, position: int, implicit: bool) -> tuple[int, int, int] | None:
+def _pixel_header(
+    head: bytes, position: int, implicit: bool, little: bool = True
+) -> tuple[int, int, int] | None:
     """(element offset, value offset, value length) if a Pixel Data header starts here."""
+    order = "<" if little else ">"
     raw = head[position : position + 12]
     if len(raw) < 8:
         return None
-    group, element = struct.unpack("<HH", raw[:4])
+    group, element = struct.unpack(f"{order}HH", raw[:4])
     if (group << 16) | element not in PIXEL_TAGS:
         return None
     if implicit:
@@ -156,8 +160,8 @@ def _pixel_header(head: bytes, position: int, implicit: bool) -> tuple[int, int,
     if raw[4:6] in _LONG_VRS:
         if len(raw) < 12:
             return None
-        return position, position + 12, struct.unpack("<I", raw[8:12])[0]
-    return position, position + 8, struct.unpack("<H", raw[6:8])[0]
+        return position, position + 12, struct.unpack(f"{order}I", raw[8:12])[0]
+    return position, position + 8, struct.unpack(f"{order}H", raw[6:8])[0]
 
 
 def _native(header: Header, number_of_frames: int) -> FrameTable:
@@ -174,7 +178,10 @@ def _native(header: Header, number_of_frames: int) -> FrameTable:
     if frame_bits * number_of_frames > header.value_length * 8:
         raise FrameError("pixel data is shorter than Rows x Columns x frames")
     frames = NativeFrames(header.value_offset, frame_bits, number_of_frames)
-    return FrameTable(frames, False, frame_bits if frame_bits % 8 else 0)
+    swap = 2 if not header.little and bits > 8 else 0  # OW words, stored big endian
+    if swap and frame_bits % 8:
+        raise FrameError("bit-packed frames stored big endian are not served")
+    return FrameTable(frames, False, frame_bits if frame_bits % 8 else 0, swap)
 
 
 class _Cursor:

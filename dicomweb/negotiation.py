@@ -227,17 +227,18 @@ def choose_frames(
     feasible: Feasibility = no_transcoding,
 ) -> Representation:
     """How to send frames: raw bytes, the stored bitstream, or one frame re-encoded at a time."""
-    if stored in (ExplicitVRBigEndian, DeflatedExplicitVRLittleEndian):
+    if stored == DeflatedExplicitVRLittleEndian:
         raise NotAcceptable(
             f"frames of instances stored as {UID(stored).name} are not served; "
             "retrieve the instance instead"
         )
-    if frame_media_type(stored) is None:
+    if frame_media_type(stored) is None and stored != ExplicitVRBigEndian:
         raise NotAcceptable(
             f"the instance is stored as {_name(stored)}, which has no frame media type "
             "(video or unknown); retrieve the instance or its bulk data"
         )
-    source = ExplicitVRLittleEndian if stored in NATIVE else stored
+    # Big endian frames are served as little endian words (swapped one frame at a time).
+    source = ExplicitVRLittleEndian if stored in NATIVE or stored == ExplicitVRBigEndian else stored
     reasons: list[str] = []
     for media in accept:
         found = _frame_target(media, source, strict_default)

@@ -23,6 +23,7 @@ import re
 from collections.abc import Iterator
 from typing import Annotated, BinaryIO
 
+import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from fastapi.responses import StreamingResponse
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -508,6 +509,11 @@ def frame_part(
         data = read_bit_packed(open_range, table, number - 1)
         return multipart.Part(chosen.part_content_type, [data], len(data))
     spans = table.frames[number - 1]
+    if table.word_swap:  # a big endian frame, served little endian: one frame in memory
+        raw = b"".join(_span_chunks(archive, item.blob_key, spans))
+        width = table.word_swap
+        data = np.frombuffer(raw, f">u{width}").astype(f"<u{width}").tobytes()
+        return multipart.Part(chosen.part_content_type, [data], len(data))
     return multipart.Part(
         chosen.part_content_type,
         _span_chunks(archive, item.blob_key, spans),
@@ -765,10 +771,13 @@ def retrieve_bulkdata(
     found = locate_or_404(archive, principal, detail, study_uid, series_uid, sop_uid)
     item = found[0]
     address = _bulk_path(path)
-    if address[1] in _PIXEL_TAGS and not address[0] and frame_table(archive, item).encapsulated:
-        # Encapsulated pixel data has no one value to send: its frames are, one per part,
-        # in the syntax the Accept header negotiates (as the frames resource does).
-        return _frames_response(request, archive, principal, found, None, detail)
+    if address[1] in _PIXEL_TAGS and not address[0]:
+        table = frame_table(archive, item)
+        if table.encapsulated or table.word_swap:
+            # Encapsulated pixel data has no one value to send, and big endian words are
+            # not what octet-stream means: frames go one per part, in the syntax the
+            # Accept header negotiates (as the frames resource does).
+            return _frames_response(request, archive, principal, found, None, detail)
     try:
         chosen = choose_bulkdata(parse_accept(request.headers.get("accept")))
     except NotAcceptable as exc:

@@ -136,3 +136,25 @@ def test_wado_uri_honours_transfer_syntax(stored: dict[str, Dataset], web: DICOM
     assert np.array_equal(got.pixel_array, source.pixel_array)
     refused = web._session.get(url, params={**params, "transferSyntax": "1.2.3.4"})
     assert refused.status_code == 406 and "syntaxes offered" in refused.json()["detail"]
+
+
+def test_big_endian_frames_and_pixel_bulk_data_come_little_endian(
+    stored: dict[str, Dataset], web: DICOMwebClient
+) -> None:
+    source = stored["MR_small_bigendian.dcm"]
+    expected = source.pixel_array.astype("<i2").tobytes()
+    (frame,) = web.retrieve_instance_frames(
+        source.StudyInstanceUID,
+        source.SeriesInstanceUID,
+        source.SOPInstanceUID,
+        [1],
+        media_types=(("application/octet-stream", "1.2.840.10008.1.2.1"),),
+    )
+    assert frame == expected
+    metadata = web.retrieve_instance_metadata(
+        source.StudyInstanceUID, source.SeriesInstanceUID, source.SOPInstanceUID
+    )
+    uri = metadata["7FE00010"]["BulkDataURI"]
+    assert web.retrieve_bulkdata(
+        uri, media_types=(("application/octet-stream", "1.2.840.10008.1.2.1"),)
+    ) == [expected]
