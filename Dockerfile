@@ -9,6 +9,7 @@ COPY admin ./admin
 COPY pacs ./pacs
 COPY dicomweb ./dicomweb
 COPY storage ./storage
+COPY hl7v2 ./hl7v2
 COPY viewer ./viewer
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
@@ -30,7 +31,7 @@ ENV PACS_DATA_DIR=/data \
     PACS_HTTP_HOST=0.0.0.0 \
     PYTHONUNBUFFERED=1
 VOLUME ["/data"]
-EXPOSE 11112 8080 2762
+EXPOSE 11112 8080 2762 2575
 USER pacs
 WORKDIR /data
 # No curl in the slim image: Python asks /health (HTTPS with the container's own, possibly

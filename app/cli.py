@@ -55,10 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the DICOM and HTTP servers and the job runners")
     serve.add_argument(
         "--role",
-        choices=["all", "http", "dimse", "jobs"],
+        choices=["all", "http", "dimse", "jobs", "hl7"],
         default="all",
         help="what this process runs: everything (default), only HTTP, only DICOM, "
-        "or only job runners and the scheduler",
+        "only job runners and the scheduler, or only the HL7 (MLLP) listener",
     )
     serve.set_defaults(func=cmd_serve)
 

@@ -2,9 +2,12 @@
 
 ``--role`` picks what this process runs: ``all`` (the default: DIMSE with its
 worker processes, HTTP, job runner threads and the scheduler), ``http``,
-``dimse``, or ``jobs`` (runners and scheduler only), so a site can put job work
-on nodes of its own. The scheduler runs wherever jobs run; one leader among
-them runs the periodic tasks (see pacs.jobs.scheduler).
+``dimse``, ``jobs`` (runners and scheduler only), so a site can put job work
+on nodes of its own, or ``hl7`` (the HIS's MLLP listener only). ``all`` also runs
+the HL7 listener (``PACS_HL7_PORT``, 0: off); if its port is taken there, the
+error is logged and the rest serves on (images must keep arriving). The
+scheduler runs wherever jobs run; one leader among them runs the periodic tasks
+(see pacs.jobs.scheduler).
 
 Stop order on SIGTERM/SIGINT: uvicorn stops taking requests and finishes the
 ones in flight, then the DIMSE listeners (ours and the workers', see
@@ -26,6 +29,7 @@ import uvicorn
 
 from app.http.app import create_app
 from app.http.transport import InsecureListen, uvicorn_tls_options
+from hl7v2.listener import Listener, listener_for
 from pacs.archive import Archive
 from pacs.dimse.server import DimseServer
 from pacs.dimse.spool import SPOOL_PREFIX
@@ -41,6 +45,7 @@ class Role(StrEnum):
     HTTP = "http"
     DIMSE = "dimse"
     JOBS = "jobs"
+    HL7 = "hl7"
 
     @property
     def runs_http(self) -> bool:
@@ -53,6 +58,10 @@ class Role(StrEnum):
     @property
     def runs_jobs(self) -> bool:
         return self in (Role.ALL, Role.JOBS)
+
+    @property
+    def runs_hl7(self) -> bool:
+        return self in (Role.ALL, Role.HL7)
 
 
 def _bootstrap_admin(archive: Archive) -> None:
@@ -99,6 +108,7 @@ def serve(settings: Settings, role: Role = Role.ALL) -> int:
         log.error("%s", exc)
         return 2
     dimse = workers = jobs = None
+    hl7: Listener | None = None
     try:
         if role.runs_http:
             _bootstrap_admin(archive)
@@ -114,11 +124,22 @@ def serve(settings: Settings, role: Role = Role.ALL) -> int:
             dimse.start()
         if role.runs_jobs:
             jobs = archive.jobs.start()
+        if role.runs_hl7 and settings.hl7_port:
+            hl7 = listener_for(archive)
+            try:
+                hl7.start()
+            except OSError as exc:
+                log.error("HL7 listener on %s:%s: %s", settings.hl7_host, settings.hl7_port, exc)
+                hl7 = None
+                if role is Role.HL7:
+                    return 2
         if role.runs_http:
             _run_http(archive, tls)
         else:
             _wait_for_stop_signal(role)
     finally:
+        if hl7 is not None:
+            hl7.stop()
         if dimse is not None:
             log.info("stopping DICOM listener; waiting for running associations")
             if workers is not None:

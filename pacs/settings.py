@@ -147,6 +147,16 @@ class Settings(BaseSettings):
     # `pacs db upgrade` once and every process refuses to start on an older schema.
     migrate_on_start: bool = True
 
+    # HL7 v2 (MLLP) door for the HIS: loopback by default like HTTP; port 0 turns it off.
+    hl7_host: str = "127.0.0.1"
+    hl7_port: int = Field(default=2575, ge=0, le=65535)
+    # Sending applications allowed ("APP" or "APP^FACILITY", MSH-3/MSH-4); empty: any.
+    hl7_allowed_senders: list[str] = Field(default_factory=list)
+    hl7_max_message_bytes: int = Field(default=1 << 20, ge=1024, le=64 << 20)
+    hl7_default_charset: str = "UNICODE UTF-8"  # when MSH-18 is empty
+    hl7_citizen_id_type: str = "NI"  # the PID-3 identifier type that is the citizen ID
+    hl7_application: str = "PACS"  # our MSH-3 in ACKs
+
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     ohif_dir: Path | None = None  # where `make ohif` installs OHIF; default data_dir/ohif

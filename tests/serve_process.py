@@ -44,6 +44,7 @@ def serve_process(tmp_path: Path, settings: dict[str, str]) -> Iterator[ServePro
         "PACS_DICOM_PORT": str(dicom_port),
         "PACS_HTTP_HOST": "127.0.0.1",
         "PACS_HTTP_PORT": str(http_port),
+        "PACS_HL7_PORT": str(free_port()),
         "PACS_LOG_LEVEL": "WARNING",
         **settings,
     }

@@ -43,6 +43,7 @@ from pacs.index.models import Instance, Series, Study
 from pacs.jobs import Jobs
 from pacs.query import Level, SearchResult
 from pacs.settings import Settings
+from pacs.workflow.service import MATCH_JOB, Workflow
 from storage import BlobNotFound, BlobStore, StorageError
 from storage.filesystem import FileSystemStore
 
@@ -105,6 +106,10 @@ class Archive:
         self.lifecycle = Lifecycle(self.sessions, store, self.audit, purge_after=purge_after)
         self.corrections = Corrections(self.sessions, store, self.audit)
         self.auth = Auth(self.sessions)  # accounts, tokens, share grants for the doors
+        # Hospital workflow (HIS patients, orders): HL7 messages applied through it; demographic
+        # changes reach stored studies as audited corrections; stable studies matched to orders.
+        self.workflow = Workflow(self.sessions, self.jobs, self.correct)
+        self.events.on_study_stable(MATCH_JOB)
         # Instances that arrive in a corrected study are brought in line by a job.
         self.jobs.handle("reapply-corrections", self._reapply_job, backoff_s=60.0)
         self._scanned_corrections = False
