@@ -1,7 +1,7 @@
 """hospital workflow: HL7 messages, HIS patients, orders, scheduled steps, study-order links (issue 16)
 
 Revision ID: 0010_workflow
-Revises: 0006_config
+Revises: 0009_security
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0010_workflow"
-down_revision = "0006_config"
+down_revision = "0009_security"
 branch_labels = None
 depends_on = None
 
