@@ -11,6 +11,7 @@ COPY dicomweb ./dicomweb
 COPY storage ./storage
 COPY hl7v2 ./hl7v2
 COPY viewer ./viewer
+COPY ehr ./ehr
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
 FROM python:3.11-slim

@@ -42,8 +42,8 @@ viewer:
 
 ## lint: ruff, mypy and the import contracts (import-linter), configured in pyproject.toml
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check app admin pacs dicomweb viewer storage hl7v2 tests bench
-	$(BIN)/ruff format --check app admin pacs dicomweb viewer storage hl7v2 tests bench
+	$(BIN)/ruff check app admin pacs dicomweb viewer storage hl7v2 ehr tests bench
+	$(BIN)/ruff format --check app admin pacs dicomweb viewer storage hl7v2 ehr tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

@@ -176,6 +176,13 @@ class Settings(BaseSettings):
     # WADO-RS Accept without transfer-syntax: PS3.18 means Explicit VR Little Endian (True);
     # dicomweb-client and many viewers send none and expect the stored bytes (False, default).
     wado_strict_default_syntax: bool = False
+    # FHIR door (/fhir): the identifier system of the citizen ID (CCCD, TT 13/2025), which
+    # OtherPatientIDsSequence items carry with this IssuerOfPatientID; the system of a
+    # PatientID without issuer; the zone of StudyDate/StudyTime (FHIR needs an offset).
+    fhir_citizen_id_issuer: str = "CCCD"
+    fhir_citizen_id_system: str = "http://fhir.hl7.org.vn/core/sid/cccd"
+    fhir_patient_id_system: str = "urn:pacs:patient-id"
+    fhir_timezone: str = "Asia/Ho_Chi_Minh"
 
     duplicate_policy: DuplicatePolicy = DuplicatePolicy.KEEP
     default_charset: str = "ISO_IR 100"  # assumed when a dataset declares no character set

@@ -37,6 +37,7 @@ PUBLIC_ROUTES: dict[str, str] = {
     "/logout": "clears the session cookie",
     "/login/oidc": "redirect to the identity provider: no patient data",
     "/login/oidc/callback": "the identity provider's answer: verified, then a session cookie",
+    "/fhir/metadata": "FHIR CapabilityStatement: what the server supports, no patient data",
     "/s/{token}": "share link landing: the signed token (and PIN) is the credential",
     "/ohif": "OHIF's static application code, no patient data",
     "/ohif/{path:path}": "OHIF's static application code, no patient data",

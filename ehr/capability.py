@@ -1,0 +1,91 @@
+"""The CapabilityStatement (R4 2.37) at ``/fhir/metadata``: what an EMR may ask of this door."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fhir.resources.R4B.capabilitystatement import CapabilityStatement
+
+from pacs import __version__
+
+FHIR_VERSION = "4.0.1"
+
+
+def _param(name: str, kind: str, documentation: str) -> dict[str, Any]:
+    return {"name": name, "type": kind, "documentation": documentation}
+
+
+def _resource(kind: str, params: list[dict[str, Any]], documentation: str) -> dict[str, Any]:
+    return {
+        "type": kind,
+        "documentation": documentation,
+        "interaction": [{"code": "read"}, {"code": "search-type"}],
+        "searchParam": params,
+    }
+
+
+def capability_statement(base: str, published: str) -> CapabilityStatement:
+    """This server's statement; ``base`` is the FHIR base URL, ``published`` an ISO date."""
+    count = _param("_count", "number", "page size (at most 200); Bundle.link next/previous page")
+    resources = [
+        _resource(
+            "ImagingStudy",
+            [
+                _param("_id", "token", "Study Instance UID (the resource id)"),
+                _param("patient", "reference", "Patient/{id}"),
+                _param(
+                    "patient.identifier",
+                    "token",
+                    "system|value: PatientID (system from its issuer) or another identifier "
+                    "of the patient, the citizen ID among them",
+                ),
+                _param("identifier", "token", "accession number, or urn:dicom:uid|urn:oid:UID"),
+                _param("started", "date", "study date, prefixes eq ge gt le lt sa eb"),
+                _param("modality", "token", "DICOM modality (DCM system), comma for OR"),
+                count,
+            ],
+            "Series and instances included; endpoint: the DICOMweb (WADO-RS) base URL.",
+        ),
+        _resource(
+            "Patient",
+            [
+                _param("_id", "token", "the logical id"),
+                _param("identifier", "token", "system|value, the citizen ID among them"),
+                _param("name", "string", "any words of the name, accents optional"),
+                _param("birthdate", "date", "prefixes eq ge gt le lt sa eb"),
+                _param("gender", "token", "male, female, other"),
+                count,
+            ],
+            "Names keep their Vietnamese diacritics (HumanName family, given and text).",
+        ),
+        _resource("Endpoint", [count], "The DICOMweb service (dicom-wado-rs)."),
+        _resource(
+            "DiagnosticReport",
+            [_param("patient", "reference", "Patient/{id}"), count],
+            "No reports are stored yet: every search returns an empty Bundle until the "
+            "reporting module provides signed reports.",
+        ),
+    ]
+    return CapabilityStatement.model_validate(
+        {
+            "status": "active",
+            "date": published,
+            "kind": "instance",
+            "publisher": "PACS",
+            "software": {"name": "PACS", "version": __version__},
+            "implementation": {"description": "PACS FHIR door", "url": base},
+            "fhirVersion": FHIR_VERSION,
+            "format": ["json"],
+            "rest": [
+                {
+                    "mode": "server",
+                    "security": {
+                        "cors": True,
+                        "description": "The same authentication as DICOMweb: bearer tokens, HTTP "
+                        "Basic or a session; every search and read is audited.",
+                    },
+                    "resource": resources,
+                }
+            ],
+        }
+    )

@@ -1,0 +1,329 @@
+"""The FHIR R4 routes (JSON): reads and searches of ImagingStudy, Patient, Endpoint and
+DiagnosticReport, each authorized like DICOMweb and audited like QIDO.
+
+The router is built by :func:`create_router` with the function that tells the
+public base URL (the DICOMweb door's, passed in by the composition root, since a
+door never imports another door), so the Endpoint resource and the paging links
+name the URL the client reached us under, also behind a proxy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Request, status
+from fastapi.responses import JSONResponse
+from fhir.resources.R4B.bundle import Bundle
+
+from ehr import resources
+from ehr.capability import capability_statement
+from ehr.identity import parse_patient_resource_id
+from ehr.outcome import FhirError, error_response, fhir_response, issue, outcome
+from ehr.search import (
+    INSTANCE_RETURN,
+    PATIENT_RETURN,
+    SERIES_RETURN,
+    STUDY_RETURN,
+    Search,
+    identifier_with,
+    imaging_study_search,
+    patient_search,
+    uid,
+)
+from pacs.archive import Archive
+from pacs.auth.http import authorize
+from pacs.auth.policy import check_study_scope
+from pacs.auth.principal import Principal
+from pacs.query import Level, QueryError
+from pacs.settings import Settings
+
+BaseUrl = Callable[[Request, Settings], str]
+SearchPrincipal = Annotated[Principal, Depends(authorize("search"))]
+RetrievePrincipal = Annotated[Principal, Depends(authorize("retrieve"))]
+PREFIX = "/fhir"
+
+
+def _archive(request: Request) -> Archive:
+    archive: Archive = request.app.state.archive
+    return archive
+
+
+def _not_found(kind: str, resource_id: str) -> FhirError:
+    return FhirError(
+        status.HTTP_404_NOT_FOUND, "not-found", f"{kind}/{resource_id[:64]} is unknown"
+    )
+
+
+def _study_by_id(resource_id: str) -> Search:
+    """The search behind ``ImagingStudy/{id}``: the id is the Study Instance UID."""
+    try:
+        study_uid = uid(resource_id, "id")
+    except FhirError as exc:
+        raise _not_found("ImagingStudy", resource_id) from exc
+    search = Search(identifier_with(STUDY_RETURN), count=1)
+    search.identifier.StudyInstanceUID = study_uid
+    return search
+
+
+class _Door:
+    """The routes' shared work: run a search on the archive, audit it, wrap it in a Bundle."""
+
+    def __init__(self, base_url: BaseUrl) -> None:
+        self.base_url = base_url
+
+    def fhir_base(self, request: Request) -> str:
+        return self.base_url(request, _archive(request).settings) + PREFIX
+
+    def endpoint_reference(self) -> str:
+        return f"Endpoint/{resources.ENDPOINT_ID}"
+
+    def studies(
+        self, request: Request, principal: Principal, search: Search
+    ) -> tuple[list[Any], bool, set[str]]:
+        """ImagingStudy models of one page, whether more follow, and the patients shown."""
+        archive = _archive(request)
+        if search.no_match or search.count == 0:
+            return [], False, set()
+        found = archive.search(
+            Level.STUDY,
+            search.identifier,
+            limit=search.count,
+            offset=search.offset,
+            study_uid_scope=principal.study_uid,
+        )
+        studies = found.json()
+        if not studies:
+            return [], found.truncated, set()
+        uids = [resources.text(study, "0020000D") for study in studies]
+        series_query = identifier_with(SERIES_RETURN)
+        series_query.StudyInstanceUID = uids
+        series = archive.search(Level.SERIES, series_query).json()
+        instance_query = identifier_with(INSTANCE_RETURN)
+        instance_query.StudyInstanceUID = uids
+        instances: dict[str, list[Any]] = {}
+        for item in archive.search(Level.IMAGE, instance_query).json():
+            instances.setdefault(resources.text(item, "0020000E"), []).append(item)
+        by_study: dict[str, list[Any]] = {}
+        for item in series:
+            by_study.setdefault(resources.text(item, "0020000D"), []).append(item)
+        models = [
+            resources.imaging_study(
+                study,
+                by_study.get(resources.text(study, "0020000D"), []),
+                instances,
+                archive.settings,
+                self.endpoint_reference(),
+            )
+            for study in studies
+        ]
+        return models, found.truncated, found.patient_ids()
+
+    def patients(
+        self, request: Request, principal: Principal, search: Search
+    ) -> tuple[list[Any], bool, set[str]]:
+        archive = _archive(request)
+        if search.no_match or search.count == 0:
+            return [], False, set()
+        found = archive.search(
+            Level.PATIENT,
+            search.identifier,
+            fuzzy=True,
+            limit=search.count,
+            offset=search.offset,
+            study_uid_scope=principal.study_uid,
+        )
+        models = [resources.patient(item, archive.settings) for item in found.json()]
+        return models, found.truncated, found.patient_ids()
+
+    def bundle(
+        self,
+        request: Request,
+        kind: str,
+        models: list[Any],
+        search: Search,
+        more: bool,
+    ) -> JSONResponse:
+        """A searchset Bundle with self/next/previous links (R4 3.1.1.6) and the warnings."""
+        base = self.fhir_base(request)
+        params = [(k, v) for k, v in request.query_params.multi_items() if k != "_offset"]
+
+        def page(offset: int) -> str:
+            query = [*params, ("_offset", str(offset))] if offset else params
+            return f"{base}/{kind}" + (f"?{urlencode(query)}" if query else "")
+
+        links = [{"relation": "self", "url": page(search.offset)}]
+        if more:
+            links.append({"relation": "next", "url": page(search.offset + search.count)})
+        if search.offset > 0:
+            previous = max(0, search.offset - max(search.count, 1))
+            links.append({"relation": "previous", "url": page(previous)})
+        entries: list[dict[str, Any]] = [
+            {
+                "fullUrl": f"{base}/{kind}/{model.id}" if model.id else None,
+                "resource": model,
+                "search": {"mode": "match"},
+            }
+            for model in models
+        ]
+        if search.warnings:
+            warnings = outcome([issue("warning", "not-supported", w) for w in search.warnings])
+            entries.append({"resource": warnings, "search": {"mode": "outcome"}})
+        for entry in entries:
+            if entry.get("fullUrl") is None:
+                entry.pop("fullUrl", None)
+        data: dict[str, Any] = {"type": "searchset", "link": links, "entry": entries or None}
+        if not more and search.offset == 0:
+            data["total"] = len(models)  # all matches are on this one page
+        return fhir_response(Bundle(**{k: v for k, v in data.items() if v is not None}))
+
+
+def create_router(base_url: BaseUrl) -> APIRouter:
+    """The ``/fhir`` routes; ``base_url`` gives the public base URL of a request."""
+    router = APIRouter(prefix=PREFIX)
+    door = _Door(base_url)
+
+    def run(
+        request: Request, principal: Principal, what: str, work: Callable[[], JSONResponse]
+    ) -> JSONResponse:
+        archive = _archive(request)
+        try:
+            return work()
+        except FhirError as exc:
+            archive.audit.record(principal, "fhir", f"failure: {exc}", detail=what[:1000])
+            return error_response(exc)
+        except QueryError as exc:
+            archive.audit.record(principal, "fhir", f"failure: {exc}", detail=what[:1000])
+            return error_response(FhirError(status.HTTP_400_BAD_REQUEST, "invalid", str(exc)))
+
+    def audit(request: Request, principal: Principal, what: str, patients: set[str]) -> None:
+        _archive(request).audit.record(principal, "fhir", detail=what[:1000], patients=patients)
+
+    @router.get("/metadata")
+    def metadata(request: Request) -> JSONResponse:
+        """The CapabilityStatement: no patient data, so clients may read it before logging in."""
+        published = datetime.now(UTC).date().isoformat()
+        return fhir_response(capability_statement(door.fhir_base(request), published))
+
+    @router.get("/ImagingStudy")
+    def search_imaging_studies(request: Request, principal: SearchPrincipal) -> JSONResponse:
+        what = f"ImagingStudy?{request.url.query}"
+
+        def work() -> JSONResponse:
+            search = imaging_study_search(request, _archive(request).settings)
+            models, more, patients = door.studies(request, principal, search)
+            audit(request, principal, what, patients)
+            return door.bundle(request, "ImagingStudy", models, search, more)
+
+        return run(request, principal, what, work)
+
+    @router.get("/ImagingStudy/{resource_id}")
+    def read_imaging_study(
+        resource_id: str, request: Request, principal: RetrievePrincipal
+    ) -> JSONResponse:
+        what = f"ImagingStudy/{resource_id}"
+
+        def work() -> JSONResponse:
+            check_study_scope(principal, resource_id)
+            search = _study_by_id(resource_id)
+            models, _, patients = door.studies(request, principal, search)
+            if not models:
+                raise _not_found("ImagingStudy", resource_id)
+            _archive(request).audit.record(
+                principal,
+                "fhir",
+                study_uid=resource_id,
+                detail=what,
+                patients=patients,
+            )
+            return fhir_response(models[0])
+
+        return run(request, principal, what, work)
+
+    @router.get("/Patient")
+    def search_patients(request: Request, principal: SearchPrincipal) -> JSONResponse:
+        what = f"Patient?{request.url.query}"
+
+        def work() -> JSONResponse:
+            search = patient_search(request, _archive(request).settings)
+            models, more, patients = door.patients(request, principal, search)
+            audit(request, principal, what, patients)
+            return door.bundle(request, "Patient", models, search, more)
+
+        return run(request, principal, what, work)
+
+    @router.get("/Patient/{resource_id}")
+    def read_patient(
+        resource_id: str, request: Request, principal: RetrievePrincipal
+    ) -> JSONResponse:
+        what = f"Patient/{resource_id}"
+
+        def work() -> JSONResponse:
+            parsed = parse_patient_resource_id(resource_id)
+            if parsed is None:
+                raise _not_found("Patient", resource_id)
+            search = Search(identifier_with(PATIENT_RETURN), count=1)
+            search.identifier.PatientID = parsed[0]
+            search.identifier.IssuerOfPatientID = parsed[1]
+            models, _, patients = door.patients(request, principal, search)
+            found = [m for m in models if m.id == resource_id]
+            if not found:
+                raise _not_found("Patient", resource_id)
+            _archive(request).audit.record(
+                principal, "fhir", patient_id=parsed[0], detail=what, patients=patients
+            )
+            return fhir_response(found[0])
+
+        return run(request, principal, what, work)
+
+    @router.get("/Endpoint")
+    def search_endpoints(request: Request, principal: SearchPrincipal) -> JSONResponse:
+        def work() -> JSONResponse:
+            search = Search(identifier_with(()))
+            for name in request.query_params:
+                if name not in ("_count", "_offset", "_format", "_id", "connection-type"):
+                    search.warnings.append(f"parameter {name[:64]} is not supported")
+            root = base_url(request, _archive(request).settings) + "/dicom-web"
+            return door.bundle(request, "Endpoint", [resources.endpoint(root)], search, False)
+
+        return run(request, principal, "Endpoint", work)
+
+    @router.get("/Endpoint/{resource_id}")
+    def read_endpoint(
+        resource_id: str, request: Request, principal: RetrievePrincipal
+    ) -> JSONResponse:
+        def work() -> JSONResponse:
+            if resource_id != resources.ENDPOINT_ID:
+                raise _not_found("Endpoint", resource_id)
+            root = base_url(request, _archive(request).settings) + "/dicom-web"
+            return fhir_response(resources.endpoint(root))
+
+        return run(request, principal, f"Endpoint/{resource_id}", work)
+
+    @router.get("/DiagnosticReport")
+    def search_reports(request: Request, principal: SearchPrincipal) -> JSONResponse:
+        """Always an empty Bundle for now: no reports are stored until the reporting module."""
+        what = f"DiagnosticReport?{request.url.query}"
+
+        def work() -> JSONResponse:
+            search = Search(identifier_with(()))
+            search.warnings.append("no diagnostic reports are stored by this archive yet")
+            audit(request, principal, what, set())
+            return door.bundle(request, "DiagnosticReport", [], search, False)
+
+        return run(request, principal, what, work)
+
+    @router.get("/DiagnosticReport/{resource_id}")
+    def read_report(
+        resource_id: str, request: Request, principal: RetrievePrincipal
+    ) -> JSONResponse:
+        return run(
+            request,
+            principal,
+            f"DiagnosticReport/{resource_id}",
+            lambda: error_response(_not_found("DiagnosticReport", resource_id)),
+        )
+
+    return router
