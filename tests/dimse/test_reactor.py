@@ -139,7 +139,10 @@ def test_associations_leave_no_descriptors_behind(dimse_server: DimseServer) -> 
         assoc.release()
 
     one_echo()
-    time.sleep(0.5)
+    deadline = time.monotonic() + 10  # the first association's threads end, then we count
+    while dimse_server.server is not None and dimse_server.server.active_associations:
+        assert time.monotonic() < deadline, "the association did not end"
+        time.sleep(0.01)
     gc.collect()
     before = _open_fds()
     for _ in range(20):

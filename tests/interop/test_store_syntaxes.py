@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import io
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,6 +36,7 @@ from pacs.dimse.server import DimseServer
 from pacs.part10 import read_header
 from tests.conftest import free_port
 from tests.interop.helpers import body, propose_own_syntax, stored_bytes, storescu
+from tests.retrieve_dimse.destinations import wait_listening
 
 REAL_FILES = [
     "CT_small.dcm",  # explicit little endian
@@ -114,7 +114,7 @@ def reference_scp(tmp_path: Path, dcmtk: None) -> Iterator[tuple[int, Path]]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    time.sleep(0.3)
+    wait_listening(port, process)  # polled: a fixed pause is no readiness
     yield port, folder
     process.terminate()
     process.wait(timeout=10)

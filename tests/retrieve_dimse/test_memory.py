@@ -43,6 +43,7 @@ from pacs.settings import RemoteAE, Settings
 from tests.conftest import free_port
 from tests.dicom_factory import ct_slice, to_bytes
 from tests.peers import register
+from tests.retrieve_dimse.destinations import wait_listening
 from tests.serve_process import serve_process
 from tests.storage.conftest import S3_KEY, s3_endpoint  # noqa: F401  (fixture)
 
@@ -185,7 +186,7 @@ def storescp(tmp_path: Path, server: Server) -> Iterator[Path]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    time.sleep(0.3)
+    wait_listening(server.storescp_port, process)  # polled: a fixed pause is no readiness
     yield folder
     process.terminate()
     process.wait(timeout=10)

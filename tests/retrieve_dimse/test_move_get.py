@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import os
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from pacs.settings import RemoteAE
 from tests.conftest import free_port
 from tests.dicom_factory import ct_slice, to_bytes
 from tests.peers import register
+from tests.retrieve_dimse.destinations import wait_listening
 
 STUDY = "1.2.826.0.1.3680043.8.498.600"
 SERIES = ("1.2.826.0.1.3680043.8.498.601", "1.2.826.0.1.3680043.8.498.602")
@@ -67,7 +67,7 @@ def storescp(tmp_path: Path, dcmtk: None) -> Iterator[tuple[int, Path]]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    time.sleep(0.3)
+    wait_listening(port, process)  # polled: a fixed pause is no readiness
     yield port, folder
     process.terminate()
     process.wait(timeout=10)
