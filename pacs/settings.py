@@ -119,6 +119,13 @@ class Settings(BaseSettings):
     # about N times as fast (~110 MB each). 0: one per CPU, at most 4. 1: the main only.
     dicom_processes: int = Field(default=0, ge=0, le=64)
     acse_timeout: float = 30.0
+    # ARTIM (PS3.8 9.1.5) for the connections we accept: the time to send the A-ASSOCIATE-RQ,
+    # and to finish any PDU once begun; then the connection is closed (pacs.dimse.slots).
+    dicom_artim_timeout: float = Field(default=10.0, gt=0)
+    # Connections one peer address may hold at once (per DIMSE process); more are closed.
+    dicom_max_associations_per_address: int = Field(default=8, ge=1)
+    # Of max_associations, how many only registered peers (title at its address) may take.
+    dicom_reserved_associations: int = Field(default=4, ge=0)
     dimse_timeout: float = 60.0
     network_timeout: float = 120.0
     # Largest PDU we accept. 0 (unlimited) makes DCMTK senders fall back to 16 KiB PDUs;

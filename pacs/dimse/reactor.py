@@ -30,6 +30,7 @@ that arrive, and :class:`~pacs.dimse.pdata.PDataReader` takes P-DATA PDUs
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import queue
 import select
@@ -52,6 +53,7 @@ from pynetdicom.transport import AssociationSocket
 from pacs.dimse.pdata import PDataReader
 from pacs.dimse.responses import SenderOwnedResponses
 
+log = logging.getLogger(__name__)
 _Q = TypeVar("_Q", bound=queue.Queue[Any])
 _REACTOR_LOOP = Association._run_reactor.__code__
 _QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)  # Linux only
@@ -130,6 +132,8 @@ class BulkReceiveSocket(AssociationSocket):
     """
 
     _pushed_back = b""
+    read_timeout: float | None = None  # ARTIM for each read, on the connections we accept
+    _expired = False
 
     def push_back(self, data: bytes | bytearray) -> None:
         self._pushed_back = bytes(data) + self._pushed_back
@@ -164,16 +168,53 @@ class BulkReceiveSocket(AssociationSocket):
         return got == len(view)
 
     def _recv_into(self, view: memoryview) -> int:
-        """Read until ``view`` is full or the peer closes; the count read."""
-        assert self.socket is not None
+        """Read until ``view`` is full or the peer closes; the count read.
+
+        With a :attr:`read_timeout` (ARTIM, see :mod:`pacs.dimse.slots`), a read
+        that has not completed in that time counts as a closed connection, and so
+        does every later one: a peer that starts a PDU and stops cannot hold the
+        thread (and its association slot).
+        """
+        sock = self.socket
+        assert sock is not None
         got = 0
-        while got < len(view):
-            count = self.socket.recv_into(view[got:])
-            _ack_at_once(self.socket)
-            if not count:
-                break
-            got += count
+        if self._expired:
+            return got
+        deadline = None if self.read_timeout is None else time.monotonic() + self.read_timeout
+        previous = sock.gettimeout()
+        try:
+            while got < len(view):
+                if deadline is not None:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise TimeoutError
+                    sock.settimeout(remaining)
+                count = sock.recv_into(view[got:])
+                _ack_at_once(sock)
+                if not count:
+                    break
+                got += count
+        except TimeoutError:
+            log.warning(
+                "DICOM peer %s sent %d of %d bytes in %.1f s (ARTIM): connection closed",
+                _peer(sock),
+                got,
+                len(view),
+                self.read_timeout,
+            )
+            self._expired = True
+        finally:
+            if deadline is not None:
+                with contextlib.suppress(OSError):
+                    sock.settimeout(previous)
         return got
+
+
+def _peer(sock: socket.socket) -> str:
+    try:
+        return str(sock.getpeername()[0])
+    except (OSError, IndexError):
+        return "?"
 
 
 def _ack_at_once(sock: socket.socket) -> None:

@@ -42,6 +42,7 @@ from pacs.dimse.get import make_get_handler
 from pacs.dimse.identity import make_admission_handler
 from pacs.dimse.move import make_move_handler
 from pacs.dimse.registry import ServiceRegistry
+from pacs.dimse.slots import CONNECTIONS_PER_SLOT, SlotPolicy
 from pacs.dimse.storage_classes import storage_sop_classes
 from pacs.dimse.store import StoreService
 from pacs.dimse.store_audit import StoreAudit
@@ -75,6 +76,9 @@ class EventDrivenRequestHandler(RequestHandler):
         if fastpath.active():
             reactor.make_event_driven(assoc)
             send_store_responses_directly(assoc)
+        slots: SlotPolicy | None = getattr(self.server, "slots", None)
+        if slots is not None:
+            slots.prepare(assoc)
         return assoc
 
 
@@ -87,6 +91,7 @@ class NoDelayAssociationServer(ThreadedAssociationServer):
 
     def __init__(self, *args: Any, listen_fd: int | None = None, **kwargs: Any) -> None:
         self._listen_fd = listen_fd
+        self.slots: SlotPolicy | None = None  # set by DimseServer (see pacs.dimse.slots)
         self.shared = listen_fd is not None  # set too by DimseServer.share_listeners
         self._connections: list[socket.socket] = []  # accepted, while shared
         kwargs.setdefault("request_handler", EventDrivenRequestHandler)
@@ -117,6 +122,12 @@ class NoDelayAssociationServer(ThreadedAssociationServer):
             self._connections.append(client)
         set_nodelay(client)
         return client, address
+
+    def verify_request(self, request: Any, client_address: Any) -> bool:
+        """Close a connection from an address that holds its share of connections already."""
+        if self.slots is None:
+            return True
+        return self.slots.admits_connection(self.ae, str(client_address[0]))
 
 
 def set_nodelay(sock: socket.socket) -> None:
@@ -212,7 +223,9 @@ def build_ae(archive: Archive, services: ServiceRegistry) -> AE:
     verbose = logging.getLogger("pynetdicom").isEnabledFor(logging.INFO)
     _config.LOG_HANDLER_LEVEL = "standard" if verbose else "none"
     ae = AE(ae_title=settings.ae_title)
-    ae.maximum_associations = settings.max_associations
+    # Our own limit is SlotPolicy's (established associations, some kept for registered
+    # peers); pynetdicom's counts connections too, however they are bounded there.
+    ae.maximum_associations = settings.max_associations * CONNECTIONS_PER_SLOT
     ae.acse_timeout = settings.acse_timeout
     ae.dimse_timeout = settings.dimse_timeout
     ae.network_timeout = settings.network_timeout
@@ -254,8 +267,10 @@ class DimseServer:
         self.store_audit = StoreAudit(archive)
         self.services = services or archive_services(archive, self.store_audit)
         self.ae = build_ae(archive, self.services)
+        self.slots = SlotPolicy.of(archive)
         self.handlers: list[Handler] = [
             (evt.EVT_REQUESTED, make_admission_handler(archive)),
+            (evt.EVT_REQUESTED, self.slots.on_requested),
             *self.services.handlers(),
             *self.store_audit.handlers(),
         ]
@@ -293,6 +308,7 @@ class DimseServer:
                 listen_fd=listen_fd,
             ),
         )
+        self.server.slots = self.slots
         tls = dicom_tls_context(settings)
         if tls is not None and settings.dicom_tls_port is not None:
             self.tls_server = cast(
@@ -305,6 +321,7 @@ class DimseServer:
                     listen_fd=tls_listen_fd,
                 ),
             )
+            self.tls_server.slots = self.slots
 
     def start(self, host: str | None = None, port: int | None = None) -> None:
         """Accept associations, on the sockets :meth:`bind` opened or on a new bind."""

@@ -1,0 +1,168 @@
+"""The DICOM port cannot be starved: half PDUs, garbage and idle associations, 200 at once.
+
+The attack as it was found: connections that send 10 bytes of an
+A-ASSOCIATE-RQ held every slot for as long as they liked, and idle
+associations kept everyone else out. Here 200 hostile connections come from
+other loopback addresses (127.0.0.2 and up) while a registered modality at
+127.0.0.1 must still echo and store; every hostile connection must be closed
+by the server: at once beyond its address's share, within ARTIM otherwise
+(short timeouts here, polled with deadlines).
+"""
+
+from __future__ import annotations
+
+import io
+import socket
+import struct
+import time
+from collections.abc import Iterator
+
+import pytest
+from pydicom import dcmread
+from pynetdicom import AE
+from pynetdicom.association import Association
+from pynetdicom.sop_class import CTImageStorage, Verification  # type: ignore[attr-defined]
+
+from pacs.archive import Archive
+from pacs.dimse.server import DimseServer
+from pacs.settings import RemoteAE, Settings
+from tests.dicom_factory import ct_slice, to_bytes
+from tests.peers import register
+
+ARTIM = 1.0
+IDLE = 4.0  # network_timeout: an idle association is aborted after this
+PER_ADDRESS = 8
+TOTAL = 20
+RESERVED = 4
+HALF_PDU = bytes([0x01, 0x00]) + struct.pack(">L", 205) + b"\x00\x01\x00\x00"  # 10 bytes
+GARBAGE = b"GET / HTTP/1.1\r\nHost: pacs\r\n\r\n"
+
+
+@pytest.fixture
+def archive(tmp_path: object, sqlite_settings: Settings) -> Iterator[Archive]:
+    settings = sqlite_settings
+    settings.dicom_artim_timeout = ARTIM
+    settings.network_timeout = IDLE
+    settings.max_associations = TOTAL
+    settings.dicom_reserved_associations = RESERVED
+    settings.dicom_max_associations_per_address = PER_ADDRESS
+    archive = Archive.open(settings)
+    register(archive, RemoteAE(ae_title="MODALITY", host="127.0.0.1", services=["store", "find"]))
+    yield archive
+    archive.close()
+
+
+@pytest.fixture
+def server(archive: Archive) -> Iterator[DimseServer]:
+    server = DimseServer(archive)
+    server.start("127.0.0.1", 0)
+    yield server
+    server.stop(grace=1)
+
+
+def _connect(source: str, port: int, payload: bytes) -> socket.socket:
+    sock = socket.socket()
+    sock.bind((source, 0))
+    sock.connect(("127.0.0.1", port))
+    if payload:
+        sock.sendall(payload)
+    sock.setblocking(False)
+    return sock
+
+
+def _closed(sock: socket.socket, seen: bytearray) -> bool:
+    """Whether the server closed ``sock`` (what it sent first is kept in ``seen``)."""
+    try:
+        while True:
+            data = sock.recv(4096)
+            if not data:
+                return True
+            seen.extend(data)
+    except BlockingIOError:
+        return False
+    except OSError:  # reset: closed too
+        return True
+
+
+def _idle_association(source: str, port: int) -> Association:
+    ae = AE(ae_title=f"IDLE{source.rsplit('.', 1)[1]}")
+    ae.add_requested_context(Verification)
+    ae.acse_timeout = 5
+    return ae.associate("127.0.0.1", port, ae_title="PACS", bind_address=(source, 0))
+
+
+def _modality_echo_and_store(port: int) -> tuple[int, int]:
+    ae = AE(ae_title="MODALITY")
+    ae.add_requested_context(Verification)
+    ae.add_requested_context(CTImageStorage)
+    assoc = ae.associate("127.0.0.1", port, ae_title="PACS", bind_address=("127.0.0.1", 0))
+    assert assoc.is_established, "the registered modality could not associate"
+    try:
+        echo = int(assoc.send_c_echo().Status)
+        ds = dcmread(io.BytesIO(to_bytes(ct_slice(size=16))))
+        stored = int(assoc.send_c_store(ds).Status)
+    finally:
+        assoc.release()
+    return echo, stored
+
+
+@pytest.mark.timeout(90)
+def test_a_registered_modality_gets_through_200_hostile_connections(
+    archive: Archive, server: DimseServer
+) -> None:
+    port = server.port
+    started = time.monotonic()
+    half = [_connect("127.0.0.2", port, HALF_PDU) for _ in range(70)]
+    garbage = [_connect("127.0.0.3", port, GARBAGE) for _ in range(70)]
+    idle = [_idle_association(f"127.0.0.{4 + i % 6}", port) for i in range(60)]
+    opened = time.monotonic() - started
+
+    # While all of them are open (or just refused), the modality echoes and stores.
+    assert _modality_echo_and_store(port) == (0x0000, 0x0000)
+    assert archive.audit.events()[-1].action in ("c-store", "store")
+
+    # Idle associations: at most the unreserved slots were established, each address
+    # within its share; the others were rejected or closed.
+    established = [a for a in idle if a.is_established]
+    assert 0 < len(established) <= TOTAL - RESERVED
+
+    # Every raw hostile connection is closed: beyond its address's share at once, the
+    # rest within ARTIM of its last byte; garbage gets an A-ABORT first (PS3.8 9.3.1).
+    replies = {id(s): bytearray() for s in half + garbage}
+    deadline = time.monotonic() + opened + ARTIM + 5
+    pending = list(half + garbage)
+    while pending and time.monotonic() < deadline:
+        pending = [s for s in pending if not _closed(s, replies[id(s)])]
+        time.sleep(0.05)
+    took = time.monotonic() - started
+    assert not pending, f"{len(pending)} hostile connections still open after {took:.1f} s"
+    answered = [bytes(replies[id(s)]) for s in garbage if replies[id(s)]]
+    assert answered and all(reply[:1] == b"\x07" for reply in answered), "A-ABORT expected"
+    assert not any(replies[id(s)] for s in half)  # nothing to say to half a PDU but close
+    for s in half + garbage:
+        s.close()
+
+    # Idle associations end with the network timeout.
+    deadline = time.monotonic() + IDLE + 5
+    while any(a.is_established for a in idle) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(a.is_established for a in idle), "an idle association outlived its timeout"
+    for a in idle:
+        if a.is_established:
+            a.abort()
+
+
+@pytest.mark.timeout(60)
+def test_reserved_slots_go_to_registered_peers_only(archive: Archive, server: DimseServer) -> None:
+    """Unregistered callers from many addresses fill the unreserved slots; the next
+    unregistered one is rejected (transient, local limit), a registered one is not."""
+    port = server.port
+    strangers = [_idle_association(f"127.0.1.{i + 1}", port) for i in range(TOTAL - RESERVED)]
+    try:
+        assert all(a.is_established for a in strangers)
+        one_more = _idle_association("127.0.2.1", port)
+        assert one_more.is_rejected
+        assert _modality_echo_and_store(port) == (0x0000, 0x0000)
+    finally:
+        for a in strangers:
+            a.release()
