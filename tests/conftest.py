@@ -36,7 +36,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """
     from pacs.dimse import fastpath
 
-    if fastpath.wanted(Settings()):
+    try:
+        settings = Settings()
+    except Exception:  # an unusable settings file: the tests that need one will say so
+        return
+    if fastpath.wanted(settings):
         return
     kept = [item for item in items if item.get_closest_marker("fastpath") is None]
     if len(kept) < len(items):
