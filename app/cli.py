@@ -109,7 +109,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     func: Command = args.func
     if not _archive_found(args.command, settings):
         return 2
-    return func(args, settings)
+    from pacs.index.migrate import SchemaNotAtHead
+
+    try:
+        return func(args, settings)
+    except SchemaNotAtHead as exc:  # migrate_on_start off and `pacs db upgrade` not run yet
+        print(f"pacs {args.command}: {exc}", file=sys.stderr)
+        return 2
 
 
 def _archive_found(command: str, settings: Settings) -> bool:

@@ -80,9 +80,24 @@ def test_without_migrate_on_start_an_old_schema_is_refused_until_db_upgrade(
     )
     with pytest.raises(SchemaNotAtHead, match="pacs db upgrade"):
         Archive.open(settings)
+    env = {
+        **_env(),
+        "PACS_DATA_DIR": str(settings.data_dir),
+        "PACS_DATABASE_URL": database_url,
+        "PACS_MIGRATE_ON_START": "false",
+    }
+    refused = subprocess.run(
+        [sys.executable, "-m", "app.cli", "serve"],
+        env={**env, "PACS_DICOM_PORT": "0", "PACS_HTTP_PORT": "0"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert refused.returncode == 2, refused.stderr
+    assert "pacs db upgrade" in refused.stderr
     upgraded = subprocess.run(
         [sys.executable, "-m", "app.cli", "db", "upgrade"],
-        env={**_env(), "PACS_DATA_DIR": str(settings.data_dir), "PACS_DATABASE_URL": database_url},
+        env=env,
         capture_output=True,
         text=True,
         timeout=120,
