@@ -76,8 +76,14 @@ class SlotPolicy:
         """ARTIM for a connection just accepted: to send its A-ASSOCIATE-RQ, and each PDU."""
         assoc.acse_timeout = self.artim
         sock = assoc.dul.socket
-        if sock is not None and hasattr(sock, "read_timeout"):
+        if sock is None:
+            return
+        if hasattr(sock, "read_timeout"):  # the fast path's socket: a deadline per read
             sock.read_timeout = self.artim
+        elif sock.socket is not None:
+            # Stock pynetdicom reads only once data is waiting, and closes the connection
+            # when a read times out: each read is bounded, not the whole PDU.
+            sock.socket.settimeout(self.artim)
 
     def on_requested(self, event: Event) -> None:
         """EVT_REQUESTED: reject an unregistered caller when only reserved slots are left."""
