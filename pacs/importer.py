@@ -32,6 +32,12 @@ from pacs.part10 import NotDicom
 
 log = logging.getLogger(__name__)
 SPOOL_IN_MEMORY = 64 << 20
+# A zip bomb (1 MiB expanding to 924 MiB of temporary disk) is refused while it expands:
+# a member may grow beyond RATIO_FLOOR only up to MAX_RATIO times its compressed size,
+# and never beyond MAX_MEMBER_BYTES. DICOM compresses a few times; zeros a thousand.
+MAX_RATIO = 100
+RATIO_FLOOR = 16 << 20
+MAX_MEMBER_BYTES = 8 << 30
 
 Opener = Callable[[], AbstractContextManager[BinaryIO]]
 
@@ -80,10 +86,18 @@ def _zip_member_opener(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> Opene
     def opener() -> Iterator[BinaryIO]:
         # Ingest needs to seek; members are streamed into an anonymous spool, never to a
         # path named by the archive.
+        limit = min(MAX_MEMBER_BYTES, max(RATIO_FLOOR, MAX_RATIO * info.compress_size))
+        if info.file_size > limit:
+            raise UnreadableSource(_bomb(info, info.file_size))
         with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as spool:
+            written = 0
             try:
                 with archive.open(info) as member:
+                    # The declared size may lie: count what actually comes out.
                     while chunk := member.read(1 << 20):
+                        written += len(chunk)
+                        if written > limit:
+                            raise UnreadableSource(_bomb(info, written))
                         spool.write(chunk)
             except (zipfile.BadZipFile, RuntimeError, NotImplementedError, EOFError) as exc:
                 # RuntimeError: encrypted member; NotImplementedError: unknown compression.
@@ -92,6 +106,13 @@ def _zip_member_opener(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> Opene
             yield cast(BinaryIO, spool)
 
     return opener
+
+
+def _bomb(info: zipfile.ZipInfo, size: int) -> str:
+    return (
+        f"zip member expands to over {size >> 20} MiB from {info.compress_size >> 10} KiB"
+        f" (more than {MAX_RATIO}:1): refused as a zip bomb"
+    )
 
 
 def _refusal(reason: str) -> Opener:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import io
+import ipaddress
 import secrets
 from typing import Annotated
 from urllib.parse import parse_qs, quote
@@ -194,8 +195,34 @@ class ShareRequest(BaseModel):
     pin: str | None = None
 
 
+def _share_base(request: Request) -> str:
+    """Where share links point: ``PACS_PUBLIC_BASE_URL``, else only a loopback Host.
+
+    The Host header is the client's to choose: a link built from a forged one
+    would send the patient (and the PIN) to the forger's site. Raises 409
+    when no public URL is configured and the request did not come to loopback.
+    """
+    configured = _archive(request).settings.public_base_url
+    if configured:
+        return configured
+    host = request.url.hostname or ""
+    if host == "localhost" or _loopback(host):
+        return str(request.base_url)
+    raise HTTPException(
+        status.HTTP_409_CONFLICT,
+        "share links need the archive's public address: set PACS_PUBLIC_BASE_URL",
+    )
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def _share_url(request: Request, grant_id: str) -> str:
-    base = getattr(_archive(request).settings, "public_base_url", None) or str(request.base_url)
+    base = _share_base(request)
     token = grants.link_token(server_key(request), grant_id)
     return f"{base.rstrip('/')}/s/{quote(token, safe='.-_')}"
 
@@ -212,6 +239,7 @@ def create_share(
     instances = archive.locate(study_uid=study_uid)
     if not instances:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such study")
+    _share_base(request)  # refuse before a grant exists that no safe link could name
     settings = archive.settings
     days = min(body.days or settings.share_default_days, settings.share_max_days)
     try:
@@ -269,7 +297,18 @@ def revoke_share(
     request: Request,
     principal: Annotated[Principal, Depends(authorize("share"))],
 ) -> Response:
+    """Withdraw a link: only the user who created it, or an admin."""
     archive = _archive(request)
+    found = archive.auth.get_grant(grant_id)
+    if found is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such share")
+    if found.created_by != principal.name and principal.role is not Role.ADMIN:
+        archive.audit.record(
+            principal, "share-revoke", "failure: not the creator", study_uid=found.study_uid
+        )
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, "only the creator of a share or an admin may revoke it"
+        )
     info = archive.auth.revoke_grant(grant_id)
     if info is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such share")

@@ -202,3 +202,22 @@ def test_damaged_zip_member_is_rejected_with_its_reason(
     assert summary["imported"] == 1 and summary["rejected"] == 1
     reason = next(iter(summary["rejected_reasons"]))
     assert "zip member" in reason
+
+
+def test_zip_bomb_is_refused_while_it_expands(
+    tmp_path: Path, cli: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A small zip whose member expands ~1000:1 (issue 15: 1 MiB zip, 924 MiB of temp disk)."""
+    good = to_bytes(ct_slice(STUDY, index=1))
+    bundle = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bundle, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("good.dcm", good)
+        with zf.open("bomb.dcm", "w", force_zip64=True) as member:
+            for _ in range(64):
+                member.write(bytes(1 << 20))  # 64 MiB of zeros, ~64 KiB compressed
+        info = zf.getinfo("bomb.dcm")
+    assert bundle.stat().st_size < 1 << 20 and info.file_size == 64 << 20
+    code, summary = _run(["import", str(bundle), "--json"], capsys)
+    assert code == 1
+    assert summary["imported"] == 1 and summary["rejected"] == 1
+    assert "zip bomb" in next(iter(summary["rejected_reasons"]))

@@ -43,6 +43,7 @@ def read_only_switch(
         data_dir=tmp_path / "data",
         database_url=database_url,
         remote_aes=[RemoteAE(ae_title="WORKSTATION", services=["find"])],
+        public_base_url="http://testserver",  # share links name it, never the Host header
     )
     archive = Archive.open(settings)
     sqlite = database_url.startswith("sqlite")

@@ -26,6 +26,7 @@ def _study(archive: Archive) -> str:
 
 @pytest.fixture
 def web(archive: Archive) -> TestClient:
+    archive.settings.public_base_url = "http://testserver"  # never taken from the Host header
     accounts.create_account(archive.sessions, "bs.lan", "mat-khau-dai", Role.RADIOLOGIST)
     return TestClient(create_app(archive))
 

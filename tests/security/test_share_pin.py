@@ -29,6 +29,7 @@ PIN = "2468"
 
 def _share(archive: Archive, pin: str = PIN) -> tuple[str, str]:
     """(path of the link, grant id) of a new PIN-protected share of a new study."""
+    archive.settings.public_base_url = "http://testserver"
     ds = ct_slice()
     archive.ingest(io.BytesIO(to_bytes(ds)), Origin(door="test"))
     if not any(a.username == "bs.lan" for a in accounts.list_accounts(archive.sessions)):

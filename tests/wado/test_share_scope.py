@@ -13,6 +13,7 @@ from tests.wado.helpers import ingest_ds
 
 
 def test_share_grant_is_scoped_to_its_study(archive: Archive) -> None:
+    archive.settings.public_base_url = "http://testserver"
     shared, other = ct_slice(), ct_slice()
     ingest_ds(archive, shared)
     ingest_ds(archive, other)
