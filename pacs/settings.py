@@ -163,6 +163,8 @@ class Settings(BaseSettings):
     hl7_default_charset: str = "UNICODE UTF-8"  # when MSH-18 is empty
     hl7_citizen_id_type: str = "NI"  # the PID-3 identifier type that is the citizen ID
     hl7_application: str = "PACS"  # our MSH-3 in ACKs
+    # Modality Worklist: a calling AE sees only the steps scheduled for its own AE title.
+    worklist_calling_ae_only: bool = False
 
     http_host: str = "127.0.0.1"
     http_port: int = 8080

@@ -47,6 +47,7 @@ from pacs.dimse.storage_classes import storage_sop_classes
 from pacs.dimse.store import StoreService
 from pacs.dimse.store_audit import StoreAudit
 from pacs.dimse.store_response import send_store_responses_directly
+from pacs.dimse.worklist import WORKLIST_MODELS, make_worklist_handler
 from pacs.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -209,6 +210,7 @@ def archive_services(archive: Archive, store_audit: StoreAudit | None = None) ->
         make_find_handler(archive),
         extended_negotiation=negotiate_find_extended,
     )
+    registry.register(evt.EVT_C_FIND, WORKLIST_MODELS, make_worklist_handler(archive))
     registry.register(evt.EVT_C_MOVE, RETRIEVE_MODELS[:2], make_move_handler(archive))
     registry.register(evt.EVT_C_GET, RETRIEVE_MODELS[2:], make_get_handler(archive))
     return registry

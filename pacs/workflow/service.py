@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from pydicom.dataset import Dataset
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -50,6 +51,8 @@ from pacs.workflow.commands import (
     UpdatePatient,
 )
 from pacs.workflow.errors import BadOrder, OrderConflict, UnknownOrder
+from pacs.workflow.worklist import WorklistQuery
+from pacs.workflow.worklist import find as find_worklist
 
 log = logging.getLogger(__name__)
 
@@ -519,6 +522,14 @@ class Workflow:
             ],
             studies=studies,
         )
+
+    # -- modality worklist ------------------------------------------------------------------
+
+    def worklist(self, query: WorklistQuery) -> list[Dataset]:
+        """Scheduled procedure steps of open orders matching ``query``, as UTF-8 worklist
+        items (see :mod:`pacs.workflow.worklist`); InvalidRequest for a bad date range."""
+        with self.sessions() as session:
+            return find_worklist(session, query)
 
     # -- matching stored studies to orders (a study-stable job) -----------------------------
 
