@@ -25,6 +25,7 @@ from app.http.head import HeadAsGetMiddleware
 from app.http.security import install_security_headers
 from dicomweb import delete, qido, rendered, stow, wado, wado_uri
 from dicomweb.urls import base_url
+from ehr import launch as ehr_launch
 from ehr import routes as fhir_routes
 from pacs import __version__
 from pacs.archive import Archive
@@ -69,6 +70,7 @@ def create_app(archive: Archive) -> FastAPI:
     app.include_router(delete.router, prefix="/dicom-web")
     app.include_router(wado_uri.router)
     app.include_router(fhir_routes.create_router(base_url))
+    app.include_router(ehr_launch.create_router(base_url))
     app.include_router(viewer_routes.router)
 
     @app.get("/health", include_in_schema=False)

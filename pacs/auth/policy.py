@@ -20,6 +20,8 @@ POLICY: dict[str, frozenset[Role]] = {
     "store": frozenset({R.ADMIN, R.RADIOLOGIST, R.INTEGRATION}),
     "delete": frozenset({R.ADMIN}),
     "share": frozenset({R.ADMIN, R.RADIOLOGIST, R.CLINICIAN}),
+    # the HIS mints short-lived per-study viewer links for its users (ehr.launch)
+    "launch": frozenset({R.ADMIN, R.INTEGRATION}),
     # administration and oversight
     "admin": frozenset({R.ADMIN}),
     "audit": frozenset({R.ADMIN, R.AUDITOR}),
