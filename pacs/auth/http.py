@@ -29,7 +29,20 @@ CHALLENGE = {"WWW-Authenticate": 'Basic realm="PACS", charset="UTF-8"'}
 
 
 def _trusted_proxy(host: str, allowed: list[str]) -> bool:
-    return "*" in allowed or host in allowed
+    """Whether ``host`` is a proxy listed in ``PACS_FORWARDED_ALLOW_IPS`` (address or network)."""
+    if "*" in allowed or host in allowed:
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    for entry in allowed:
+        try:
+            if "/" in entry and address in ipaddress.ip_network(entry, strict=False):
+                return True
+        except ValueError:
+            continue
+    return False
 
 
 def client_address(request: Request) -> str:

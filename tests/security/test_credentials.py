@@ -74,7 +74,7 @@ def test_the_limiter_counts_failures_only(doctor: Archive) -> None:
 
 def test_behind_a_trusted_proxy_the_forwarded_client_is_the_key(doctor: Archive) -> None:
     doctor.settings.behind_tls_proxy = True
-    doctor.settings.forwarded_allow_ips = ["10.0.0.2"]
+    doctor.settings.forwarded_allow_ips = ["10.0.0.0/24"]  # the proxy network
     limit = doctor.settings.login_attempts_per_minute
     accounts.create_account(doctor.sessions, "dd.mai", PASSWORD, Role.CLINICIAN)
     app = create_app(doctor)
