@@ -303,3 +303,30 @@ def test_the_reactors_poll_leaves_a_response_to_a_paused_sender() -> None:
     checkpoint.set()  # nobody waits: the reactor sees (and drops) a stray response
     messages.put(response)
     assert messages.get(block=False) == response
+
+
+@pytest.mark.parametrize(
+    ("model", "level", "key"),
+    [("-P", "PATIENT", "PatientID=BN0001"), ("-S", "STUDY", f"StudyInstanceUID={STUDY}")],
+)
+def test_movescu_at_patient_and_study_level_to_storescp(
+    sqlite_archive: Archive,
+    study: set[str],
+    server: DimseServer,
+    storescp: tuple[int, Path],
+    model: str,
+    level: str,
+    key: str,
+) -> None:
+    """DCMTK's movescu, as the defect was found: 5 moves in a row, each complete."""
+    port, folder = storescp
+    _register(sqlite_archive, "STORESCP", port)
+    args = ["movescu", "-v", "-aet", "MOVESCU", "-aec", "PACS", "-aem", "STORESCP", model]
+    args += ["-k", f"QueryRetrieveLevel={level}", "-k", key, "127.0.0.1", str(server.port)]
+    for number in range(5):
+        result = subprocess.run(args, capture_output=True, text=True, timeout=60)
+        output = result.stdout + result.stderr
+        received = _taken(folder)
+        assert result.returncode == 0, output
+        assert "Received Final Move Response (Success)" in output, f"move {number}: {output}"
+        assert set(received) == study and set(received.values()) == {1}, f"move {number}"
