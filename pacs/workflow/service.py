@@ -541,7 +541,9 @@ class Workflow:
 
         By accession number, else by the same patient ID and modality with a step
         scheduled within a day of the study date. A study with no order is kept
-        as unmatched (``unmatched_studies``). Idempotent."""
+        as unmatched (``unmatched_studies``). Once matched, the HIS's demographics
+        (and the order's accession number, when the study has none) win over what
+        the console typed: an audited correction. Idempotent."""
         with self.sessions.begin() as session:
             study = session.scalar(select(Study).where(Study.study_uid == study_uid))
             if study is None:
@@ -564,7 +566,35 @@ class Workflow:
             link.order_pk = order.pk if order is not None else None
             link.matched_by = how
             link.matched_at = datetime.now(UTC)
-            return order.accession_number if order is not None else None
+            if order is None:
+                return None
+            accession = order.accession_number
+            values = self._his_values(session, study, order)
+        if values:
+            principal = Principal(Kind.AE, "hl7:order-match", Role.INTEGRATION)
+            self._correct(principal, study_uid, values, f"matched to HIS order {accession}")
+        return accession
+
+    @staticmethod
+    def _his_values(session: Session, study: Study, order: ImagingOrder) -> dict[str, str]:
+        """What differs between the study and its order's patient (the HIS's values)."""
+        stored = session.get(Patient, study.patient_pk)
+        his = order.patient
+        wanted = {
+            "PatientID": his.patient_id,
+            "PatientName": his.name,
+            "PatientBirthDate": his.birth_date,
+            "PatientSex": his.sex if his.sex in ("M", "F", "O") else "",
+            "AccessionNumber": order.accession_number if not study.accession_number else "",
+        }
+        present = {
+            "PatientID": stored.patient_id if stored else "",
+            "PatientName": stored.name if stored else "",
+            "PatientBirthDate": stored.birth_date if stored else "",
+            "PatientSex": stored.sex if stored else "",
+            "AccessionNumber": study.accession_number,
+        }
+        return {k: v for k, v in wanted.items() if v and v != present[k]}
 
     def _by_patient(self, session: Session, study: Study) -> ImagingOrder | None:
         if len(study.study_date) != 8 or not study.study_date.isdigit():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from fastapi.testclient import TestClient
 from hl7.client import MLLPClient
 
@@ -106,7 +107,13 @@ def test_stored_study_matched_to_its_order_or_listed_unmatched(
         orm("X2", accession="ACCY", modality="CT", when="202611201100", patient_id="BN555"),
     ) == ["AA", "AA"]
     by_accession = _store(archive, patient_id="BN123", accession="ACCX")
-    by_patient = _store(archive, patient_id="BN555", study_date="20261121")
+    by_patient = _store(
+        archive,
+        patient_id="BN555",
+        study_date="20261121",
+        patient_name="NGUYEN THI BICH",
+        accession="",
+    )
     orphan = _store(archive, patient_id="BN999", accession="NOORDER")
     # Matching is a study-stable job, not ingest work: the stable scan queues one per study.
     archive.events.check_stable(now=datetime.now(UTC) + timedelta(hours=1))
@@ -119,11 +126,18 @@ def test_stored_study_matched_to_its_order_or_listed_unmatched(
     assert found.studies == [by_accession]
     found = archive.workflow.order_of_study(by_patient)
     assert found is not None and found.accession_number == "ACCY"
+    # The HIS's demographics and the order's accession number win, as audited corrections.
+    shown = client.get("/dicom-web/studies", params={"StudyInstanceUID": by_patient}).json()
+    assert shown[0]["00100010"]["Value"] == [{"Alphabetic": "Nguyễn^Thị Bích"}]
+    assert shown[0]["00080050"]["Value"] == ["ACCY"]
+    versions = client.get(f"/api/studies/{by_patient}/versions").json()["versions"]
+    assert versions[-1]["reason"] == "matched to HIS order ACCY"
     assert archive.workflow.order_of_study(orphan) is None
     unmatched = client.get("/api/orders", params={"unmatched": "true"}).json()["studies"]
     assert [s["study_uid"] for s in unmatched] == [orphan]
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # HTTP shape only
 def test_order_and_message_apis(
     archive: Archive, client: TestClient, anonymous_client: TestClient
 ) -> None:

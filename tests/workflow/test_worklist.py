@@ -141,6 +141,7 @@ def _keys(**top: str) -> Dataset:
     return keys
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # matching: the test above
 def test_vietnamese_name_in_each_charset_profile(
     orders: Archive, dimse_server: DimseServer
 ) -> None:
