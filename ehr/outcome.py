@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Coroutine
 from typing import Any
 
+from fastapi import Request, Response
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from fhir.resources.R4B.operationoutcome import OperationOutcome
+from starlette.exceptions import HTTPException
+
+from pacs.archive.errors import Unavailable
+
+log = logging.getLogger(__name__)
+# IssueType (R4 valueset issue-type) of the HTTP refusals raised before a route runs.
+_ISSUE_CODES = {401: "login", 403: "forbidden", 404: "not-found", 429: "throttled"}
 
 FHIR_JSON = "application/fhir+json; charset=utf-8"
 
@@ -39,3 +50,30 @@ def fhir_response(resource: Any, status: int = 200) -> JSONResponse:
 
 def error_response(error: FhirError) -> JSONResponse:
     return fhir_response(outcome([issue("error", error.code, error.diagnostics)]), error.status)
+
+
+class FhirRoute(APIRoute):
+    """A route whose refusals are OperationOutcomes too: authentication (401 with its
+    challenge), authorization (403), throttling (429) and outages (503 with Retry-After)
+    happen in dependencies or the archive, outside the route's own error handling."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except HTTPException as exc:
+                code = _ISSUE_CODES.get(exc.status_code, "processing")
+                response = error_response(FhirError(exc.status_code, code, str(exc.detail)))
+                for name, value in (exc.headers or {}).items():
+                    response.headers[name] = value
+                return response
+            except Unavailable as exc:
+                log.error("%s %s: %s", request.method, request.url.path, exc)
+                error = FhirError(503, "transient", "the archive is unavailable; retry later")
+                response = error_response(error)
+                response.headers["Retry-After"] = str(exc.retry_after)
+                return response
+
+        return route

@@ -21,7 +21,7 @@ from fhir.resources.R4B.bundle import Bundle
 from ehr import resources
 from ehr.capability import capability_statement
 from ehr.identity import parse_patient_resource_id
-from ehr.outcome import FhirError, error_response, fhir_response, issue, outcome
+from ehr.outcome import FhirError, FhirRoute, error_response, fhir_response, issue, outcome
 from ehr.search import (
     INSTANCE_RETURN,
     PATIENT_RETURN,
@@ -182,7 +182,7 @@ class _Door:
 
 def create_router(base_url: BaseUrl) -> APIRouter:
     """The ``/fhir`` routes; ``base_url`` gives the public base URL of a request."""
-    router = APIRouter(prefix=PREFIX)
+    router = APIRouter(prefix=PREFIX, route_class=FhirRoute)
     door = _Door(base_url)
 
     def run(

@@ -199,5 +199,8 @@ def test_errors_warnings_audit_and_authentication(archive: Archive, fhir: httpx.
         kinds = {r.type for r in statement.rest[0].resource}
         assert {"ImagingStudy", "Patient", "Endpoint", "DiagnosticReport"} <= kinds
         for path in ("/ImagingStudy", "/Patient", "/Endpoint", f"/ImagingStudy/{study_uid(0)}"):
-            assert anonymous.get(path).status_code == 401, path
+            refused = anonymous.get(path)
+            assert refused.status_code == 401, path
+            assert refused.headers["www-authenticate"].startswith("Basic")
+            assert OperationOutcome.model_validate_json(refused.content).issue[0].code == "login"
         assert anonymous.get("/Patient", auth=("admin", "wrong")).status_code == 401

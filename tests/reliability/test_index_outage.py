@@ -155,6 +155,10 @@ def test_every_http_route_answers_503_with_retry_after(outage: Outage) -> None:
             assert "SELECT" not in response.text and "sqlalchemy" not in response.text, name
         assert answers["health"].json()["index"].startswith("unavailable")
         assert answers["health"].json()["storage"] == "ok"
+        for name in ("FHIR ImagingStudy search", "FHIR Patient read"):
+            fhir_answer = answers[name].json()  # FHIR clients get an OperationOutcome
+            assert fhir_answer["resourceType"] == "OperationOutcome", name
+            assert fhir_answer["issue"][0]["code"] == "transient", name
 
         outage.restore()
         assert archive.audit.flush(timeout=30)  # records queued meanwhile reach the index
