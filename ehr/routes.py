@@ -175,7 +175,7 @@ class _Door:
             if entry.get("fullUrl") is None:
                 entry.pop("fullUrl", None)
         data: dict[str, Any] = {"type": "searchset", "link": links, "entry": entries or None}
-        if not more and search.offset == 0:
+        if not more and search.offset == 0 and search.count > 0:
             data["total"] = len(models)  # all matches are on this one page
         return fhir_response(Bundle(**{k: v for k, v in data.items() if v is not None}))
 

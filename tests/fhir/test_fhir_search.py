@@ -164,6 +164,8 @@ def test_paging_patients_and_fhirclient(fhir: httpx.Client, admin_auth: tuple[st
     assert all(r.series and r.series[0].instance for r in results)
 
 
+# Refusals, warnings, audit and authentication do not depend on the database: SQLite only.
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_errors_warnings_audit_and_authentication(archive: Archive, fhir: httpx.Client) -> None:
     """Bad input is a 400 OperationOutcome; unknown parameters a warning; no credentials a 401."""
     for params in ({"started": "yesterday"}, {"_count": "many"}, {"identifier": "ACC*"}):
