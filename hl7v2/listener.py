@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from hl7.mllp import InvalidBlockError, start_hl7_server
 
@@ -36,12 +38,14 @@ class Listener:
         max_bytes: int = 1 << 20,
         idle_timeout_s: float = 300.0,
         workers: int = 4,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.receiver = receiver
         self.host = host
         self.port = port
         self.max_bytes = max_bytes
         self.idle_timeout_s = idle_timeout_s
+        self.tls = tls
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix="hl7")
         self._loop = asyncio.new_event_loop()
         self._thread: threading.Thread | None = None
@@ -50,12 +54,14 @@ class Listener:
     def start(self) -> int:
         """Bind and serve on a thread; the port bound. Raises OSError when it cannot bind."""
         self._server = self._loop.run_until_complete(
-            start_hl7_server(self._connection, self.host, self.port, limit=self.max_bytes)
+            start_hl7_server(
+                self._connection, self.host, self.port, limit=self.max_bytes, ssl=self.tls
+            )
         )
         self.port = self._server.sockets[0].getsockname()[1]
         self._thread = threading.Thread(target=self._loop.run_forever, name="hl7-mllp", daemon=True)
         self._thread.start()
-        log.info("HL7 MLLP on %s:%s", self.host, self.port)
+        log.info("HL7 MLLP%s on %s:%s", " (TLS)" if self.tls else "", self.host, self.port)
         return self.port
 
     def stop(self) -> None:
@@ -150,7 +156,28 @@ def listener_for(archive: Archive) -> Listener:
         default_charset=s.hl7_default_charset,
         citizen_id_type=s.hl7_citizen_id_type,
     )
-    return Listener(receiver, s.hl7_host, s.hl7_port, max_bytes=s.hl7_max_message_bytes)
+    return Listener(
+        receiver,
+        s.hl7_host,
+        s.hl7_port,
+        max_bytes=s.hl7_max_message_bytes,
+        tls=tls_context(s.hl7_tls_cert_file, s.hl7_tls_key_file, s.hl7_tls_ca_file),
+    )
 
 
-__all__ = ["Listener", "ack", "listener_for"]
+def tls_context(
+    cert: Path | None, key: Path | None, ca: Path | None = None
+) -> ssl.SSLContext | None:
+    """Server-side TLS for MLLP (TLS 1.2 or later); with ``ca``, client certificates required."""
+    if not (cert and key):
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(cert, key)
+    if ca:
+        context.load_verify_locations(ca)
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+__all__ = ["Listener", "ack", "listener_for", "tls_context"]

@@ -163,6 +163,10 @@ class Settings(BaseSettings):
     hl7_default_charset: str = "UNICODE UTF-8"  # when MSH-18 is empty
     hl7_citizen_id_type: str = "NI"  # the PID-3 identifier type that is the citizen ID
     hl7_application: str = "PACS"  # our MSH-3 in ACKs
+    # MLLP over TLS: certificate and key (PEM); a CA file requires client certificates.
+    hl7_tls_cert_file: Path | None = None
+    hl7_tls_key_file: Path | None = None
+    hl7_tls_ca_file: Path | None = None
     # Modality Worklist: a calling AE sees only the steps scheduled for its own AE title.
     worklist_calling_ae_only: bool = False
 

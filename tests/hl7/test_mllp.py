@@ -4,12 +4,17 @@ for what a client library would never send (truncated, unframed, oversized, wron
 from __future__ import annotations
 
 import socket
+import ssl
+from pathlib import Path
 
 import hl7
 from hl7.client import MLLPClient
 
+from hl7v2.listener import Listener, tls_context
+from hl7v2.receiver import Receiver
 from pacs.archive import Archive
 from tests.hl7.messages import EB, SB, adt, listening, msh, orm, pid
+from tests.pki import client_context, make_pki
 
 
 def _ack(reply: bytes, encoding: str = "utf-8") -> hl7.Message:
@@ -164,3 +169,41 @@ def test_only_allowed_senders(sqlite_archive: Archive) -> None:
         assert _err_location(refused) == "MSH^1^3"
         allowed = adt("A08", "S2").replace("|HIS|", "|RIS|", 1)
         assert _code(_ack(client.send_message(allowed))) == "AA"
+
+
+def _tls_exchange(port: int, context: ssl.SSLContext, message: str) -> bytes:
+    """One message over TLS; b"" when the server closed without answering."""
+    reply = b""
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+        context.wrap_socket(raw) as sock,
+    ):
+        sock.sendall(SB + message.encode() + EB)
+        while not reply.endswith(EB):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            reply += chunk
+    return reply
+
+
+def test_mllp_over_tls_with_client_certificate(sqlite_archive: Archive, tmp_path: Path) -> None:
+    pki = make_pki(tmp_path)
+    server_tls = tls_context(pki / "server.pem", pki / "server.key", pki / "ca.pem")
+    listener = Listener(Receiver(sqlite_archive), "127.0.0.1", 0, tls=server_tls)
+    port = listener.start()
+    try:
+        good = client_context(pki, with_cert=True)
+        assert _code(_ack(_tls_exchange(port, good, adt("A08", "TLS1")))) == "AA"
+        # Without a client certificate the handshake fails (at connect, or at the first
+        # read in TLS 1.3): no ACK, nothing processed; the listener serves on.
+        try:
+            refused = _tls_exchange(port, client_context(pki, with_cert=False), adt("A08", "TLS2"))
+        except (ssl.SSLError, ConnectionError):
+            refused = b""
+        assert refused == b""
+        assert _code(_ack(_tls_exchange(port, good, adt("A08", "TLS3")))) == "AA"
+    finally:
+        listener.stop()
+    messages, _ = sqlite_archive.workflow.messages()
+    assert [m.control_id for m in messages] == ["TLS3", "TLS1"]
