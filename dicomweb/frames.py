@@ -24,6 +24,8 @@ from pydicom.filereader import read_partial
 from pydicom.tag import BaseTag
 from pydicom.uid import UID, ExplicitVRBigEndian, ImplicitVRLittleEndian
 
+from pacs.integrity import stored_samples
+
 ITEM = 0xFFFEE000
 SEQUENCE_DELIMITER = 0xFFFEE0DD
 PIXEL_TAGS = {0x7FE00008, 0x7FE00009, 0x7FE00010}
@@ -172,7 +174,7 @@ def _native(header: Header, number_of_frames: int) -> FrameTable:
         bits = int(ds.BitsAllocated)
     except (AttributeError, TypeError, ValueError) as exc:
         raise FrameError(f"image pixel attributes missing: {exc}") from exc
-    frame_bits = rows * columns * samples * bits
+    frame_bits = rows * columns * stored_samples(ds, samples) * bits
     if frame_bits < 1 or number_of_frames < 1:
         raise FrameError("image pixel attributes describe an empty frame")
     if frame_bits * number_of_frames > header.value_length * 8:

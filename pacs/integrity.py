@@ -210,6 +210,13 @@ def check_deflated_structure(fp: BinaryIO, start: int, end: int) -> PixelDataLoc
 MAX_FRAMES = 1_000_000
 
 
+def stored_samples(ds: Dataset, samples: int) -> int:
+    """Samples stored per pixel in native data: YBR 4:2:2 keeps two for every pixel (PS3.3
+    C.7.6.3.1.2), whatever Samples per Pixel says."""
+    photometric = str(ds.get("PhotometricInterpretation", "")).strip().upper()
+    return 2 if samples == 3 and photometric in ("YBR_FULL_422", "YBR_PARTIAL_422") else samples
+
+
 def pixel_refusal(ds: Dataset, pixels: PixelDataLocation | None) -> str | None:
     """Why an object's pixel data can never be served as its header describes it, or ``None``.
 
@@ -237,7 +244,7 @@ def pixel_refusal(ds: Dataset, pixels: PixelDataLocation | None) -> str | None:
         return None
     if rows < 1 or columns < 1 or samples not in (1, 3, 4) or bits < 1:
         return f"image of {rows} x {columns} pixels, {samples} samples, {bits} bits cannot be shown"
-    needed = (rows * columns * samples * bits * frames + 7) // 8
+    needed = (rows * columns * stored_samples(ds, samples) * bits * frames + 7) // 8
     if pixels.length < needed:
         return (
             f"pixel data holds {pixels.length} bytes but Rows x Columns x Samples x "
