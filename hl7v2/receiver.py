@@ -117,8 +117,11 @@ class Receiver:
         earlier = workflow.previous_ack(
             record.sending_app, record.sending_facility, record.control_id
         )
-        if earlier is not None:
-            return earlier
+        if earlier is not None:  # kept too, marked, with the first answer sent again
+            record.summary = {"duplicate_of": record.control_id}
+            record.ack_code = earlier.split("\rMSA|", 1)[-1][:2]
+            record.ack = earlier
+            return workflow.record(record)
         command = mapping.command(decoded.message, self.citizen_id_type)
         record.summary = mapping.summary(command)
         record.ack_code = "AA"

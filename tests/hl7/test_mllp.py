@@ -134,8 +134,10 @@ def test_duplicate_control_id_same_ack_no_second_effect(sqlite_archive: Archive)
         assert _code(_ack(client.send_message(other))) == "AA"
     order = sqlite_archive.workflow.order("ACC1001")
     assert order is not None and order.modality == "CT"
-    _, total = sqlite_archive.workflow.messages()
-    assert total == 2
+    messages, total = sqlite_archive.workflow.messages()
+    assert total == 3  # the copy is kept too, marked as one
+    assert [m.summary.get("duplicate_of") for m in messages] == [None, "DUP1", None]
+    assert messages[1].ack_code == "AA"
 
 
 def test_order_change_cancel_and_unknown_order(sqlite_archive: Archive) -> None:
