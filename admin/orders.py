@@ -5,6 +5,7 @@ Filters: ``date`` (scheduled, ``YYYYMMDD`` or ``YYYYMMDD-YYYYMMDD``), ``modality
 of the name, accents ignored). ``unmatched=true`` lists instead the stored
 studies matched to no order (the reconciliation list). Orders carry patient
 data: any role that may search studies may list them, except a share link.
+``GET /api/studies/{study}/order``: the order a study was matched to.
 """
 
 from __future__ import annotations
@@ -61,3 +62,19 @@ def list_orders(
         detail=f"{len(orders)} orders",
     )
     return {"orders": [order.as_json() for order in orders]}
+
+
+@router.get("/api/studies/{study}/order")
+def study_order(request: Request, principal: Searcher, study: str) -> dict[str, Any]:
+    """The order a stored study was matched to (``order`` null: none, or not yet stable)."""
+    if principal.role is Role.SHARE and principal.study_uid != study:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "a share link opens one study only")
+    archive: Archive = request.app.state.archive
+    order = archive.workflow.order_of_study(study)
+    archive.audit.record(
+        principal,
+        "study-order",
+        patient_id=order.patient["patient_id"] if order else None,
+        study_uid=study,
+    )
+    return {"study_uid": study, "order": order.as_json() if order else None}

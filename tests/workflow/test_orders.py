@@ -133,6 +133,9 @@ def test_stored_study_matched_to_its_order_or_listed_unmatched(
     versions = client.get(f"/api/studies/{by_patient}/versions").json()["versions"]
     assert versions[-1]["reason"] == "matched to HIS order ACCY"
     assert archive.workflow.order_of_study(orphan) is None
+    shown_order = client.get(f"/api/studies/{by_accession}/order").json()["order"]
+    assert shown_order["accession_number"] == "ACCX"
+    assert client.get(f"/api/studies/{orphan}/order").json()["order"] is None
     unmatched = client.get("/api/orders", params={"unmatched": "true"}).json()["studies"]
     assert [s["study_uid"] for s in unmatched] == [orphan]
 
