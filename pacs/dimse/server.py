@@ -41,6 +41,7 @@ from pacs.dimse.find import FIND_MODELS, make_find_handler, negotiate_find_exten
 from pacs.dimse.get import make_get_handler
 from pacs.dimse.identity import make_admission_handler
 from pacs.dimse.move import make_move_handler
+from pacs.dimse.mpps import MPPS_CLASSES, make_mpps_handlers
 from pacs.dimse.registry import ServiceRegistry
 from pacs.dimse.slots import CONNECTIONS_PER_SLOT, SlotPolicy
 from pacs.dimse.storage_classes import storage_sop_classes
@@ -211,6 +212,9 @@ def archive_services(archive: Archive, store_audit: StoreAudit | None = None) ->
         extended_negotiation=negotiate_find_extended,
     )
     registry.register(evt.EVT_C_FIND, WORKLIST_MODELS, make_worklist_handler(archive))
+    mpps_create, mpps_set = make_mpps_handlers(archive)
+    registry.register(evt.EVT_N_CREATE, MPPS_CLASSES, mpps_create)
+    registry.register(evt.EVT_N_SET, MPPS_CLASSES, mpps_set)
     registry.register(evt.EVT_C_MOVE, RETRIEVE_MODELS[:2], make_move_handler(archive))
     registry.register(evt.EVT_C_GET, RETRIEVE_MODELS[2:], make_get_handler(archive))
     return registry

@@ -128,3 +128,18 @@ class StudyOrder(Base):
     )
     matched_by: Mapped[str] = mapped_column(String(16))  # accession, patient, none
     matched_at: Mapped[datetime] = mapped_column(TZ)
+
+
+class PerformedStep(Base):
+    """A Modality Performed Procedure Step (MPPS) as the modality reported it."""
+
+    __tablename__ = "performed_step"
+
+    sop_instance_uid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))  # IN PROGRESS, COMPLETED, DISCONTINUED
+    accession_number: Mapped[str] = mapped_column(String(16), index=True)
+    study_uid: Mapped[str] = mapped_column(String(64))
+    station_ae: Mapped[str] = mapped_column(String(16))
+    performed_series: Mapped[str] = mapped_column(Text)  # JSON list of Series Instance UIDs
+    created_at: Mapped[datetime] = mapped_column(TZ)
+    updated_at: Mapped[datetime] = mapped_column(TZ)

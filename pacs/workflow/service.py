@@ -51,6 +51,7 @@ from pacs.workflow.commands import (
     UpdatePatient,
 )
 from pacs.workflow.errors import BadOrder, OrderConflict, UnknownOrder
+from pacs.workflow.mpps import PerformedSteps
 from pacs.workflow.worklist import WorklistQuery
 from pacs.workflow.worklist import find as find_worklist
 
@@ -151,6 +152,7 @@ class Workflow:
         self.sessions = sessions
         self.jobs = jobs
         self._correct = correct
+        self.performed = PerformedSteps(sessions)  # MPPS (pacs.workflow.mpps)
         jobs.handle(CORRECT_JOB, self._correct_job, backoff_s=60.0)
         jobs.handle(MATCH_JOB, self._match_job, backoff_s=30.0)
 
