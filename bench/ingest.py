@@ -269,6 +269,7 @@ def ours(workdir: Path) -> Iterator[Server]:
         "PACS_DATA_DIR": str(workdir / "data"),
         "PACS_DICOM_HOST": "127.0.0.1",
         "PACS_DICOM_PORT": str(port),
+        "PACS_HL7_PORT": "0",  # no HL7 listener: not what this runs
         "PACS_HTTP_HOST": "127.0.0.1",
         "PACS_HTTP_PORT": str(free_port()),
         "PACS_ADMIN_PASSWORD": secrets.token_urlsafe(16),

@@ -182,6 +182,7 @@ def serve(
         "PACS_DATA_DIR": str(data_dir),
         "PACS_DICOM_HOST": "127.0.0.1",
         "PACS_DICOM_PORT": str(dicom_port),
+        "PACS_HL7_PORT": "0",  # no HL7 listener: not what this runs
         "PACS_HTTP_HOST": "127.0.0.1",
         "PACS_HTTP_PORT": str(http_port),
         "PACS_LOG_LEVEL": "WARNING",

@@ -88,7 +88,7 @@ def test_without_migrate_on_start_an_old_schema_is_refused_until_db_upgrade(
     }
     refused = subprocess.run(
         [sys.executable, "-m", "app.cli", "serve"],
-        env={**env, "PACS_DICOM_PORT": "0", "PACS_HTTP_PORT": "0"},
+        env={**env, "PACS_DICOM_PORT": "0", "PACS_HTTP_PORT": "0", "PACS_HL7_PORT": "0"},
         capture_output=True,
         text=True,
         timeout=120,

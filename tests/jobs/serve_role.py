@@ -44,6 +44,7 @@ def serve_role(
         "PACS_HTTP_PORT": str(http_port),
         "PACS_DICOM_HOST": "127.0.0.1",
         "PACS_DICOM_PORT": str(dicom_port),
+        "PACS_HL7_PORT": "0",  # no HL7 listener: not what this runs
         "PACS_DICOM_PROCESSES": "1",
         "PACS_LOG_LEVEL": "INFO",
         **settings,

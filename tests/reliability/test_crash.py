@@ -106,6 +106,7 @@ def test_kill9_loses_nothing_acknowledged(
         "PACS_DATABASE_URL": database_url,
         "PACS_DICOM_HOST": "127.0.0.1",
         "PACS_DICOM_PORT": str(dicom_port),
+        "PACS_HL7_PORT": "0",  # no HL7 listener: not what this runs
         "PACS_HTTP_PORT": str(http_port),
         "PACS_ADMIN_PASSWORD": "crash-test-admin",
     }

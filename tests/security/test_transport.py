@@ -58,6 +58,7 @@ def test_https_serves_with_tls12_or_newer(tmp_path: Path) -> None:
         "PACS_DATA_DIR": str(tmp_path / "data"),
         "PACS_HTTP_PORT": str(port),
         "PACS_DICOM_PORT": str(free_port()),
+        "PACS_HL7_PORT": "0",  # no HL7 listener: not what this runs
         "PACS_DICOM_HOST": "127.0.0.1",
         "PACS_TLS_CERT_FILE": str(cert),
         "PACS_TLS_KEY_FILE": str(key),
