@@ -96,6 +96,7 @@ class AuditTrail:
         self.syslog = syslog
         self.checkpoint = checkpoint
         self._tampered = ""
+        self._checkpoint_error = ""
         self.source_id = source_id
         self._lock = threading.Lock()
         self._writer = AuditWriter(
@@ -147,9 +148,12 @@ class AuditTrail:
         """'ok', or why records are waiting, spilled or lost, or the trail was tampered with
         (reported by /health)."""
         writer = self._writer.status()
+        problems = [] if writer == "ok" else [writer]
+        if self._checkpoint_error:
+            problems.insert(0, self._checkpoint_error)
         if self._tampered:
-            return f"TAMPERED: {self._tampered}" + ("" if writer == "ok" else f"; {writer}")
-        return writer
+            problems.insert(0, f"TAMPERED: {self._tampered}")
+        return "; ".join(problems) or "ok"
 
     def close(self) -> None:
         """Write what is pending (a normal stop loses no record), then stop forwarding."""
@@ -200,8 +204,14 @@ class AuditTrail:
         if self.checkpoint is not None and anchored:
             try:
                 self.checkpoint.advance(events[-1].pk, events[-1].hash)
-            except (CheckpointError, OSError) as exc:
+            except CheckpointError as exc:
                 self._tamper(f"checkpoint not advanced: {exc}")
+            except OSError as exc:  # a permission or disk problem, not tampering
+                if not self._checkpoint_error:
+                    log.error("audit checkpoint %s not written: %s", self.checkpoint.path, exc)
+                self._checkpoint_error = f"checkpoint {self.checkpoint.path} not written: {exc}"
+            else:
+                self._checkpoint_error = ""
         if self.syslog is not None:
             for event in events:
                 self.syslog.send(to_xml(event, self.source_id), failure=event.outcome != "success")
