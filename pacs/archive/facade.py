@@ -43,6 +43,7 @@ from pacs.index.models import Instance, Series, Study
 from pacs.jobs import Jobs
 from pacs.query import Level, SearchResult
 from pacs.settings import Settings
+from pacs.workflow.commitment import Commitments
 from pacs.workflow.service import MATCH_JOB, Workflow
 from storage import BlobNotFound, BlobStore, StorageError
 from storage.filesystem import FileSystemStore
@@ -110,6 +111,10 @@ class Archive:
         # changes reach stored studies as audited corrections; stable studies matched to orders.
         self.workflow = Workflow(self.sessions, self.jobs, self.correct)
         self.events.on_study_stable(MATCH_JOB)
+        # Storage commitment: verified and reported to the modality by a durable job.
+        self.commitments = Commitments(
+            self.sessions, store, self.remote_aes, self.jobs, settings.ae_title
+        )
         # Instances that arrive in a corrected study are brought in line by a job.
         self.jobs.handle("reapply-corrections", self._reapply_job, backoff_s=60.0)
         self._scanned_corrections = False

@@ -37,6 +37,7 @@ from pynetdicom.transport import RequestHandler, ThreadedAssociationServer
 
 from pacs.archive import Archive
 from pacs.dimse import fastpath, reactor, responses, spool
+from pacs.dimse.commitment import COMMITMENT_CLASSES, make_commitment_handler
 from pacs.dimse.find import FIND_MODELS, make_find_handler, negotiate_find_extended
 from pacs.dimse.get import make_get_handler
 from pacs.dimse.identity import make_admission_handler
@@ -215,6 +216,7 @@ def archive_services(archive: Archive, store_audit: StoreAudit | None = None) ->
     mpps_create, mpps_set = make_mpps_handlers(archive)
     registry.register(evt.EVT_N_CREATE, MPPS_CLASSES, mpps_create)
     registry.register(evt.EVT_N_SET, MPPS_CLASSES, mpps_set)
+    registry.register(evt.EVT_N_ACTION, COMMITMENT_CLASSES, make_commitment_handler(archive))
     registry.register(evt.EVT_C_MOVE, RETRIEVE_MODELS[:2], make_move_handler(archive))
     registry.register(evt.EVT_C_GET, RETRIEVE_MODELS[2:], make_get_handler(archive))
     return registry
