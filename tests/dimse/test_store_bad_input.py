@@ -136,11 +136,15 @@ def _good_store_works(port: int, folder: Path) -> None:
 
 
 def _new_files_outside(store_root: Path, before: set[Path], root: Path) -> set[Path]:
-    """Files created since ``before`` that are neither blobs nor the SQLite index."""
+    """Files created since ``before`` that are neither blobs nor the archive's own books.
+
+    The books are the SQLite index and the audit trail's signed checkpoint (and its
+    lock): refusals are audited, so the checkpoint appears with the first refusal.
+    """
     return {
         path
         for path in files_below(root) - before
-        if store_root not in path.parents and not path.name.startswith("index.sqlite")
+        if store_root not in path.parents and not path.name.startswith(("index.sqlite", "audit-"))
     }
 
 

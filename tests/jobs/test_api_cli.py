@@ -51,6 +51,8 @@ def test_retry_and_cancel(client: TestClient, archive: Archive) -> None:
     assert conflict.status_code == 409 and "cancelled" in conflict.json()["detail"]
     assert client.post("/api/jobs/999999/retry").status_code == 404
     assert client.post("/api/jobs/not-a-number/retry").status_code == 422
+    assert client.post(f"/api/jobs/{2**63}/retry").status_code == 422  # beyond a 64-bit key
+    assert client.post(f"/api/jobs/{2**63}/cancel").status_code == 422
     actions = [e["action"] for e in client.get("/api/audit").json()]
     assert "job-retry" in actions and "job-cancel" in actions
 
