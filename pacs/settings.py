@@ -163,6 +163,9 @@ class Settings(BaseSettings):
     hl7_default_charset: str = "UNICODE UTF-8"  # when MSH-18 is empty
     hl7_citizen_id_type: str = "NI"  # the PID-3 identifier type that is the citizen ID
     hl7_application: str = "PACS"  # our MSH-3 in ACKs
+    # Where order status changes go back (ORM^O01 over MLLP, as jobs); empty or 0: not sent.
+    hl7_his_host: str = ""
+    hl7_his_port: int = Field(default=0, ge=0, le=65535)
     # MLLP over TLS: certificate and key (PEM); a CA file requires client certificates.
     hl7_tls_cert_file: Path | None = None
     hl7_tls_key_file: Path | None = None

@@ -44,6 +44,7 @@ from pacs.jobs import Jobs
 from pacs.query import Level, SearchResult
 from pacs.settings import Settings
 from pacs.workflow.commitment import Commitments
+from pacs.workflow.his_out import OrderStatusOut
 from pacs.workflow.service import MATCH_JOB, Workflow
 from storage import BlobNotFound, BlobStore, StorageError
 from storage.filesystem import FileSystemStore
@@ -109,7 +110,19 @@ class Archive:
         self.auth = Auth(self.sessions)  # accounts, tokens, share grants for the doors
         # Hospital workflow (HIS patients, orders): HL7 messages applied through it; demographic
         # changes reach stored studies as audited corrections; stable studies matched to orders.
-        self.workflow = Workflow(self.sessions, self.jobs, self.correct)
+        self.workflow = Workflow(
+            self.sessions,
+            self.jobs,
+            self.correct,
+            OrderStatusOut(
+                self.sessions,
+                self.jobs,
+                host=settings.hl7_his_host,
+                port=settings.hl7_his_port,
+                application=settings.hl7_application,
+                facility=settings.ae_title,
+            ),
+        )
         self.events.on_study_stable(MATCH_JOB)
         # Storage commitment: verified and reported to the modality by a durable job.
         self.commitments = Commitments(

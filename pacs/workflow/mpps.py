@@ -10,6 +10,7 @@ The performed series are kept, to be compared with the stored ones.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -53,9 +54,15 @@ class StepView:
     stored_series: list[str]  # of those, the ones the archive holds
 
 
+StatusListener = Callable[[Session, str, str], None]  # (session, accession, order status)
+
+
 class PerformedSteps:
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
+    def __init__(
+        self, sessions: sessionmaker[Session], on_status: StatusListener | None = None
+    ) -> None:
         self.sessions = sessions
+        self.on_status = on_status
 
     def create(self, uid: str, report: StepReport) -> None:
         """Record a new step (status must be IN PROGRESS); StepExists, InvalidRequest."""
@@ -116,8 +123,7 @@ class PerformedSteps:
                 [s for s in performed if s in stored],
             )
 
-    @staticmethod
-    def _order_follows(session: Session, accession: str, status: str) -> None:
+    def _order_follows(self, session: Session, accession: str, status: str) -> None:
         if not accession:
             return
         order = session.scalar(
@@ -126,3 +132,5 @@ class PerformedSteps:
         if order is not None and order.status not in ("read", "final"):
             order.status = ORDER_STATUS[status]
             order.updated_at = datetime.now(UTC)
+            if self.on_status is not None:
+                self.on_status(session, accession, order.status)

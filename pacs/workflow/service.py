@@ -51,6 +51,7 @@ from pacs.workflow.commands import (
     UpdatePatient,
 )
 from pacs.workflow.errors import BadOrder, OrderConflict, UnknownOrder
+from pacs.workflow.his_out import OrderStatusOut
 from pacs.workflow.mpps import PerformedSteps
 from pacs.workflow.worklist import WorklistQuery
 from pacs.workflow.worklist import find as find_worklist
@@ -148,11 +149,19 @@ def _patient_json(row: HisPatient) -> dict[str, str]:
 
 
 class Workflow:
-    def __init__(self, sessions: sessionmaker[Session], jobs: Jobs, correct: Correct) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        jobs: Jobs,
+        correct: Correct,
+        status_out: OrderStatusOut | None = None,
+    ) -> None:
         self.sessions = sessions
         self.jobs = jobs
         self._correct = correct
-        self.performed = PerformedSteps(sessions)  # MPPS (pacs.workflow.mpps)
+        self.status_out = status_out or OrderStatusOut(sessions, jobs)
+        # MPPS (pacs.workflow.mpps); the order's status changes go back to the HIS.
+        self.performed = PerformedSteps(sessions, on_status=self.status_out.queue)
         jobs.handle(CORRECT_JOB, self._correct_job, backoff_s=60.0)
         jobs.handle(MATCH_JOB, self._match_job, backoff_s=30.0)
 
