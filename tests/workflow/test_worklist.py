@@ -159,3 +159,22 @@ def test_vietnamese_name_in_each_charset_profile(
         dimse_server.port, "NEWCT", _keys(PatientName="*duc*", Date="20261201-20261231")
     )
     assert [ds.AccessionNumber for ds in found] == ["ACC3"]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_calling_ae_sees_only_its_own_steps_when_configured(
+    orders: Archive, dimse_server: DimseServer
+) -> None:
+    # OMI^O23 with an IPC segment: accession IPC-1, modality IPC-5, station AE IPC-9.
+    omi = orm("W6", accession="ACC6", kind="OMI^O23^OMI_O23")
+    omi += "\rIPC|ACC6|RP6|1.2.3.6|SPS6|CT||||CT01"
+    with listening(orders) as listener, MLLPClient("127.0.0.1", listener.port) as client:
+        assert b"MSA|AA|" in client.send_message(omi)
+    orders.settings.worklist_calling_ae_only = True
+    everything = _keys(Date="20261201-20261231")
+    own = _pynetdicom_worklist(dimse_server.port, "CT01", everything)
+    assert [ds.AccessionNumber for ds in own] == ["ACC6"]
+    assert own[0].ScheduledProcedureStepSequence[0].ScheduledStationAETitle == "CT01"
+    assert _pynetdicom_worklist(dimse_server.port, "NEWCT", everything) == []
+    orders.settings.worklist_calling_ae_only = False
+    assert len(_pynetdicom_worklist(dimse_server.port, "NEWCT", everything)) == 4
