@@ -35,6 +35,7 @@ from pacs.dimse.server import DimseServer
 from pacs.dimse.spool import SPOOL_PREFIX
 from pacs.dimse.workers import WorkerPool, dimse_processes
 from pacs.index.migrate import SchemaNotAtHead
+from pacs.metrics import multiprocess as metrics_multiprocess
 from pacs.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,8 @@ def use_spool(folder: Path) -> None:
 
 
 def serve(settings: Settings, role: Role = Role.ALL) -> int:
+    # Before anything counts: the DIMSE workers inherit the folder and add to it.
+    metrics_multiprocess.enable(settings.data_dir / "metrics")
     tls: dict[str, Any] = {}
     if role.runs_http:
         try:

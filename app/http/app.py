@@ -22,6 +22,7 @@ from app.http.compression import JsonGzipMiddleware
 from app.http.cors import install_cors
 from app.http.errors import install_error_mapping, unavailable_response
 from app.http.head import HeadAsGetMiddleware
+from app.http.metrics import install_metrics
 from app.http.security import install_security_headers
 from dicomweb import delete, qido, rendered, stow, wado, wado_uri
 from dicomweb.urls import base_url
@@ -53,6 +54,7 @@ def create_app(archive: Archive) -> FastAPI:
     # headers (Content-Encoding, Content-Length) are exactly those of the GET.
     app.add_middleware(JsonGzipMiddleware)
     app.add_middleware(HeadAsGetMiddleware)
+    install_metrics(app)  # outermost: times the whole request, HEAD and gzip included
     app.include_router(auth_routes.router)
     app.include_router(audit_routes.router)
     app.include_router(admin_jobs.router)

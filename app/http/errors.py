@@ -32,6 +32,7 @@ from pacs.archive.errors import (
     StorageUnavailable,
     Unavailable,
 )
+from pacs.metrics import instruments
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ def unavailable_response(content: dict[str, Any], retry_after: int = RETRY_AFTER
 def _unavailable(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, Unavailable)
     log.error("%s %s: %s", request.method, request.url.path, exc)
+    instruments().outage("index" if isinstance(exc, IndexUnavailable) else "storage")
     if isinstance(exc, IndexUnavailable):
         detail = "the index is unavailable; retry later"
     elif isinstance(exc, StorageUnavailable):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
@@ -41,6 +42,7 @@ from pacs.index.database import make_engine, make_session_factory
 from pacs.index.migrate import check_at_head, upgrade
 from pacs.index.models import Instance, Series, Study
 from pacs.jobs import Jobs
+from pacs.metrics import instruments
 from pacs.query import Level, SearchResult
 from pacs.settings import Settings
 from pacs.workflow.commitment import Commitments
@@ -204,6 +206,7 @@ class Archive:
         (refused by the duplicate policy) or :class:`~pacs.archive.ingest.Unavailable`
         (index or store down: retry later).
         """
+        started = time.perf_counter()
         try:
             result = self.ingestor.ingest(
                 fp,
@@ -217,6 +220,7 @@ class Archive:
             self.index_writes.failed(exc)
             raise
         self.index_writes.succeeded()
+        instruments().stored(origin.door, result.size, time.perf_counter() - started)
         self.events.instance_stored(result)
         return result
 

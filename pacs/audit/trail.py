@@ -144,6 +144,10 @@ class AuditTrail:
         """Write every record queued so far; ``False`` when the database would not take them."""
         return self._writer.flush(timeout)
 
+    def queue_depth(self) -> int:
+        """Records accepted but not yet in the database (for monitoring)."""
+        return self._writer.depth()
+
     def status(self) -> str:
         """'ok', or why records are waiting, spilled or lost, or the trail was tampered with
         (reported by /health)."""

@@ -228,6 +228,10 @@ class AuditWriter:
         self._thread.join(self.close_seconds + 5)
         self._closed = True
 
+    def depth(self) -> int:
+        """Records queued or pending, not yet written (``pacs_audit_queue_depth``)."""
+        return self._queue.qsize() + len(self._pending)
+
     def status(self) -> str:
         """'ok', or what keeps records from the database (for /health)."""
         problems = []

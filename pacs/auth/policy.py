@@ -26,6 +26,7 @@ POLICY: dict[str, frozenset[Role]] = {
     "admin": frozenset({R.ADMIN}),
     "audit": frozenset({R.ADMIN, R.AUDITOR}),
     # no patient data
+    "metrics": frozenset({R.ADMIN, R.INTEGRATION}),  # Prometheus scrape (loopback needs none)
     "self": frozenset(set(Role) - {R.ANONYMOUS}),  # who am I, log out
     "public": frozenset(set(Role)),
 }

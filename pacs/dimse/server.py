@@ -50,6 +50,7 @@ from pacs.dimse.store import StoreService
 from pacs.dimse.store_audit import StoreAudit
 from pacs.dimse.store_response import send_store_responses_directly
 from pacs.dimse.worklist import WORKLIST_MODELS, make_worklist_handler
+from pacs.metrics import instruments
 from pacs.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -257,6 +258,21 @@ def dicom_tls_context(settings: Settings) -> ssl.SSLContext | None:
     return context
 
 
+def _association_counters() -> list[Handler]:
+    """Count associations by outcome (``pacs_associations_total``): one increment each."""
+    counter = instruments().associations
+
+    def counting(outcome: str) -> Any:
+        child = counter.labels(outcome)
+        return lambda event: child.inc()
+
+    return [
+        (evt.EVT_ACCEPTED, counting("accepted")),
+        (evt.EVT_REJECTED, counting("rejected")),
+        (evt.EVT_ABORTED, counting("aborted")),
+    ]
+
+
 class DimseServer:
     """Start, and gracefully stop, the DIMSE listener of one archive."""
 
@@ -281,6 +297,7 @@ class DimseServer:
             (evt.EVT_REQUESTED, self.slots.on_requested),
             *self.services.handlers(),
             *self.store_audit.handlers(),
+            *_association_counters(),
         ]
         self.handlers.extend(extra_handlers or [])
         self.server: NoDelayAssociationServer | None = None

@@ -11,11 +11,12 @@ from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.events import Event
 
 from pacs.archive import Archive
-from pacs.archive.errors import Unavailable
+from pacs.archive.errors import IndexUnavailable, Unavailable
 from pacs.archive.ingest import InvalidObject, Origin, Outcome, Rejected, Spool
 from pacs.dicom import status as st
 from pacs.dimse.spool import SpoolFile
 from pacs.dimse.store_audit import StoreAudit
+from pacs.metrics import instruments
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,7 @@ class StoreService:
                 )
         except Unavailable as exc:
             log.error("C-STORE from %s refused, archive unavailable: %s", origin.calling_ae, exc)
+            instruments().outage("index" if isinstance(exc, IndexUnavailable) else "storage")
             if audit:
                 audit.failed(assoc, f"unavailable: {exc}")
             return st.OUT_OF_RESOURCES, str(exc)

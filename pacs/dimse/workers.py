@@ -36,6 +36,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+from pacs.metrics.multiprocess import process_exited
 from pacs.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -124,6 +125,7 @@ class WorkerPool:
                         process.pid,
                         process.returncode,
                     )
+                    process_exited(process.pid)
                     self.processes[slot] = self._spawn(None)
                     self._started[slot] = time.monotonic()
 
@@ -163,6 +165,7 @@ class WorkerPool:
                 log.warning("DIMSE worker %d did not stop; killing it", process.pid)
                 process.kill()
                 process.wait()
+            process_exited(process.pid)
         for fd in (self._lifeline, self._lifeline_end):
             os.close(fd)
 

@@ -18,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from pacs.jobs.queue import JobQueue, JobView
 from pacs.jobs.registry import HandlerRegistry
+from pacs.metrics import instruments
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +115,7 @@ class Runner:
                 backoff_s=registration.backoff_s,
                 backoff_cap_s=registration.backoff_cap_s,
             )
+            instruments().job_failures.labels(job.kind, state or "lost").inc()
             log.warning(
                 "job %d (%s) attempt %d: %s -> %s", job.id, job.kind, job.attempts, error, state
             )
