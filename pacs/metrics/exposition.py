@@ -7,6 +7,7 @@ audit writer, when the scrape asks (a scrape every 15 s costs one GROUP BY).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
@@ -18,6 +19,7 @@ from pacs.metrics import multiprocess
 from pacs.metrics.instruments import instruments
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+log = logging.getLogger(__name__)
 
 
 class ScrapeTimeGauges(Collector):
@@ -28,10 +30,16 @@ class ScrapeTimeGauges(Collector):
         self._audit_depth = audit_depth
 
     def collect(self) -> Iterable[Metric]:
-        jobs = GaugeMetricFamily("pacs_jobs", "Jobs in the queue by state", labels=["state"])
-        for state, count in sorted(self._job_counts().items()):
-            jobs.add_metric([state], count)
-        yield jobs
+        # The scrape must answer while the index is down: that is when IT looks.
+        try:
+            counts = self._job_counts()
+        except Exception as exc:
+            log.warning("pacs_jobs left out of this scrape: %s", exc)
+        else:
+            jobs = GaugeMetricFamily("pacs_jobs", "Jobs in the queue by state", labels=["state"])
+            for state, count in sorted(counts.items()):
+                jobs.add_metric([state], count)
+            yield jobs
         yield GaugeMetricFamily(
             "pacs_audit_queue_depth",
             "Audit records waiting to be written (this HTTP process)",
