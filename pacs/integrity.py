@@ -42,7 +42,14 @@ _MAX_DEPTH = 32
 
 
 class MalformedDataset(ValueError):
-    """The encoded dataset is truncated or its lengths do not add up."""
+    """The encoded dataset is truncated or its lengths do not add up.
+
+    ``top_tag`` is the top-level element the walk was in when it failed (set by
+    :func:`check_structure`), so that a caller can judge whether the defect lies
+    in a sequence it may leave out rather than in the dataset's frame.
+    """
+
+    top_tag: int | None = None
 
 
 @dataclass
@@ -62,6 +69,7 @@ class _Walker:
         self.implicit = implicit
         self.order = "<" if little else ">"
         self.pixel_data: PixelDataLocation | None = None
+        self.top_tag: int | None = None
 
     def _read(self, size: int, what: str) -> bytes:
         data = self.fp.read(size)
@@ -90,6 +98,8 @@ class _Walker:
         while self.fp.tell() < limit:
             tag = self._tag(implicit)
             name = f"element ({tag >> 16:04X},{tag & 0xFFFF:04X})"
+            if depth == 0:
+                self.top_tag = tag
             if tag in (ITEM_DELIMITER, SEQUENCE_DELIMITER):
                 self._read(4, "a delimiter")
                 if tag == stop_tag:
@@ -171,7 +181,11 @@ def check_structure(
     """
     fp.seek(start)
     walker = _Walker(fp, end, implicit, little)
-    walker.dataset(0, implicit, None, end)
+    try:
+        walker.dataset(0, implicit, None, end)
+    except MalformedDataset as exc:
+        exc.top_tag = walker.top_tag
+        raise
     if fp.tell() != end:
         raise MalformedDataset(f"the last element runs past the end of the data at byte {end}")
     return walker.pixel_data

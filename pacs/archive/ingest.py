@@ -379,7 +379,7 @@ class Ingestor:
             if header.deflated:
                 pixels = check_deflated_structure(fp, header.body_offset, header.source_size)
             else:
-                pixels = _check_encoding(fp, header, defects)
+                pixels = _check_encoding(fp, header, ds, defects)
         except MalformedDataset as exc:
             raise InvalidObject(str(exc)) from exc
         if (refusal := pixel_refusal(ds, pixels)) is not None:
@@ -520,13 +520,16 @@ def with_pixel_uri(dicom_json: str, pixels: PixelDataLocation | None) -> str:
 
 
 def _check_encoding(
-    fp: BinaryIO, header: Part10Header, defects: list[str]
+    fp: BinaryIO, header: Part10Header, ds: Dataset, defects: list[str]
 ) -> PixelDataLocation | None:
-    """:func:`check_structure` in the declared encoding, or in the other VR form as a defect.
+    """:func:`check_structure` in the declared encoding, or with a tolerated defect.
 
-    Some writers label an implicit VR dataset explicit (or the reverse); pydicom
-    reads such a file by looking at its first element, so it is kept, with a
-    warning, when it is complete in the other form. Anything else stays refused.
+    Tolerated, with a warning (on this failure path only): a malformed sequence
+    outside the identity attributes that pydicom reads past (see
+    :func:`_past_malformed_sequence`), and a dataset labelled with the other VR
+    form. Some writers label an implicit VR dataset explicit (or the reverse);
+    pydicom reads such a file by looking at its first element, so it is kept
+    when it is complete in the other form. Anything else stays refused.
     """
     try:
         return check_structure(
@@ -537,8 +540,12 @@ def _check_encoding(
             little=header.little_endian,
         )
     except MalformedDataset as declared:
+        try:
+            return _past_malformed_sequence(fp, header, ds, declared, defects)
+        except MalformedDataset:
+            pass
         if not header.little_endian:
-            raise
+            raise declared from None
         try:
             pixels = check_structure(
                 fp,
@@ -551,6 +558,47 @@ def _check_encoding(
             raise declared from None
     actual, said = ("implicit", "explicit") if not header.implicit_vr else ("explicit", "implicit")
     defects.append(f"the dataset is encoded with {actual} VR; its transfer syntax says {said}")
+    return pixels
+
+
+#: Sequences the index reads (identity of the patient): a defect there stays refused.
+INDEXED_SEQUENCES = frozenset({0x00101002})  # Other Patient IDs Sequence
+
+
+def _past_malformed_sequence(
+    fp: BinaryIO, header: Part10Header, ds: Dataset, error: MalformedDataset, defects: list[str]
+) -> PixelDataLocation | None:
+    """The pixel data location when ``error`` lies in one sequence that pydicom reads past.
+
+    An undefined-length sequence whose item declares a wrong length or carries a
+    wrong tag is read by pydicom (with a warning) up to its delimiter, and every
+    other element is intact. Such an object is kept as sent (as Orthanc keeps
+    it): the sequence is left out of its metadata and the sender warned. The
+    elements before and after it are checked as strictly as ever, identity was
+    read and checked already, and an indexed sequence stays refused. Raises
+    ``error`` when the defect is anything else.
+    """
+    tag = error.top_tag
+    element = ds.get_item(tag) if tag is not None else None
+    if tag is None or element is None or element.VR != "SQ" or tag in INDEXED_SEQUENCES:
+        raise error
+    implicit, little = header.implicit_vr, header.little_endian
+    try:
+        fp.seek(header.body_offset)
+        read_dataset(fp, implicit, little, stop_when=lambda t, *_: t >= tag)
+        start = fp.tell()  # pydicom rewinds to the first element it stops at
+        read_dataset(fp, implicit, little, stop_when=lambda t, *_: t > tag)
+        after = fp.tell()
+    except Exception:
+        raise error from None
+    check_structure(fp, header.body_offset, start, implicit=implicit, little=little)
+    pixels = check_structure(fp, after, header.source_size, implicit=implicit, little=little)
+    del ds[tag]
+    keyword = element.keyword or "private sequence"
+    defects.append(
+        f"({tag >> 16:04X},{tag & 0xFFFF:04X}) {keyword} is a malformed sequence ({error}); "
+        "stored as sent, left out of the metadata"
+    )
     return pixels
 
 
