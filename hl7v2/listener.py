@@ -52,15 +52,29 @@ class Listener:
         self._server: asyncio.Server | None = None
 
     def start(self) -> int:
-        """Bind and serve on a thread; the port bound. Raises OSError when it cannot bind."""
-        self._server = self._loop.run_until_complete(
-            start_hl7_server(
-                self._connection, self.host, self.port, limit=self.max_bytes, ssl=self.tls
-            )
-        )
-        self.port = self._server.sockets[0].getsockname()[1]
+        """Bind and serve on a thread; the port bound. Raises OSError when it cannot bind.
+
+        The server is bound on the loop's own thread, never on the caller's: a caller
+        may already run an event loop (an ASGI lifespan, or Playwright's sync API in
+        a test session), and ``run_until_complete`` there raises "Cannot run the
+        event loop while another loop is running".
+        """
         self._thread = threading.Thread(target=self._loop.run_forever, name="hl7-mllp", daemon=True)
         self._thread.start()
+        binding = asyncio.run_coroutine_threadsafe(
+            start_hl7_server(
+                self._connection, self.host, self.port, limit=self.max_bytes, ssl=self.tls
+            ),
+            self._loop,
+        )
+        try:
+            self._server = binding.result(timeout=30)
+        except BaseException:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=10)
+            self._thread = None
+            raise
+        self.port = self._server.sockets[0].getsockname()[1]
         log.info("HL7 MLLP%s on %s:%s", " (TLS)" if self.tls else "", self.host, self.port)
         return self.port
 

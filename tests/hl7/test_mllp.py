@@ -209,3 +209,18 @@ def test_mllp_over_tls_with_client_certificate(sqlite_archive: Archive, tmp_path
         listener.stop()
     messages, _ = sqlite_archive.workflow.messages()
     assert [m.control_id for m in messages] == ["TLS3", "TLS1"]
+
+
+def test_listener_starts_from_a_thread_that_runs_an_event_loop(sqlite_archive: Archive) -> None:
+    """A caller inside a running loop (an ASGI lifespan, Playwright's sync API in a test
+    session) can still start the listener: it binds on its own loop's thread."""
+    import asyncio
+
+    async def start_inside_a_loop() -> str:
+        with listening(sqlite_archive) as listener:
+            reply = await asyncio.to_thread(
+                _exchange, listener.port, SB + adt("A04", "LOOP1").encode() + EB
+            )
+            return _code(_ack(reply))
+
+    assert asyncio.run(start_inside_a_loop()) == "AA"
