@@ -93,6 +93,12 @@ class NoDelayAssociationServer(ThreadedAssociationServer):
     worker, see :mod:`pacs.dimse.workers`) instead of binding one.
     """
 
+    # socketserver's default backlog is 5: a burst of connections (a modality's
+    # parallel senders, or 200 hostile ones) overflowed the accept queue, their SYNs
+    # were dropped and retried for seconds, so they were accepted late and their
+    # ARTIM clock started late. The kernel caps this at net.core.somaxconn.
+    request_queue_size = 1024
+
     def __init__(self, *args: Any, listen_fd: int | None = None, **kwargs: Any) -> None:
         self._listen_fd = listen_fd
         self.slots: SlotPolicy | None = None  # set by DimseServer (see pacs.dimse.slots)

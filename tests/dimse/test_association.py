@@ -47,6 +47,36 @@ def test_accepted_sockets_have_nagle_disabled(dimse_server: DimseServer) -> None
         assoc.release()
 
 
+def test_a_burst_of_connections_waits_in_the_backlog(sqlite_archive: Archive) -> None:
+    """64 connections before anyone accepts all complete their handshake at once.
+
+    With socketserver's default backlog of 5, the sixth and later SYNs were
+    dropped and retried for seconds: a burst was accepted late and its ARTIM
+    timer started late.
+    """
+    server = DimseServer(sqlite_archive)
+    server.bind("127.0.0.1", 0)  # listening, not accepting yet
+    burst: list[socket.socket] = []
+    try:
+        for _ in range(64):
+            burst.append(  # from another address: 127.0.0.1 keeps its per-address share
+                socket.create_connection(
+                    ("127.0.0.1", server.port), timeout=0.5, source_address=("127.0.0.2", 0)
+                )
+            )
+        server.start()
+        ae = AE(ae_title="AFTER")
+        ae.add_requested_context(Verification)
+        assoc = ae.associate("127.0.0.1", server.port, ae_title="PACS")
+        assert assoc.is_established
+        assert assoc.send_c_echo().Status == 0x0000
+        assoc.release()
+    finally:
+        for connection in burst:
+            connection.close()
+        server.stop(grace=2)
+
+
 @pytest.fixture
 def guarded_server(tmp_path: Path, database_url: str) -> Iterator[DimseServer]:
     """A server that takes associations only from CT01 and MR01."""
