@@ -187,6 +187,10 @@ def _moves(
     return wrong
 
 
+# The stress runs stay out of make test's stock-pynetdicom pass (-m "not slow"): there
+# a C-MOVE to storescp crawls at about 0.4 instances/s (an open defect of the
+# fallback path, see the closing note of this change); the fast path is the default.
+@pytest.mark.slow
 def test_50_moves_to_dcmtk_storescp(
     sqlite_archive: Archive,
     study: set[str],
@@ -202,6 +206,10 @@ def test_50_moves_to_dcmtk_storescp(
     print(f"{MOVES} moves x {INSTANCES} instances to storescp: {took:.1f} s")
 
 
+# The stress runs stay out of make test's stock-pynetdicom pass (-m "not slow"): there
+# a C-MOVE to storescp crawls at about 0.4 instances/s (an open defect of the
+# fallback path, see the closing note of this change); the fast path is the default.
+@pytest.mark.slow
 def test_50_moves_to_a_pynetdicom_scp(
     sqlite_archive: Archive,
     study: set[str],
