@@ -20,6 +20,7 @@ from pathlib import Path
 from hl7.mllp import InvalidBlockError, start_hl7_server
 
 from hl7v2.codec import DATA_TYPE_ERROR, SEGMENT_SEQUENCE_ERROR, Hl7Error, ack
+from hl7v2.fields import FieldMapping
 from hl7v2.receiver import Receiver
 from pacs.archive import Archive
 
@@ -160,7 +161,10 @@ class Listener:
 
 
 def listener_for(archive: Archive) -> Listener:
-    """The listener the settings describe (``PACS_HL7_*``), not yet started."""
+    """The listener the settings describe (``PACS_HL7_*``), not yet started.
+
+    Raises :class:`~hl7v2.fields.FieldMappingError` when ``hl7_fields`` is malformed, so a
+    wrong mapping stops ``pacs serve`` at start instead of misfiling orders."""
     s = archive.settings
     receiver = Receiver(
         archive,
@@ -168,7 +172,11 @@ def listener_for(archive: Archive) -> Listener:
         facility=s.ae_title,
         allowed_senders=s.hl7_allowed_senders,
         default_charset=s.hl7_default_charset,
-        citizen_id_type=s.hl7_citizen_id_type,
+        fields=FieldMapping.configured(
+            s.hl7_fields,
+            citizen_id_type=s.hl7_citizen_id_type,
+            patient_id_type=s.hl7_patient_id_type,
+        ),
     )
     return Listener(
         receiver,

@@ -1,4 +1,8 @@
-"""HL7 v2 messages to workflow commands: the default field mapping of common HIS.
+"""HL7 v2 messages to workflow commands, through the site's field mapping (hl7v2.fields).
+
+The defaults below work for common HIS; every order value and the PID-3 identifier
+types are configurable (``PACS_HL7_FIELDS``, ``PACS_HL7_CITIZEN_ID_TYPE``,
+``PACS_HL7_PATIENT_ID_TYPE``).
 
 * PID-3 repetitions: the identifier of type NI (configurable) is the citizen ID;
   the first other one is the hospital's PatientID, its assigning authority
@@ -15,6 +19,7 @@ Every refusal names its field (an :class:`~hl7v2.codec.Hl7Error`).
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import hl7
@@ -28,6 +33,7 @@ from hl7v2.codec import (
     UNSUPPORTED_MESSAGE_TYPE,
     Hl7Error,
 )
+from hl7v2.fields import FieldMapping, field_of, read
 from pacs.workflow import (
     MergePatients,
     OrderCommand,
@@ -46,10 +52,7 @@ LIMITS = {"PatientID": 64, "AccessionNumber": 16, "Modality": 16, "StationAE": 1
 
 def get(message: hl7.Message, path: str) -> str:
     """The value at ``path`` (python-hl7 accessor, e.g. ``PID.F5.R1.C1``), "" when absent."""
-    try:
-        return str(message[path]).strip()
-    except (KeyError, IndexError):
-        return ""
+    return read(message, path)
 
 
 def has(message: hl7.Message, segment: str) -> bool:
@@ -64,19 +67,20 @@ def message_type(message: hl7.Message) -> tuple[str, str]:
     return get(message, "MSH.F9.R1.C1").upper(), get(message, "MSH.F9.R1.C2").upper()
 
 
-def command(message: hl7.Message, citizen_type: str = "NI") -> Command:
+def command(message: hl7.Message, fields: FieldMapping | None = None) -> Command:
     """The workflow command for ``message``; :class:`Hl7Error` when it cannot be one."""
+    fields = fields or FieldMapping()
     kind, event = message_type(message)
     if not kind:
         raise Hl7Error("MSH-9 names no message type", "MSH-9", REQUIRED_FIELD_MISSING, "AR")
     if kind == "ADT":
         if event in PATIENT_EVENTS:
-            return UpdatePatient(patient(message, citizen_type))
+            return UpdatePatient(patient(message, fields))
         if event == "A40":
-            return merge(message, citizen_type)
+            return merge(message, fields)
         raise Hl7Error(f"ADT event {event!r} is not handled", "MSH-9", UNSUPPORTED_EVENT, "AR")
     if (kind, event) in ORDER_TYPES:
-        return order(message, citizen_type)
+        return order(message, fields)
     raise Hl7Error(
         f"message type {kind}^{event} is not handled", "MSH-9", UNSUPPORTED_MESSAGE_TYPE, "AR"
     )
@@ -97,10 +101,14 @@ def _limit(value: str, keyword: str, field: str) -> str:
     return value
 
 
-def patient(message: hl7.Message, citizen_type: str = "NI") -> PatientData:
+def patient(message: hl7.Message, fields: FieldMapping | None = None) -> PatientData:
+    """The patient of PID: the identifier of type ``citizen_id_type`` is the citizen ID; the
+    hospital's PatientID is the one of type ``patient_id_type``, else the first other one."""
+    fields = fields or FieldMapping()
     _require(message, "PID")
     pid = message.segment("PID")
-    patient_id = issuer = citizen = ""
+    citizen = ""
+    candidates: list[tuple[str, str, str]] = []  # (value, issuer, type) in PID-3 order
     repetitions = len(pid(3)) if len(pid) > 3 else 0
     for n in range(1, min(repetitions, 20) + 1):
         value = get(message, f"PID.F3.R{n}.C1")
@@ -108,10 +116,12 @@ def patient(message: hl7.Message, citizen_type: str = "NI") -> PatientData:
         id_type = get(message, f"PID.F3.R{n}.C5").upper()
         if not value:
             continue
-        if id_type == citizen_type:
+        if id_type == fields.citizen_id_type:
             citizen = citizen or value
-        elif not patient_id:
-            patient_id, issuer = value, authority
+        else:
+            candidates.append((value, authority, id_type))
+    typed = [c for c in candidates if fields.patient_id_type and c[2] == fields.patient_id_type]
+    patient_id, issuer, _ = (typed or candidates or [("", "", "")])[0]
     if not patient_id:
         raise Hl7Error("PID-3 holds no patient identifier", "PID-3", REQUIRED_FIELD_MISSING)
     _limit(patient_id, "PatientID", "PID-3")
@@ -138,8 +148,8 @@ def person_name(message: hl7.Message, path: str, first: int = 1) -> str:
     return "^".join([family, given, middle, prefix, suffix]).rstrip("^")
 
 
-def merge(message: hl7.Message, citizen_type: str) -> MergePatients:
-    survivor = patient(message, citizen_type)
+def merge(message: hl7.Message, fields: FieldMapping) -> MergePatients:
+    survivor = patient(message, fields)
     _require(message, "MRG")
     prior = get(message, "MRG.F1.R1.C1")
     if not prior:
@@ -148,8 +158,9 @@ def merge(message: hl7.Message, citizen_type: str) -> MergePatients:
     return MergePatients(survivor, prior, get(message, "MRG.F1.R1.C4.S1")[:64])
 
 
-def order(message: hl7.Message, citizen_type: str) -> OrderCommand:
-    the_patient = patient(message, citizen_type)
+def order(message: hl7.Message, fields: FieldMapping) -> OrderCommand:
+    """The order of ORC/OBR (and IPC), each value read where the site's mapping says."""
+    the_patient = patient(message, fields)
     _require(message, "ORC")
     control = get(message, "ORC.F1").upper()
     try:
@@ -161,54 +172,56 @@ def order(message: hl7.Message, citizen_type: str) -> OrderCommand:
             TABLE_VALUE_NOT_FOUND,
         ) from None
     _require(message, "OBR")
-    ipc = has(message, "IPC")
-    filler = get(message, "ORC.F3.R1.C1") or get(message, "OBR.F3.R1.C1")
-    accession = get(message, "OBR.F18") or (get(message, "IPC.F1.R1.C1") if ipc else "") or filler
+    value = partial(fields.first, message)
+    accession = value("accession_number")
     if not accession:
+        where = ", ".join(fields.locations["accession_number"])
         raise Hl7Error(
-            "no accession number (OBR-18) or filler order number (ORC-3, OBR-3)",
-            "OBR-18",
+            f"no accession number (looked in {where})",
+            fields.where("accession_number"),
             REQUIRED_FIELD_MISSING,
         )
-    _limit(accession, "AccessionNumber", "OBR-18")
-    modality = (get(message, "IPC.F5.R1.C1") if ipc else "") or get(message, "OBR.F24")
-    _limit(modality.upper(), "Modality", "OBR-24")
-    when = (
-        get(message, "ORC.F7.R1.C4")
-        or get(message, "OBR.F27.R1.C4")
-        or (get(message, "TQ1.F7.R1.C1") if has(message, "TQ1") else "")
-        or get(message, "OBR.F36.R1.C1")
-    )
+    _limit(accession, "AccessionNumber", fields.where("accession_number"))
+    modality = value("modality").upper()
+    _limit(modality, "Modality", fields.where("modality"))
+    when = value("scheduled_time")
     digits = when.split("+")[0].split("-")[0]
     if digits and (not digits[:8].isdigit() or len(digits) < 8):
-        raise Hl7Error(f"scheduled time {when!r} is not a date", "ORC-7", DATA_TYPE_ERROR)
-    priority = get(message, "ORC.F7.R1.C6") or get(message, "OBR.F27.R1.C6")
-    station = _limit(get(message, "IPC.F9.R1.C1") if ipc else "", "StationAE", "IPC-9")
+        where = fields.where("scheduled_time")
+        raise Hl7Error(f"scheduled time {when!r} is not a date", where, DATA_TYPE_ERROR)
+    priority = value("priority")
     step = StepData(
-        step_id=(get(message, "IPC.F4") if ipc else "")[:16],
-        modality=modality.upper(),
-        station_ae=station,
+        step_id=value("step_id")[:16],
+        modality=modality,
+        station_ae=_limit(value("station_ae"), "StationAE", fields.where("station_ae")),
         start_date=digits[:8],
         start_time=digits[8:14],
-        description=get(message, "OBR.F4.R1.C2")[:64],
-        code=get(message, "OBR.F4.R1.C1")[:64],
-    )
-    referring = person_name(message, "ORC.F12.R1", first=2) or person_name(
-        message, "OBR.F16.R1", first=2
+        description=value("procedure_description")[:64],
+        code=value("procedure_code")[:64],
     )
     return OrderCommand(
         control=action,
         patient=the_patient,
         accession_number=accession,
-        placer_number=(get(message, "ORC.F2.R1.C1") or get(message, "OBR.F2.R1.C1"))[:64],
-        filler_number=filler[:64],
-        requested_procedure_id=((get(message, "IPC.F2") if ipc else "") or accession)[:16],
+        placer_number=value("placer_number")[:64],
+        filler_number=value("filler_number")[:64],
+        requested_procedure_id=(value("requested_procedure_id") or accession)[:16],
         procedure_description=step.description,
         procedure_code=step.code,
-        referring_physician=referring,
+        referring_physician=_referring(message, fields),
         priority=PRIORITY.get(priority.upper()[:1], "") if priority else "",
         steps=(step,),
     )
+
+
+def _referring(message: hl7.Message, fields: FieldMapping) -> str:
+    """The first referring physician (XCN: the name from the 2nd component on) found."""
+    for location in fields.locations["referring_physician"]:
+        segment, number = field_of(location).split("-")
+        name = person_name(message, f"{segment}.F{number}.R1", first=2)
+        if name:
+            return name
+    return ""
 
 
 def summary(cmd: Command) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from collections.abc import Collection
 
 from hl7v2 import mapping
 from hl7v2.codec import APPLICATION_ERROR, UNKNOWN_KEY, Decoded, Hl7Error, ack, decode
+from hl7v2.fields import FieldMapping
 from pacs.archive import Archive
 from pacs.archive.errors import ArchiveError, Conflict, NotFound, Unavailable
 from pacs.workflow import MessageRecord
@@ -29,7 +30,7 @@ class Receiver:
         facility: str = "",
         allowed_senders: Collection[str] = (),
         default_charset: str = "UNICODE UTF-8",
-        citizen_id_type: str = "NI",
+        fields: FieldMapping | None = None,
     ) -> None:
         self.archive = archive
         self.application = application
@@ -37,7 +38,7 @@ class Receiver:
         # "APP" or "APP^FACILITY"; empty: any sender (the listener is on loopback by default).
         self.allowed = {sender.upper() for sender in allowed_senders}
         self.default_charset = default_charset
-        self.citizen_id_type = citizen_id_type
+        self.fields = fields or FieldMapping()
 
     def handle(self, raw: bytes, peer: str = "") -> bytes:
         """The ACK for ``raw`` (one message without its MLLP framing), encoded like it."""
@@ -122,7 +123,7 @@ class Receiver:
             record.ack_code = earlier.split("\rMSA|", 1)[-1][:2]
             record.ack = earlier
             return workflow.record(record)
-        command = mapping.command(decoded.message, self.citizen_id_type)
+        command = mapping.command(decoded.message, self.fields)
         record.summary = mapping.summary(command)
         record.ack_code = "AA"
         record.ack = ack(decoded, "AA", application=self.application, facility=self.facility)

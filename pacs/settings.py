@@ -162,6 +162,14 @@ class Settings(BaseSettings):
     hl7_max_message_bytes: int = Field(default=1 << 20, ge=1024, le=64 << 20)
     hl7_default_charset: str = "UNICODE UTF-8"  # when MSH-18 is empty
     hl7_citizen_id_type: str = "NI"  # the PID-3 identifier type that is the citizen ID
+    # The PID-3 identifier type of the hospital's PatientID (e.g. PI, MR); empty: the first
+    # identifier that is not the citizen ID.
+    hl7_patient_id_type: str = ""
+    # Where each order value is read from, overriding hl7v2.fields.DEFAULT_FIELDS per target,
+    # e.g. {"accession_number": ["OBR-3"], "modality": ["ZDS-1", "OBR-24"]}; checked at start.
+    hl7_fields: dict[str, list[str]] = Field(default_factory=dict)
+    # How order status goes back to the HIS: ORM^O01 (ORC-1 SC) or OMI^O23 (ORC-1 SC with IPC).
+    hl7_status_message: Literal["ORM", "OMI"] = "ORM"
     hl7_application: str = "PACS"  # our MSH-3 in ACKs
     # Where order status changes go back (ORM^O01 over MLLP, as jobs); empty or 0: not sent.
     hl7_his_host: str = ""

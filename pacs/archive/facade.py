@@ -123,6 +123,7 @@ class Archive:
                 port=settings.hl7_his_port,
                 application=settings.hl7_application,
                 facility=settings.ae_title,
+                message_type=settings.hl7_status_message,
             ),
         )
         self.events.on_study_stable(MATCH_JOB)

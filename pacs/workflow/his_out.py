@@ -1,4 +1,9 @@
-"""Order status back to the HIS (issue 16 item 7): ORM^O01 with ORC-1 ``SC`` over MLLP, as jobs.
+"""Order status back to the HIS (issue 16 item 7): ORC-1 ``SC`` over MLLP, as jobs.
+
+The site chooses the message (``PACS_HL7_STATUS_MESSAGE``): ``ORM`` sends ORM^O01, what
+most HIS of the v2.3 generation expect; ``OMI`` sends OMI^O23 with its IPC segment
+(accession, requested procedure, step, modality), what an imaging-aware HIS built on
+v2.5's OMI/ORI pair expects.
 
 When a modality's MPPS moves an order (in progress, completed, discontinued) a
 job is queued in the same transaction; it sends the HIS an ORM^O01 status
@@ -20,7 +25,7 @@ from hl7.client import MLLPClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from pacs.index.workflow_models import ImagingOrder
+from pacs.index.workflow_models import ImagingOrder, StudyOrder
 from pacs.jobs import Jobs
 
 log = logging.getLogger(__name__)
@@ -44,6 +49,7 @@ class OrderStatusOut:
         port: int = 0,
         application: str = "PACS",
         facility: str = "",
+        message_type: str = "ORM",
     ) -> None:
         self.sessions = sessions
         self.jobs = jobs
@@ -51,6 +57,9 @@ class OrderStatusOut:
         self.port = port
         self.application = application
         self.facility = facility
+        if message_type not in ("ORM", "OMI"):
+            raise ValueError(f"order status message {message_type!r} is neither ORM nor OMI")
+        self.message_type = message_type
         jobs.handle(JOB, self._job, backoff_s=30.0)
 
     @property
@@ -70,11 +79,12 @@ class OrderStatusOut:
         )
 
     def message(self, accession: str, status: str) -> str:
-        """The ORM^O01 status change for the order (values escaped as HL7 requires)."""
+        """The ORM^O01 or OMI^O23 status change for the order (values escaped as HL7 requires)."""
         now = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
         control = now + secrets.token_hex(3)
+        kind = "OMI^O23^OMI_O23" if self.message_type == "OMI" else "ORM^O01^ORM_O01"
         header = (
-            f"MSH|^~\\&|{self.application}|{self.facility}|HIS||{now}||ORM^O01^ORM_O01|"
+            f"MSH|^~\\&|{self.application}|{self.facility}|HIS||{now}||{kind}|"
             f"{control}|P|2.5|||||VN|UNICODE UTF-8"
         )
         esc = _escape
@@ -98,7 +108,13 @@ class OrderStatusOut:
                 f"{esc(order.procedure_code)}^{esc(order.procedure_description)}",
                 *[""] * 13, esc(order.accession_number), *[""] * 5, esc(order.modality),
             ]  # fmt: skip
-        return "\r".join([header, pid, orc, "|".join(obr)])
+            segments = [header, pid, orc, "|".join(obr)]
+            if self.message_type == "OMI":
+                study_uid = session.scalar(
+                    select(StudyOrder.study_uid).where(StudyOrder.order_pk == order.pk).limit(1)
+                )
+                segments.append(_ipc(order, study_uid or ""))
+        return "\r".join(segments)
 
     def _job(self, payload: dict[str, Any]) -> None:
         text = self.message(str(payload["accession"]), str(payload["status"]))
@@ -108,6 +124,16 @@ class OrderStatusOut:
         code = str(ack["MSA.F1"]).strip()
         if code not in ("AA", "CA"):
             raise ConnectionError(f"the HIS answered {code or 'nothing'} to the status message")
+
+
+def _ipc(order: ImagingOrder, study_uid: str) -> str:
+    """IPC: accession, requested procedure, study UID, step ID and modality (IPC-1..5)."""
+    step = order.steps[0] if order.steps else None
+    step_id = _escape(step.step_id) if step is not None else ""
+    return (
+        f"IPC|{_escape(order.accession_number)}|{_escape(order.requested_procedure_id)}|"
+        f"{_escape(study_uid)}|{step_id}|{_escape(order.modality)}"
+    )
 
 
 _ESCAPES = {"\\": "\\E\\", "|": "\\F\\", "^": "\\S\\", "&": "\\T\\", "~": "\\R\\"}

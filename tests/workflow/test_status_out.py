@@ -92,3 +92,33 @@ def test_mpps_status_reaches_the_his(tmp_path: Path) -> None:
     assert (str(message["ORC.F1"]), str(message["ORC.F5"])) == ("SC", "IP")
     assert str(message["OBR.F18"]) == "ST100"
     assert str(message["PID.F5.R1.C1"]) == "Nguyễn"
+
+
+def test_status_goes_back_as_omi_when_the_site_says_so(tmp_path: Path) -> None:
+    """PACS_HL7_STATUS_MESSAGE=OMI: OMI^O23 with ORC-1 SC, ORC-5 and the IPC segment."""
+    with his([]) as (port, received):
+        settings = Settings(
+            data_dir=tmp_path,
+            hl7_his_host="127.0.0.1",
+            hl7_his_port=port,
+            hl7_status_message="OMI",
+            job_poll_seconds=0.1,
+        )
+        archive = Archive.open(settings)
+        running = archive.jobs.start(scheduler=False)
+        try:
+            with listening(archive) as listener, MLLPClient("127.0.0.1", listener.port) as client:
+                assert b"MSA|AA|" in client.send_message(orm("S2", accession="ST200"))
+            archive.workflow.performed.create(
+                "1.2.3.5", StepReport(status="IN PROGRESS", accession_number="ST200")
+            )
+            _wait(lambda: len(received) == 1)
+        finally:
+            running.stop()
+            archive.close()
+    message = received[0]
+    assert str(message["MSH.F9.R1.C1"]) == "OMI"
+    assert str(message["MSH.F9.R1.C2"]) == "O23"
+    assert (str(message["ORC.F1"]), str(message["ORC.F5"])) == ("SC", "IP")
+    assert str(message["IPC.F1"]) == "ST200"
+    assert str(message["IPC.F5"]) == "CT"
