@@ -177,7 +177,7 @@ def serve(
     env = {k: v for k, v in os.environ.items() if not k.startswith("PACS_")}
     dicom_port, http_port = free_port(), free_port()
     if remote is None:
-        remote = [{"ae_title": CALLING_AE, "host": "127.0.0.1", "port": 0, "services": ["get"]}]
+        remote = [{"ae_title": CALLING_AE, "host": "127.0.0.1", "port": 104, "services": ["get"]}]
     env |= {
         "PACS_DATA_DIR": str(data_dir),
         "PACS_DICOM_HOST": "127.0.0.1",

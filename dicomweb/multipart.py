@@ -49,8 +49,31 @@ def closing(boundary: str) -> bytes:
     return f"--{boundary}--\r\n".encode("latin-1")
 
 
+# Pieces are joined until this many bytes before being handed on.
+COALESCE_BYTES = 2 << 20
+
+
 def iter_message(parts: Iterable[Part], boundary: str) -> Iterator[bytes]:
-    """The encoded message: each part's head, its body chunks and CRLF, then the close."""
+    """The encoded message: each part's head, its body chunks and CRLF, then the close.
+
+    Small pieces are joined into chunks of about :data:`COALESCE_BYTES`: each chunk a
+    sync iterator yields costs the streaming response a hop to a worker thread and
+    back (about 0.1 ms), which was three hops per instance (head, body, CRLF); the
+    join copies memory at several GB/s. Memory stays bounded by one chunk plus one
+    part's body chunk."""
+    pending: list[bytes] = []
+    size = 0
+    for piece in _pieces(parts, boundary):
+        pending.append(piece)
+        size += len(piece)
+        if size >= COALESCE_BYTES:
+            yield pending[0] if len(pending) == 1 else b"".join(pending)
+            pending, size = [], 0
+    if pending:
+        yield b"".join(pending)
+
+
+def _pieces(parts: Iterable[Part], boundary: str) -> Iterator[bytes]:
     for part in parts:
         yield part.head(boundary)
         yield from part.body

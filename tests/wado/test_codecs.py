@@ -71,3 +71,17 @@ def test_accept_parsing_is_lenient() -> None:
     assert parse_accept(None)[0].media_type == "*/*"
     assert parse_accept("*")[0].media_type == "*/*"
     assert parse_accept("text/html;q=abc")[0].q == 1.0
+
+
+def test_message_pieces_are_coalesced_into_bounded_chunks() -> None:
+    """Small heads, bodies and CRLFs leave as a few chunks of about COALESCE_BYTES, not one
+    chunk each, and the bytes are the same as written piece by piece."""
+    from dicomweb import multipart
+
+    body = bytes(range(256)) * 1024  # 256 KiB per part
+    parts = [Part("application/dicom", [body], len(body)) for _ in range(20)]
+    chunks = list(iter_message(parts, "b0"))
+    assert b"".join(chunks) == b"".join(multipart._pieces(parts, "b0"))
+    assert len(chunks) == 3  # 20 x 256 KiB in 2 MiB chunks, the rest in a last one
+    biggest = max(len(chunk) for chunk in chunks)
+    assert multipart.COALESCE_BYTES <= biggest < multipart.COALESCE_BYTES + len(body) + 1024
