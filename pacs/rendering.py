@@ -146,7 +146,7 @@ def _greyscale(values: np.ndarray, ds: Dataset, window: tuple[float, float] | No
         low, high = int(values.min()), int(values.max())
         domain = np.arange(low, high + 1, dtype=np.int64).astype(values.dtype)
         table = _greyscale_pixels(domain, ds, window)
-        return table[values.astype(np.int64) - low]  # type: ignore[no-any-return]
+        return table[values.astype(np.int64) - low]
     return _greyscale_pixels(values, ds, window)
 
 
