@@ -32,8 +32,32 @@ class AccountError(Exception):
     """A request to change accounts that cannot be honoured (duplicate name, bad role...)."""
 
 
+class UnknownAccount(AccountError):
+    """No account has this user name."""
+
+
+class DuplicateAccount(AccountError):
+    """The user name is taken."""
+
+
 class SecondFactorRequired(Exception):
     """The password was right but the account needs a (valid) TOTP code, or must enrol one."""
+
+
+class AccountLocked(Exception):
+    """Too many failed logins: the account refuses every password until ``until``."""
+
+    def __init__(self, until: datetime) -> None:
+        super().__init__(f"account locked until {until.isoformat()}")
+        self.until = until
+
+
+class AccountDisabled(Exception):
+    """The password was right, but an administrator has disabled the account."""
+
+
+class WrongPassword(AccountError):
+    """The current password given to change one's own password is not the current one."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +66,31 @@ class AccountInfo:
     role: Role
     disabled: bool
     created_at: datetime
+    failed_logins: int = 0
+    locked_until: datetime | None = None  # only while the lock lasts
+    totp_enrolled: bool = False
+    sso: bool = False  # no local password: logs in through the identity provider
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """An API token as an administrator sees it: never its secret."""
+
+    token_id: str
+    username: str
+    name: str
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+    @property
+    def state(self) -> str:
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= _now():
+            return "expired"
+        return "active"
 
 
 def _now() -> datetime:
@@ -78,21 +127,38 @@ def create_account(
                 )
             )
     except IntegrityError as exc:
-        raise AccountError(f"user {username!r} already exists") from exc
+        raise DuplicateAccount(f"user {username!r} already exists") from exc
+
+
+def _info(account: Account) -> AccountInfo:
+    locked_until = _aware(account.locked_until)
+    return AccountInfo(
+        account.username,
+        Role(account.role),
+        account.disabled,
+        _aware(account.created_at) or _now(),
+        failed_logins=account.failed_logins or 0,
+        locked_until=locked_until if locked_until and locked_until > _now() else None,
+        totp_enrolled=bool(account.totp_secret),
+        sso=not account.password_hash,
+    )
 
 
 def list_accounts(sessions: sessionmaker[Session]) -> list[AccountInfo]:
     with sessions() as session:
-        return [
-            AccountInfo(a.username, Role(a.role), a.disabled, _aware(a.created_at) or _now())
-            for a in session.scalars(select(Account).order_by(Account.username))
-        ]
+        return [_info(a) for a in session.scalars(select(Account).order_by(Account.username))]
+
+
+def get_account(sessions: sessionmaker[Session], username: str) -> AccountInfo:
+    """One account's state (role, disabled, lock, second factor); AccountError if unknown."""
+    with sessions() as session:
+        return _info(_account(session, username))
 
 
 def _account(session: Session, username: str) -> Account:
     account = session.scalar(select(Account).where(Account.username == username))
     if account is None:
-        raise AccountError(f"no user {username!r}")
+        raise UnknownAccount(f"no user {username!r}")
     return account
 
 
@@ -108,7 +174,63 @@ def set_password(sessions: sessionmaker[Session], username: str, password: str) 
 
 def set_disabled(sessions: sessionmaker[Session], username: str, disabled: bool = True) -> None:
     with sessions.begin() as session:
-        _account(session, username).disabled = disabled
+        account = _account(session, username)
+        if disabled and account.role == Role.ADMIN and not account.disabled:
+            _keep_an_admin(session, account)
+        account.disabled = disabled
+
+
+def set_role(sessions: sessionmaker[Session], username: str, role: Role | str) -> None:
+    """Give the account another role; the last enabled admin keeps theirs."""
+    role = Role(role)
+    if role not in HUMAN_ROLES:
+        raise AccountError(f"role {role} cannot be given to an account")
+    with sessions.begin() as session:
+        account = _account(session, username)
+        if account.role == Role.ADMIN and role != Role.ADMIN and not account.disabled:
+            _keep_an_admin(session, account)
+        account.role = str(role)
+
+
+class LastAdmin(AccountError):
+    """The change would leave no enabled admin: nobody could administer the archive."""
+
+
+def _keep_an_admin(session: Session, leaving: Account) -> None:
+    others = session.scalar(
+        select(Account.pk)
+        .where(
+            Account.role == str(Role.ADMIN),
+            Account.disabled.is_(False),
+            Account.pk != leaving.pk,
+        )
+        .limit(1)
+    )
+    if others is None:
+        raise LastAdmin(f"{leaving.username} is the last enabled admin")
+
+
+def unlock(sessions: sessionmaker[Session], username: str) -> None:
+    """Lift a lockout and forget the failed logins counted so far."""
+    with sessions.begin() as session:
+        account = _account(session, username)
+        account.failed_logins = 0
+        account.locked_until = None
+
+
+def change_own_password(
+    sessions: sessionmaker[Session], username: str, current: str, new: str
+) -> None:
+    """A user's own change: the current password must be right (WrongPassword otherwise)."""
+    with sessions() as session:
+        account = _account(session, username)
+        if not account.password_hash:
+            raise AccountError("this account signs in through the identity provider")
+        if not verify_password(account.password_hash, current):
+            raise WrongPassword("the current password is not right")
+    if secrets.compare_digest(current, new):
+        raise AccountError("the new password must differ from the current one")
+    set_password(sessions, username, new)
 
 
 def ensure_admin(sessions: sessionmaker[Session], password: str | None = None) -> str | None:
@@ -132,8 +254,14 @@ def check_password(
     *,
     totp: str | None = None,
     admin_totp_required: bool = False,
+    explain: bool = False,
 ) -> Principal | None:
     """The principal for valid credentials, else ``None``; counts failures and locks out.
+
+    With ``explain`` (the login form) a locked account raises
+    :class:`AccountLocked` whatever the password, and a disabled one
+    :class:`AccountDisabled` when the password is right; without it both are
+    ``None`` (scripts' Basic credentials).
 
     An account with a TOTP secret also needs the current code; a wrong code
     counts as a failed login. Raises :class:`SecondFactorRequired` when the
@@ -145,9 +273,18 @@ def check_password(
             verify_password(None, password)  # same cost as a real check
             return None
         locked_until = _aware(account.locked_until)
-        if account.disabled or (locked_until is not None and locked_until > _now()):
-            # Same cost as a real check, so the answer's timing does not say "locked".
+        if locked_until is not None and locked_until > _now():
+            # Same cost as a real check; and the same answer whatever the password, so a
+            # guesser learns nothing from trying during the lock (the login route gives
+            # unknown names the same answer after as many failures).
             verify_password(account.password_hash, password)
+            if explain:
+                raise AccountLocked(locked_until)
+            return None
+        if account.disabled:
+            # Said only to whoever knows the password: a guesser gets "wrong password".
+            if verify_password(account.password_hash, password) and explain:
+                raise AccountDisabled("this account has been disabled")
             return None
         password_ok = verify_password(account.password_hash, password)
         if password_ok and account.totp_secret and totp is None:
@@ -212,6 +349,39 @@ def create_token(
     return f"pacs_{token_id}_{secret}"
 
 
+def list_tokens(sessions: sessionmaker[Session], username: str | None = None) -> list[TokenInfo]:
+    """Every token (or one user's), newest first: id, name, expiry, revocation, last use."""
+    query = select(ApiToken, Account.username).join(Account, ApiToken.account_pk == Account.pk)
+    if username is not None:
+        query = query.where(Account.username == username)
+    with sessions() as session:
+        if username is not None:
+            _account(session, username)
+        rows = session.execute(query.order_by(ApiToken.created_at.desc(), ApiToken.pk.desc()))
+        return [
+            TokenInfo(
+                token.token_id,
+                owner,
+                token.name,
+                _aware(token.created_at) or _now(),
+                _aware(token.expires_at),
+                _aware(token.revoked_at),
+                _aware(token.last_used_at),
+            )
+            for token, owner in rows
+        ]
+
+
+def token_owner(sessions: sessionmaker[Session], token_id: str) -> str | None:
+    """The user name a token belongs to, or ``None`` for an unknown id."""
+    with sessions() as session:
+        return session.scalar(
+            select(Account.username)
+            .join(ApiToken, ApiToken.account_pk == Account.pk)
+            .where(ApiToken.token_id == token_id)
+        )
+
+
 def revoke_token(sessions: sessionmaker[Session], token_id: str) -> bool:
     with sessions.begin() as session:
         token = session.scalar(select(ApiToken).where(ApiToken.token_id == token_id))
@@ -254,13 +424,17 @@ def enrol_totp(sessions: sessionmaker[Session], username: str) -> str:
     """Give the account a new TOTP secret; return the otpauth:// URI for an authenticator app."""
     secret = pyotp.random_base32()
     with sessions.begin() as session:
-        _account(session, username).totp_secret = secret
+        account = _account(session, username)
+        account.totp_secret = secret
+        account.totp_last_step = None  # steps of the old secret say nothing about the new
     return pyotp.TOTP(secret).provisioning_uri(name=username, issuer_name="PACS")
 
 
 def remove_totp(sessions: sessionmaker[Session], username: str) -> None:
     with sessions.begin() as session:
-        _account(session, username).totp_secret = None
+        account = _account(session, username)
+        account.totp_secret = None
+        account.totp_last_step = None
 
 
 def session_fingerprint(password_hash: str) -> str:

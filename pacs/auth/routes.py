@@ -11,6 +11,7 @@ import html
 import io
 import ipaddress
 import secrets
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 from urllib.parse import parse_qs, quote
 
@@ -27,6 +28,7 @@ from pacs.auth.oidc import OidcClient, OidcError
 from pacs.auth.principal import ANONYMOUS, Kind, Principal, Role
 from pacs.auth.ratelimit import FailureLimiter
 from pacs.auth.sessions import GRANT_COOKIE, SESSION_COOKIE, sign, unsign
+from pacs.i18n import negotiate, translate
 
 router = APIRouter()
 
@@ -50,9 +52,38 @@ class Credentials(BaseModel):
     totp: str | None = Field(default=None, max_length=10)
 
 
+def _name_limiter(request: Request) -> FailureLimiter:
+    """Failed logins per user name, known or not: an unknown name "locks" like a real one.
+
+    The database locks an account after ``MAX_FAILED_LOGINS`` failures; were
+    an unknown name to answer "wrong password" forever, five guesses would tell
+    a stranger which names exist. This limiter gives every name the same
+    answer after as many failures within the lockout.
+    """
+    limiter: FailureLimiter | None = getattr(request.app.state, "name_limiter", None)
+    if limiter is None:
+        window = accounts.LOCKOUT.total_seconds()
+        limiter = FailureLimiter(accounts.MAX_FAILED_LOGINS, window)
+        request.app.state.name_limiter = limiter
+    return limiter
+
+
+def _login_refusal(request: Request, reason: str, **params: str) -> JSONResponse:
+    """401 with the reason in the reader's language (``reason`` is also machine-readable)."""
+    lang = negotiate(request.cookies, request.headers.get("accept-language"))
+    body = {"detail": translate(f"accounts.{reason}", lang, **params), "reason": reason, **params}
+    return JSONResponse(body, status_code=401)
+
+
 @router.post("/login")
 def login(credentials: Credentials, request: Request) -> JSONResponse:
-    """Check a password (and one-time code) and set the HttpOnly session cookie."""
+    """Check a password (and one-time code) and set the HttpOnly session cookie.
+
+    A locked account says so (and until when) whatever password is tried, and
+    so does any name, known or not, after as many failures; a disabled account
+    says so only after its right password. A guesser learns nothing more than
+    "wrong" (see docs/SECURITY.md, "What the login form says").
+    """
     archive = _archive(request)
     address = client_address(request)
     limiter = login_limiter(request)
@@ -68,18 +99,35 @@ def login(credentials: Credentials, request: Request) -> JSONResponse:
             address,
             totp=credentials.totp,
             admin_totp_required=archive.settings.admin_totp_required,
+            explain=True,
         )
     except accounts.SecondFactorRequired as exc:
         archive.audit.record(who, "login", "failure: second factor needed")
         return JSONResponse({"detail": str(exc), "totp_required": True}, status_code=401)
+    except accounts.AccountLocked as exc:
+        limiter.failed(address)
+        archive.audit.record(who, "login", "failure: account locked")
+        return _login_refusal(request, "locked", until=_minute(exc.until))
+    except accounts.AccountDisabled:
+        archive.audit.record(who, "login", "failure: account disabled")
+        return _login_refusal(request, "disabled")
     if principal is None:
         limiter.failed(address)
+        names = _name_limiter(request)
+        names.failed(credentials.username)
         archive.audit.record(who, "login", "failure: bad credentials or locked")
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong user name or password")
+        if wait := names.wait(credentials.username):
+            until = datetime.now(UTC) + timedelta(seconds=wait)
+            return _login_refusal(request, "locked", until=_minute(until))
+        return _login_refusal(request, "wrong_credentials")
     archive.audit.record(principal, "login")
     response = JSONResponse({"username": principal.name, "role": str(principal.role)})
     _set_session_cookie(request, response, principal.name)
     return response
+
+
+def _minute(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
 
 
 def _set_session_cookie(request: Request, response: Response, username: str) -> None:
@@ -188,6 +236,49 @@ def me(principal: Annotated[Principal, Depends(authorize("self"))]) -> dict[str,
         "role": str(principal.role),
         "study_uid": principal.study_uid,
     }
+
+
+class PasswordChange(BaseModel):
+    current: str = Field(max_length=1024)
+    new: str = Field(max_length=1024)
+
+
+@router.post("/api/me/password", status_code=204)
+def change_own_password(
+    request: Request,
+    principal: Annotated[Principal, Depends(authorize("self"))],
+    body: PasswordChange,
+) -> Response:
+    """Change one's own password: the current one is needed, the policy applies.
+
+    A wrong current password counts against the address like a failed login.
+    Every other session ends (the cookie binds the password); a browser
+    that asked gets a fresh session cookie and stays logged in.
+    """
+    archive = _archive(request)
+    if principal.kind not in (Kind.USER, Kind.TOKEN):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "only an account has a password")
+    address = client_address(request)
+    limiter = login_limiter(request)
+    if wait := limiter.wait(address):
+        archive.audit.record(principal, "password-change", "failure: rate-limited")
+        raise too_many(wait, "password attempts")
+    lang = negotiate(request.cookies, request.headers.get("accept-language"))
+    try:
+        archive.auth.change_own_password(principal.name, body.current, body.new)
+    except accounts.WrongPassword as exc:
+        limiter.failed(address)
+        archive.audit.record(principal, "password-change", "failure: wrong current password")
+        detail = translate("accounts.wrong_current_password", lang)
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, detail) from exc
+    except accounts.AccountError as exc:
+        archive.audit.record(principal, "password-change", f"failure: {exc}")
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from exc
+    archive.audit.record(principal, "password-change")
+    response = Response(status_code=204)
+    if principal.kind is Kind.USER and request.cookies.get(SESSION_COOKIE):
+        _set_session_cookie(request, response, principal.name)
+    return response
 
 
 class ShareRequest(BaseModel):

@@ -15,7 +15,7 @@ from datetime import timedelta
 from sqlalchemy.orm import Session, sessionmaker
 
 from pacs.auth import accounts, grants
-from pacs.auth.accounts import AccountInfo
+from pacs.auth.accounts import AccountInfo, TokenInfo
 from pacs.auth.grants import GrantInfo
 from pacs.auth.principal import Principal, Role
 
@@ -39,8 +39,37 @@ class Auth:
         accounts.set_password(self._sessions, username, password)
 
     def set_disabled(self, username: str, disabled: bool = True) -> None:
-        """Disable or enable the account; AccountError for an unknown user."""
+        """Disable or enable the account; AccountError for an unknown user, LastAdmin when
+        it would leave no enabled admin."""
         accounts.set_disabled(self._sessions, username, disabled)
+
+    def get_account(self, username: str) -> AccountInfo:
+        """One account's state, lock included; AccountError for an unknown user."""
+        return accounts.get_account(self._sessions, username)
+
+    def set_role(self, username: str, role: Role | str) -> None:
+        """Change the account's role; AccountError (LastAdmin for the last enabled admin)."""
+        accounts.set_role(self._sessions, username, role)
+
+    def unlock(self, username: str) -> None:
+        """Lift a lockout now; AccountError for an unknown user."""
+        accounts.unlock(self._sessions, username)
+
+    def change_own_password(self, username: str, current: str, new: str) -> None:
+        """A user's own password change; WrongPassword when ``current`` is not right."""
+        accounts.change_own_password(self._sessions, username, current, new)
+
+    def remove_totp(self, username: str) -> None:
+        """Take the second factor away (the user enrols again); AccountError if unknown."""
+        accounts.remove_totp(self._sessions, username)
+
+    def list_tokens(self, username: str | None = None) -> list[TokenInfo]:
+        """API tokens (all, or one user's), newest first, never their secrets."""
+        return accounts.list_tokens(self._sessions, username)
+
+    def token_owner(self, token_id: str) -> str | None:
+        """Whose token this is; ``None`` for an unknown id."""
+        return accounts.token_owner(self._sessions, token_id)
 
     def ensure_admin(self, password: str | None = None) -> str | None:
         """Create the first admin when no account exists; its password, to print once."""
@@ -54,9 +83,11 @@ class Auth:
         *,
         totp: str | None = None,
         admin_totp_required: bool = False,
+        explain: bool = False,
     ) -> Principal | None:
         """The principal for valid credentials, else ``None`` (failures counted, lockout);
-        SecondFactorRequired when a TOTP code is needed."""
+        SecondFactorRequired when a TOTP code is needed; with ``explain``, AccountLocked
+        and AccountDisabled instead of ``None``."""
         return accounts.check_password(
             self._sessions,
             username,
@@ -64,6 +95,7 @@ class Auth:
             address,
             totp=totp,
             admin_totp_required=admin_totp_required,
+            explain=explain,
         )
 
     def password_fingerprint(self, username: str) -> str:
