@@ -10,10 +10,11 @@ under dist/ and refused unless the result is a file inside dist/.
 from __future__ import annotations
 
 import mimetypes
+import re
 from pathlib import Path
 
 from fastapi import APIRouter, HTTPException, Request, status
-from fastapi.responses import FileResponse, RedirectResponse
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
 router = APIRouter()
 
@@ -80,9 +81,35 @@ def viewer_index() -> FileResponse:
     return _file(found)
 
 
-@router.get("/viewer/{path:path}", include_in_schema=False)
-def viewer_file(path: str) -> FileResponse:
-    found = resolve_in_dist(path)
+# A page of the app (/viewer/orders, /viewer/admin/users): letters, digits, - and _ in segments,
+# no dot (files have one), not under assets/.
+APP_PAGE = re.compile(r"[A-Za-z0-9_-]+(?:/[A-Za-z0-9_-]+)*/?")
+
+
+def app_page(path: str) -> HTMLResponse | None:
+    """index.html for a page of the app reloaded or linked to directly, else None.
+
+    The build names its files relative to /viewer/ (``./assets/...``, so it also works behind a
+    path prefix); one level deeper they are rewritten to ``../assets/...`` and so on.
+    """
+    if not APP_PAGE.fullmatch(path) or path.split("/")[0] == "assets":
+        return None
+    found = resolve_in_dist("index.html")
     if found is None:
+        raise _not_built()
+    up = "../" * path.count("/")
+    page = found.read_text(encoding="utf-8")
+    if up:
+        page = page.replace('="./', f'="{up}')
+    return HTMLResponse(page, headers={"Cache-Control": REVALIDATE})
+
+
+@router.get("/viewer/{path:path}", include_in_schema=False)
+def viewer_file(path: str) -> Response:
+    found = resolve_in_dist(path)
+    if found is not None:
+        return _file(found)
+    page = app_page(path)
+    if page is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such viewer file")
-    return _file(found)
+    return page

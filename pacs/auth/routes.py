@@ -25,6 +25,7 @@ from pacs.archive import Archive
 from pacs.auth import accounts, grants
 from pacs.auth.http import authorize, client_address, login_limiter, server_key, too_many
 from pacs.auth.oidc import OidcClient, OidcError
+from pacs.auth.policy import POLICY, permits
 from pacs.auth.principal import ANONYMOUS, Kind, Principal, Role
 from pacs.auth.ratelimit import FailureLimiter
 from pacs.auth.sessions import GRANT_COOKIE, SESSION_COOKIE, sign, unsign
@@ -229,12 +230,15 @@ def logout(request: Request) -> Response:
 
 
 @router.get("/api/me")
-def me(principal: Annotated[Principal, Depends(authorize("self"))]) -> dict[str, str | None]:
+def me(principal: Annotated[Principal, Depends(authorize("self"))]) -> dict[str, object]:
+    """Who is asking, and which policy operations they may perform (the web app shows only
+    the pages those allow; the server checks every request anyway)."""
     return {
         "name": principal.name,
         "kind": str(principal.kind),
         "role": str(principal.role),
         "study_uid": principal.study_uid,
+        "operations": sorted(op for op in POLICY if permits(principal, op)),
     }
 
 

@@ -79,3 +79,17 @@ def test_page_scripts_get_401_without_a_password_dialog(anonymous_client: TestCl
     typed_url = anonymous_client.get("/api/me", headers={"Sec-Fetch-Mode": "navigate"})
     assert typed_url.headers["www-authenticate"].startswith("Basic")
     assert anonymous_client.get("/api/me").headers["www-authenticate"].startswith("Basic")
+
+
+def test_pages_of_the_app_load_from_their_url(anonymous_client: TestClient) -> None:
+    """/viewer/studies or /viewer/admin/users reloaded: the app's page, its assets one level up."""
+    index = anonymous_client.get("/viewer/").text
+    top = anonymous_client.get("/viewer/studies")
+    assert top.status_code == 200 and top.text == index
+    assert top.headers["cache-control"] == "no-cache"
+    deeper = anonymous_client.get("/viewer/admin/users")
+    assert deeper.status_code == 200
+    assert '="./assets/' in index and '="./assets/' not in deeper.text
+    assert deeper.text == index.replace('="./', '="../')
+    for path in ["assets", "assets/nothing", "nothing-here.js", "a/b.c", "x%00y"]:
+        assert anonymous_client.get(f"/viewer/{path}").status_code == 404, path

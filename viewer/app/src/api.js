@@ -1,22 +1,57 @@
-// The viewer talks only DICOMweb (and /login, /api/me): same origin, session or grant cookie.
-export const DICOMWEB = new URL('../dicom-web', window.location.href).pathname.replace(/\/$/, '');
-const ROOT = DICOMWEB.replace(/\/dicom-web$/, '');
+// Talking to the server: same origin, session or grant cookie. Errors carry the HTTP status
+// (and Retry-After) so the page says what went wrong from the catalogue, never the server's
+// English detail.
+import { t } from './i18n.js';
 
-async function request(path, options = {}) {
-  const response = await fetch(path, { credentials: 'same-origin', ...options });
-  if (response.status === 401) {
-    const error = new Error('unauthorized');
-    error.status = 401;
-    throw error;
+function root() {
+  const path = window.location.pathname;
+  const at = path.indexOf('/viewer/');
+  return at >= 0 ? path.slice(0, at) : '';
+}
+export const ROOT = root();
+export const DICOMWEB = `${ROOT}/dicom-web`;
+
+export class HttpError extends Error {
+  constructor(status, detail, retryAfter, body) {
+    super(detail || String(status));
+    this.status = status;
+    this.retryAfter = retryAfter;
+    this.body = body || {};
   }
-  if (!response.ok && response.status !== 204) {
-    let detail = response.statusText;
-    try { detail = (await response.json()).detail || detail; } catch { /* not JSON */ }
-    const error = new Error(detail);
-    error.status = response.status;
-    throw error;
+}
+
+/** The user-facing text for an error, from the catalogue (by status, not the server's words). */
+export function errorText(error) {
+  const status = error?.status;
+  if (status === 429) return t('app.rateLimited', { seconds: error.retryAfter || 60 });
+  if (status === 403) return t('app.forbidden');
+  if (status === 401) return t('app.unauthorized');
+  if (status === 404) return t('app.notFound');
+  if (status >= 400 && status < 500) return t('app.badRequest');
+  if (status >= 500) return t('app.serverError');
+  return t('app.networkError');
+}
+
+export async function request(path, options = {}) {
+  let response;
+  try {
+    response = await fetch(path, { credentials: 'same-origin', ...options });
+  } catch (error) {
+    throw new HttpError(0, error.message);
+  }
+  if (!response.ok) {
+    let body = {};
+    try { body = await response.json(); } catch { /* not JSON */ }
+    const retry = Number(response.headers.get('Retry-After')) || undefined;
+    throw new HttpError(response.status, typeof body.detail === 'string' ? body.detail : response.statusText, retry, body);
   }
   return response;
+}
+
+export async function getJson(path, params) {
+  const query = params ? `?${new URLSearchParams(params)}` : '';
+  const response = await request(`${ROOT}${path}${query}`, { headers: { Accept: 'application/json' } });
+  return response.status === 204 ? null : response.json();
 }
 
 export async function me() {
@@ -26,15 +61,9 @@ export async function me() {
 export async function login(username, password, totp) {
   const body = { username, password };
   if (totp) body.totp = totp;
-  const response = await fetch(`${ROOT}/login`, {
-    method: 'POST', credentials: 'same-origin',
-    headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body),
+  const response = await request(`${ROOT}/login`, {
+    method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body),
   });
-  if (!response.ok) {
-    const error = new Error((await response.json().catch(() => ({}))).detail || 'login failed');
-    error.status = response.status;
-    throw error;
-  }
   return response.json();
 }
 
@@ -42,40 +71,22 @@ export async function logout() {
   await fetch(`${ROOT}/logout`, { method: 'POST', credentials: 'same-origin' });
 }
 
-async function json(path) {
+export async function dicomJson(path) {
   const response = await request(path, { headers: { Accept: 'application/dicom+json' } });
   if (response.status === 204) return [];
   return response.json();
 }
 
-const STUDY_FIELDS = '00081030,00080060,00080061,00080090,00100030,00100040,00201206,00201208';
-
-export async function searchStudies(filters, limit, offset) {
-  const params = new URLSearchParams({ limit: String(limit + 1), offset: String(offset), includefield: STUDY_FIELDS });
-  for (const [key, value] of Object.entries(filters)) if (value) params.set(key, value);
-  if (filters.PatientName) {
-    // A typed fragment matches the start of any name part, accents ignored, by the server.
-    if (!/[*?]/.test(filters.PatientName)) params.set('PatientName', `${filters.PatientName}*`);
-    params.set('fuzzymatching', 'true');
-  }
-  return json(`${DICOMWEB}/studies?${params}`);
-}
-
 export async function studySeries(study) {
-  return json(`${DICOMWEB}/studies/${study}/series?includefield=0008103E,00080021,00200011,00201209`);
+  return dicomJson(`${DICOMWEB}/studies/${study}/series?includefield=0008103E,00080021,00200011,00201209`);
 }
 
 export async function seriesMetadata(study, series) {
-  return json(`${DICOMWEB}/studies/${study}/series/${series}/metadata`);
+  return dicomJson(`${DICOMWEB}/studies/${study}/series/${series}/metadata`);
 }
 
 export async function studyMetadata(study) {
-  return json(`${DICOMWEB}/studies/${study}/metadata`);
-}
-
-export async function studyInfo(study) {
-  const found = await json(`${DICOMWEB}/studies?StudyInstanceUID=${study}&includefield=${STUDY_FIELDS}`);
-  return found[0];
+  return dicomJson(`${DICOMWEB}/studies/${study}/metadata`);
 }
 
 export function thumbnailUrl(study, series) {
@@ -95,4 +106,8 @@ export function value(item, tag) {
 
 export function formatDate(da) {
   return da && da.length === 8 ? `${da.slice(6, 8)}/${da.slice(4, 6)}/${da.slice(0, 4)}` : da || '';
+}
+
+export function formatTime(tm) {
+  return tm && tm.length >= 4 ? `${tm.slice(0, 2)}:${tm.slice(2, 4)}` : '';
 }

@@ -1,45 +1,67 @@
-// Vietnamese and English, chosen from the browser and switchable (kept in localStorage).
-const STRINGS = {
-  vi: {
-    login: 'Đăng nhập', username: 'Tên đăng nhập', password: 'Mật khẩu', otp: 'Mã xác thực (nếu có)',
-    logout: 'Đăng xuất', badLogin: 'Sai tên đăng nhập hoặc mật khẩu', studies: 'Danh sách ca chụp',
-    name: 'Họ tên', patientId: 'Mã BN / CCCD', accession: 'Số phiếu', date: 'Ngày chụp', modality: 'Loại máy',
-    description: 'Mô tả', series: 'Loạt', images: 'Ảnh', search: 'Tìm', today: 'Hôm nay', yesterday: 'Hôm qua',
-    last7: '7 ngày', anyDate: 'Mọi ngày', from: 'Từ', to: 'Đến', prev: 'Trước', next: 'Sau', open: 'Mở',
-    openOhif: 'Mở bằng OHIF', noStudies: 'Không có ca chụp nào', back: 'Danh sách', tags: 'Thẻ DICOM',
-    reset: 'Đặt lại', invert: 'Đảo màu', rotate: 'Xoay', flipH: 'Lật ngang', flipV: 'Lật dọc',
-    cine: 'Phát', length: 'Đo dài', angle: 'Đo góc', rect: 'Vùng chữ nhật', ellipse: 'Vùng elip',
-    wl: 'Cửa sổ', pan: 'Di chuyển', zoom: 'Phóng to', layout: 'Bố cục', mpr: 'MPR', loading: 'Đang tải…',
-    error: 'Lỗi', slice: 'Lát', lang: 'English', noImages: 'Ca chụp không có ảnh',
-    brain: 'Não', lung: 'Phổi', bone: 'Xương', abdomen: 'Bụng', mediastinum: 'Trung thất',
-  },
-  en: {
-    login: 'Log in', username: 'User name', password: 'Password', otp: 'One-time code (if any)',
-    logout: 'Log out', badLogin: 'Wrong user name or password', studies: 'Studies',
-    name: 'Name', patientId: 'Patient / citizen ID', accession: 'Accession', date: 'Date', modality: 'Modality',
-    description: 'Description', series: 'Series', images: 'Images', search: 'Search', today: 'Today',
-    yesterday: 'Yesterday', last7: 'Last 7 days', anyDate: 'Any date', from: 'From', to: 'To', prev: 'Previous',
-    next: 'Next', open: 'Open', openOhif: 'Open in OHIF', noStudies: 'No studies', back: 'Study list',
-    tags: 'DICOM tags', reset: 'Reset', invert: 'Invert', rotate: 'Rotate', flipH: 'Flip H', flipV: 'Flip V',
-    cine: 'Cine', length: 'Length', angle: 'Angle', rect: 'Rectangle', ellipse: 'Ellipse', wl: 'W/L',
-    pan: 'Pan', zoom: 'Zoom', layout: 'Layout', mpr: 'MPR', loading: 'Loading…', error: 'Error',
-    slice: 'Slice', lang: 'Tiếng Việt', noImages: 'The study has no images',
-    brain: 'Brain', lung: 'Lung', bone: 'Bone', abdomen: 'Abdomen', mediastinum: 'Mediastinum',
-  },
-};
+// The browser's message catalogue: the shell's texts (locales/*.json, keys "app.*") and every
+// feature's (features/<f>/locales/*.json, keys "<f>.*"), merged here, so a feature brings its
+// own texts without touching this file. Language: the pacs.lang cookie (the server reads the
+// same cookie for the pages it renders), then the browser's languages, then Vietnamese.
+import { createI18n } from 'vue-i18n';
 
-let lang = localStorage.getItem('pacs.lang') || ((navigator.language || 'vi').startsWith('vi') ? 'vi' : 'en');
+export const LANGUAGES = ['vi', 'en'];
+const COOKIE = 'pacs.lang';
 
-export function t(key) {
-  return STRINGS[lang][key] ?? key;
+const files = import.meta.glob(['./locales/*.json', './features/*/locales/*.json'], { eager: true, import: 'default' });
+
+function collect() {
+  const messages = Object.fromEntries(LANGUAGES.map((lang) => [lang, {}]));
+  for (const [path, content] of Object.entries(files)) {
+    const match = path.match(/^\.\/(?:features\/([^/]+)\/)?locales\/([a-z]+)\.json$/);
+    if (!match || !messages[match[2]]) continue;
+    messages[match[2]][match[1] || 'app'] = content;
+  }
+  return messages;
+}
+
+function cookieLanguage() {
+  const found = document.cookie.split(';').map((part) => part.trim().split('='))
+    .find(([name]) => name === COOKIE);
+  return found && LANGUAGES.includes(found[1]) ? found[1] : null;
+}
+
+function browserLanguage() {
+  for (const tag of navigator.languages || [navigator.language || '']) {
+    const primary = String(tag).split('-')[0].toLowerCase();
+    if (LANGUAGES.includes(primary)) return primary;
+  }
+  return null;
+}
+
+const initial = cookieLanguage() || browserLanguage() || 'vi';
+document.documentElement.lang = initial;
+
+export const i18n = createI18n({
+  legacy: false,
+  locale: initial,
+  fallbackLocale: 'vi',
+  messages: collect(),
+  missingWarn: false,
+  fallbackWarn: false,
+});
+
+/** Translate outside components (plain modules such as the reader). */
+export function t(key, params) {
+  return i18n.global.t(key, params || {});
 }
 
 export function currentLang() {
-  return lang;
+  return i18n.global.locale.value;
+}
+
+/** Switch language and remember it in the cookie the server negotiates with. */
+export function setLang(lang) {
+  if (!LANGUAGES.includes(lang)) return;
+  i18n.global.locale.value = lang;
+  document.documentElement.lang = lang;
+  document.cookie = `${COOKIE}=${lang}; path=/; max-age=31536000; samesite=lax`;
 }
 
 export function toggleLang() {
-  lang = lang === 'vi' ? 'en' : 'vi';
-  localStorage.setItem('pacs.lang', lang);
-  document.documentElement.lang = lang;
+  setLang(currentLang() === 'vi' ? 'en' : 'vi');
 }

@@ -13,10 +13,15 @@ import {
   StackScrollTool, ToolGroupManager, WindowLevelTool, ZoomTool, addTool, init as toolsInit,
   utilities as toolUtils,
 } from '@cornerstonejs/tools';
-import { DICOMWEB, formatDate, studyMetadata, thumbnailUrl, value } from './api.js';
-import { t } from './i18n.js';
-import { el } from './main.js';
+import { DICOMWEB, errorText, formatDate, studyMetadata, thumbnailUrl, value } from '../../api.js';
+import { el } from '../../dom.js';
+import { t as translate } from '../../i18n.js';
 import { TAG_NAMES } from './tagnames.js';
+
+/** The reader's texts (features/reader/locales), or the shell's for keys naming another domain. */
+function t(key, params) {
+  return translate(key.includes('.') ? key : `reader.${key}`, params);
+}
 
 const { MouseBindings } = ToolEnums;
 const { Events, ViewportType, OrientationAxis } = Enums;
@@ -45,6 +50,20 @@ function initCornerstone() {
     })();
   }
   return ready;
+}
+
+/** "Area", "Mean"... of a rectangle or ellipse, in the user's language. */
+function areaTextLines(data, targetId) {
+  const stats = data.cachedStats?.[targetId] || data.cachedStats?.[targetId?.[0]] || {};
+  const lines = [];
+  const round = (number) => csUtils.roundNumber(number);
+  if (csUtils.isNumber(stats.area)) {
+    lines.push(stats.isEmptyArea ? t('areaOblique') : t('area', { value: round(stats.area), unit: stats.areaUnit }));
+  }
+  for (const key of ['mean', 'max', 'min', 'stdDev']) {
+    if (csUtils.isNumber(stats[key])) lines.push(t(key, { value: round(stats[key]), unit: stats.modalityUnit || '' }).trim());
+  }
+  return lines;
 }
 
 // ---- metadata -------------------------------------------------------------------------
@@ -146,27 +165,36 @@ function frameRate(item) {
 
 let current = null; // the open reader, so a new showStudy tears the old one down
 
-export async function showStudy(studyUid, { shared = false } = {}) {
+/** Open ``studyUid`` in ``app`` (an element); ``onBack`` returns to the list (absent on a share link). */
+export async function showStudy(app, studyUid, { shared = false, onBack = null } = {}) {
   if (current) current.destroy();
-  const app = document.getElementById('app');
+  current = null;
   document.body.classList.toggle('shared', shared);
-  app.replaceChildren(el('p', { class: 'loading' }, t('loading')));
+  app.replaceChildren(el('p', { class: 'loading' }, t('app.loading')));
   let instances;
   try {
     // Start Cornerstone while the metadata is on its way: the first image is what the user waits for.
     [, instances] = await Promise.all([initCornerstone(), studyMetadata(studyUid)]);
     await inlinePalettes(instances);
   } catch (error) {
-    app.replaceChildren(el('p', { class: 'error', role: 'alert' }, `${t('error')}: ${error.message}`));
+    app.replaceChildren(el('p', { class: 'error', role: 'alert' }, `${t('app.error')}: ${errorText(error)}`));
     return;
   }
-  current = new Reader(app, studyUid, buildSeries(studyUid, instances), shared);
+  if (!app.isConnected) return; // left while the metadata was loading
+  current = new Reader(app, studyUid, buildSeries(studyUid, instances), shared, onBack);
   await current.start();
 }
 
+/** Tear down the open reader (viewports, tool groups, listeners). */
+export function closeStudy() {
+  if (current) current.destroy();
+  current = null;
+}
+
 class Reader {
-  constructor(app, studyUid, series, shared) {
+  constructor(app, studyUid, series, shared, onBack) {
     this.app = app;
+    this.onBack = onBack;
     this.studyUid = studyUid;
     this.series = series;
     this.shared = shared;
@@ -214,8 +242,8 @@ class Reader {
 
   buildToolbar(title) {
     const bar = this.toolbar;
-    if (!this.shared) {
-      bar.append(this.button(`← ${t('back')}`, '', () => { window.history.pushState({}, '', window.location.pathname); import('./studylist.js').then((m) => m.showStudyList()); }, { class: 'back' }));
+    if (!this.shared && this.onBack) {
+      bar.append(this.button(`← ${t('back')}`, '', () => this.onBack(), { class: 'back' }));
     }
     bar.append(title);
     const tools = this.shared
@@ -252,7 +280,7 @@ class Reader {
       this.mprButton = this.button(t('mpr'), 'm', () => this.setLayout('mpr'), { 'data-layout': 'mpr' });
       if (getShouldUseCPURendering()) {
         this.mprButton.disabled = true;
-        this.mprButton.title = `${t('mpr')}: WebGL`;
+        this.mprButton.title = t('mprNeedsWebgl');
       }
       layouts.append(this.mprButton);
       bar.append(layouts,
@@ -365,8 +393,9 @@ class Reader {
 
   makeToolGroup(id, volume) {
     const group = ToolGroupManager.createToolGroup(id);
-    for (const tool of [WindowLevelTool, PanTool, ZoomTool, StackScrollTool, LengthTool, AngleTool,
-      RectangleROITool, EllipticalROITool]) group.addTool(tool.toolName);
+    for (const tool of [WindowLevelTool, PanTool, ZoomTool, StackScrollTool, LengthTool, AngleTool]) group.addTool(tool.toolName);
+    // Region statistics labelled from the catalogue (Cornerstone writes them in English).
+    for (const tool of [RectangleROITool, EllipticalROITool]) group.addTool(tool.toolName, { getTextLines: areaTextLines });
     group.addToolInstance('PrimaryPan', PanTool.toolName);
     group.addToolInstance('PrimaryZoom', ZoomTool.toolName);
     group.addToolInstance('DragScroll', StackScrollTool.toolName);
@@ -423,7 +452,7 @@ class Reader {
     try {
       await viewport.setStack(series.imageIds, 0);
     } catch (error) {
-      setLines(slot.corners[2], [`${t('error')}: ${error?.message || error?.error?.message || String(error)}`]);
+      setLines(slot.corners[2], [`${t('app.error')}: ${error?.message || error?.error?.message || String(error)}`]);
       return;
     }
     viewport.render();
@@ -637,7 +666,7 @@ class Reader {
     const slot = this.slots[this.active];
     const item = slot?.item || slot?.series?.first;
     this.tagsItem = item;
-    const filter = el('input', { type: 'search', placeholder: 'tag / keyword / value', class: 'tag-filter' });
+    const filter = el('input', { type: 'search', placeholder: t('tagFilter'), class: 'tag-filter' });
     const table = el('table', { class: 'tag-table' }, el('tbody', {}, ...tagRows(item || {}, 0)));
     filter.addEventListener('input', () => {
       const needle = filter.value.toLowerCase();
@@ -653,8 +682,8 @@ function setLines(node, lines) {
 
 function tagText(element) {
   if (!element) return '';
-  if (element.BulkDataURI) return '(bulk data)';
-  if (element.InlineBinary) return `(binary, ${element.InlineBinary.length} base64 chars)`;
+  if (element.BulkDataURI) return t('bulkData');
+  if (element.InlineBinary) return t('binary', { count: element.InlineBinary.length });
   const values = element.Value || [];
   if (element.vr === 'PN') return values.map((v) => [v.Alphabetic, v.Ideographic, v.Phonetic].filter(Boolean).join('=')).join('\\');
   return values.map((v) => String(v)).join('\\');
@@ -669,7 +698,7 @@ function tagRows(item, depth) {
       el('td', { class: 'tag' }, `${'  '.repeat(depth)}${label}`),
       el('td', { class: 'kw' }, TAG_NAMES[tag] || ''),
       el('td', { class: 'vr' }, element?.vr || ''),
-      el('td', { class: 'val' }, element?.vr === 'SQ' ? `${(element.Value || []).length} item(s)` : tagText(element)));
+      el('td', { class: 'val' }, element?.vr === 'SQ' ? t('items', { count: (element.Value || []).length }) : tagText(element)));
     rows.push(row);
     if (element?.vr === 'SQ') {
       for (const child of element.Value || []) rows.push(...tagRows(child || {}, depth + 1));
