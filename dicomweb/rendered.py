@@ -32,25 +32,41 @@ THUMBNAIL_VIEWPORT = (128, 128)
 
 
 class RenderQuery:
-    """The query parameters every rendered resource takes."""
+    """The query parameters every rendered resource takes, parsed and checked."""
 
     def __init__(
         self,
-        request: Request,
-        window: Annotated[str | None, Query(description="center,width[,function]")] = None,
-        viewport: Annotated[str | None, Query(description="vw,vh[,sx,sy,sw,sh]")] = None,
-        quality: Annotated[int, Query(ge=1, le=100)] = 90,
-        accept: Annotated[str | None, Query(description="media type, overrides Accept")] = None,
+        media_type: str,
+        window: tuple[float, float] | None,
+        viewport: tuple[int, int] | None,
+        quality: int,
     ) -> None:
-        self.media_type = pick_image_type(accept or request.headers.get("accept", ""))
-        self.window = _window(window)
-        self.viewport = _viewport(viewport)
+        self.media_type = media_type
+        self.window = window
+        self.viewport = viewport
         self.quality = quality
 
     def options(self, default_viewport: tuple[int, int] | None = None) -> RenderOptions:
         return RenderOptions(
             self.media_type, self.quality, self.window, self.viewport or default_viewport
         )
+
+
+async def render_query(
+    request: Request,
+    window: Annotated[str | None, Query(description="center,width[,function]")] = None,
+    viewport: Annotated[str | None, Query(description="vw,vh[,sx,sy,sw,sh]")] = None,
+    quality: Annotated[int, Query(ge=1, le=100)] = 90,
+    accept: Annotated[str | None, Query(description="media type, overrides Accept")] = None,
+) -> RenderQuery:
+    """Parsed on the event loop: it is pure parsing, and a sync dependency costs a
+    worker-thread round trip per request."""
+    return RenderQuery(
+        pick_image_type(accept or request.headers.get("accept", "")),
+        _window(window),
+        _viewport(viewport),
+        quality,
+    )
 
 
 def pick_image_type(accept: str) -> str:
@@ -137,7 +153,7 @@ def rendered_instance(
     instance: str,
     request: Request,
     principal: RetrievePrincipal,
-    query: Annotated[RenderQuery, Depends()],
+    query: Annotated[RenderQuery, Depends(render_query)],
 ) -> Response:
     archive = _archive(request)
     found = _instances(archive, principal, study, series, instance)
@@ -154,7 +170,7 @@ def rendered_frame(
     frames: str,
     request: Request,
     principal: RetrievePrincipal,
-    query: Annotated[RenderQuery, Depends()],
+    query: Annotated[RenderQuery, Depends(render_query)],
 ) -> Response:
     try:
         frame = int(frames.split(",")[0])
@@ -175,7 +191,7 @@ def rendered_series(
     series: str,
     request: Request,
     principal: RetrievePrincipal,
-    query: Annotated[RenderQuery, Depends()],
+    query: Annotated[RenderQuery, Depends(render_query)],
 ) -> StreamingResponse:
     """Every instance's first frame as one multipart/related response, rendered one at a time."""
     archive = _archive(request)
@@ -229,7 +245,7 @@ def study_thumbnail(
     study: str,
     request: Request,
     principal: RetrievePrincipal,
-    query: Annotated[RenderQuery, Depends()],
+    query: Annotated[RenderQuery, Depends(render_query)],
 ) -> Response:
     return _thumbnail(request, principal, query, _instances(_archive(request), principal, study))
 
@@ -240,7 +256,7 @@ def series_thumbnail(
     series: str,
     request: Request,
     principal: RetrievePrincipal,
-    query: Annotated[RenderQuery, Depends()],
+    query: Annotated[RenderQuery, Depends(render_query)],
 ) -> Response:
     found = _instances(_archive(request), principal, study, series)
     return _thumbnail(request, principal, query, found)
@@ -253,7 +269,7 @@ def instance_thumbnail(
     instance: str,
     request: Request,
     principal: RetrievePrincipal,
-    query: Annotated[RenderQuery, Depends()],
+    query: Annotated[RenderQuery, Depends(render_query)],
 ) -> Response:
     found = _instances(_archive(request), principal, study, series, instance)
     return _thumbnail(request, principal, query, found)

@@ -28,6 +28,7 @@ from pydicom.pixels import (
 )
 
 from pacs.codecs import register as register_codecs
+from pacs.dicom.native_frame import read_native_frame
 from pacs.part10 import NotDicom, inflated
 
 register_codecs()
@@ -77,12 +78,14 @@ def _render(source: BinaryIO, frame: int, options: RenderOptions) -> bytes:
     try:
         start = source.tell()
         header = dcmread(source, stop_before_pixels=True)
-        source.seek(start)
     except (InvalidDicomError, OSError, ValueError) as exc:
         raise RenderError(f"unreadable instance: {exc}") from exc
     if not 0 <= frame < number_of_frames(header):
         raise RenderError(f"frame {frame + 1} out of range (1-{number_of_frames(header)})")
-    values = _decode(source, frame)
+    values = read_native_frame(source, header, frame)
+    if values is None:
+        source.seek(start)
+        values = _decode(source, frame)
     try:
         image = to_display(values, header, options.window)
     except (ArithmeticError, AttributeError, KeyError, IndexError, TypeError, ValueError) as exc:

@@ -181,8 +181,15 @@ class AuditWriter:
         self.close_seconds = close_seconds
         self.max_pending = queue_size
         self._queue: queue.Queue[Item] = queue.Queue(maxsize=queue_size)
-        self._pending: dict[tuple[str, ...] | int, tuple[float, PendingRecord]] = {}
-        self._serial = 0  # keys for records that are never merged
+        self._pending: dict[int, tuple[float, PendingRecord]] = {}
+        self._serial = 0  # keys of pending records
+        # Aggregated records still taking merges, by what they merge on. Requests merge
+        # into them here, so a repeated access neither queues anything nor wakes the
+        # writer thread: that wake-up (a GIL hand-off per request) was 14% of a rendered
+        # frame's handler time. The writer seals a record (takes it out of here) before
+        # it serialises it, so no merge is ever lost.
+        self._open: dict[tuple[str, ...], PendingRecord] = {}
+        self._open_lock = threading.Lock()
         self._spill_lock = threading.Lock()
         self._spilled = 0  # records written to the spill file, waiting for the database
         self._lost = 0
@@ -200,12 +207,27 @@ class AuditWriter:
         if self._closed:  # after close: nobody will write it, so write it through now
             self._spill([record])
             return
+        if record.action in AGGREGATED_ACTIONS:
+            with self._open_lock:
+                existing = self._open.get(record.key)
+                if existing is not None:
+                    existing.merge(record)
+                    return
+                self._open[record.key] = record
         try:
             self._queue.put(record, timeout=self.block_seconds)
         except queue.Full:
             if self._spilled % 1000 == 0:
                 log.warning("audit queue full: records spill to %s", self.spill_path)
+            self._seal([record])
             self._spill([record])
+
+    def _seal(self, records: Iterable[PendingRecord]) -> None:
+        """Stop ``records`` taking merges: they are about to be written."""
+        with self._open_lock:
+            for record in records:
+                if record.action in AGGREGATED_ACTIONS and self._open.get(record.key) is record:
+                    del self._open[record.key]
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Write everything submitted so far; ``False`` if it could not be written in time."""
@@ -285,10 +307,12 @@ class AuditWriter:
                 break
         left = [record for _, record in self._pending.values()]
         self._pending.clear()
+        self._seal(left)
         with contextlib.suppress(queue.Empty):
             while True:
                 item = self._queue.get_nowait()
                 if isinstance(item, PendingRecord):
+                    self._seal([item])
                     left.append(item)
                 elif isinstance(item, _Flush):
                     flushes.append(item)
@@ -322,23 +346,16 @@ class AuditWriter:
         return stopping
 
     def _add(self, record: PendingRecord) -> None:
-        if record.action in AGGREGATED_ACTIONS:
-            key: tuple[str, ...] | int = record.key
-            existing = self._pending.get(key)
-            if existing is not None:
-                existing[1].merge(record)
-                return
-            deadline = time.monotonic() + self.window
-        else:
-            self._serial += 1
-            key = self._serial
-            deadline = 0.0
-        self._pending[key] = (deadline, record)
+        """Hold ``record`` until its window closes (aggregated) or write it at once."""
+        deadline = time.monotonic() + self.window if record.action in AGGREGATED_ACTIONS else 0.0
+        self._serial += 1
+        self._pending[self._serial] = (deadline, record)
 
-    def _write_due(self, due: list[tuple[tuple[str, ...] | int, PendingRecord]]) -> bool:
+    def _write_due(self, due: list[tuple[int, PendingRecord]]) -> bool:
         if not due:
             return self._unwritable_since is None
         records = sorted((record for _, record in due), key=lambda r: r.at)
+        self._seal(records)
         if not self._try_write(records):
             return False
         for key, _ in due:

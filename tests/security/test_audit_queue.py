@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 from fastapi.testclient import TestClient
@@ -12,6 +14,7 @@ from sqlalchemy import func, select, text
 from pacs.archive import Archive
 from pacs.audit import AuditTrail
 from pacs.audit.models import AuditEvent
+from pacs.audit.writer import AuditWriter, PendingRecord
 from pacs.auth.principal import Kind, Principal, Role
 from pacs.settings import Settings
 from tests.dicom_factory import ct_slice
@@ -113,3 +116,55 @@ def test_a_full_queue_spills_to_disk_and_nothing_is_lost(archive: Archive, tmp_p
         assert replayer.status() == "ok"
     finally:
         replayer.close()
+
+
+def _access(detail: str) -> PendingRecord:
+    return PendingRecord(
+        at=datetime.now(UTC),
+        actor_kind="user",
+        actor="bs.lan",
+        role="radiologist",
+        address="10.0.0.5",
+        action="wado",
+        outcome="success",
+        patient_id="BN1",
+        study_uid="1.2.3",
+        details=[detail],
+    )
+
+
+def test_repeated_accesses_merge_before_the_queue_and_none_is_lost_across_a_write() -> None:
+    """A repeated access merges into the open record without queueing (no writer wake-up
+    per request); once the writer seals and writes it, later accesses start a new record,
+    and the counts of both add up to every access made, even with concurrent requests."""
+    written: list[PendingRecord] = []
+    writer = AuditWriter(written.extend, spill_path=None, window=300)
+    queued: list[object] = []
+    put = writer._queue.put
+
+    def counting_put(item: object, block: bool = True, timeout: float | None = None) -> None:
+        queued.append(item)
+        put(item, block, timeout)
+
+    writer._queue.put = counting_put  # type: ignore[method-assign]
+    try:
+        for n in range(50):
+            writer.submit(_access(f"frame {n % 3}"))
+        assert len(queued) == 1  # one record queued, not 50
+        assert writer.flush()
+        assert [r.count for r in written] == [50]
+
+        def scroll() -> None:
+            for n in range(200):
+                writer.submit(_access(f"frame {n}"))
+
+        threads = [threading.Thread(target=scroll) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        flushed = [writer.flush() for _ in range(5)]  # writes (and seals) while they merge
+        for thread in threads:
+            thread.join()
+        assert all(flushed) and writer.flush()
+        assert sum(r.count for r in written) == 50 + 4 * 200
+    finally:
+        writer.close()
