@@ -207,6 +207,8 @@ class Settings(BaseSettings):
     fhir_citizen_id_system: str = "http://fhir.hl7.org.vn/core/sid/cccd"
     fhir_patient_id_system: str = "urn:pacs:patient-id"
     fhir_timezone: str = "Asia/Ho_Chi_Minh"
+    # The calendar statistics count days in (GET /api/stats): the hospital's zone.
+    stats_timezone: str = "Asia/Ho_Chi_Minh"
 
     duplicate_policy: DuplicatePolicy = DuplicatePolicy.KEEP
     default_charset: str = "ISO_IR 100"  # assumed when a dataset declares no character set

@@ -45,6 +45,8 @@ from pacs.jobs import Jobs
 from pacs.metrics import instruments
 from pacs.query import Level, SearchResult
 from pacs.settings import Settings
+from pacs.stats import Statistics
+from pacs.stats.periods import utc_offset_minutes
 from pacs.workflow.commitment import Commitments
 from pacs.workflow.his_out import OrderStatusOut
 from pacs.workflow.service import MATCH_JOB, Workflow
@@ -110,6 +112,8 @@ class Archive:
         self.lifecycle = Lifecycle(self.sessions, store, self.audit, purge_after=purge_after)
         self.corrections = Corrections(self.sessions, store, self.audit)
         self.auth = Auth(self.sessions)  # accounts, tokens, share grants for the doors
+        # Statistics and KPIs (GET /api/stats), counted in the hospital's calendar days.
+        self.stats = Statistics(self.sessions, engine, utc_offset_minutes(settings.stats_timezone))
         # Hospital workflow (HIS patients, orders): HL7 messages applied through it; demographic
         # changes reach stored studies as audited corrections; stable studies matched to orders.
         self.workflow = Workflow(

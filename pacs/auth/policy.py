@@ -27,6 +27,8 @@ POLICY: dict[str, frozenset[Role]] = {
     "audit": frozenset({R.ADMIN, R.AUDITOR}),
     # no patient data
     "metrics": frozenset({R.ADMIN, R.INTEGRATION}),  # Prometheus scrape (loopback needs none)
+    # aggregate statistics (counts per period, referring physicians' names, no patients)
+    "stats": frozenset({R.ADMIN, R.AUDITOR}),
     "self": frozenset(set(Role) - {R.ANONYMOUS}),  # who am I, log out
     "public": frozenset(set(Role)),
 }
