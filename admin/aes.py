@@ -40,6 +40,35 @@ class RemoteAEBody(BaseModel):
     enabled: bool = True
 
 
+class RemoteAEOut(BaseModel):
+    """A registered peer as the API answers it (the OpenAPI description's model)."""
+
+    ae_title: str
+    host: str
+    port: int
+    services: list[str]
+    charset_fallback: str | None
+    charset_profile: str
+    tls_required: bool
+    tls_identity: str | None
+    description: str
+    enabled: bool
+
+
+class AEList(BaseModel):
+    remote_aes: list[RemoteAEOut]
+    allowed_calling_aes: list[str]
+    strict: bool = Field(description="only registered or allowed calling AEs may associate")
+
+
+class EchoOut(BaseModel):
+    ae_title: str
+    success: bool
+    reason: str
+    status: str | None = Field(description="the C-ECHO response status, 0x0000 for success")
+    elapsed_ms: float
+
+
 class CallingAEBody(BaseModel):
     ae_title: str = Field(max_length=64)
     description: str = Field(default="", max_length=255)
@@ -61,7 +90,7 @@ def _not_found(exc: UnknownAE) -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, str(exc))
 
 
-@router.get("/api/aes")
+@router.get("/api/aes", response_model=AEList)
 def list_aes(request: Request, principal: Admin) -> dict[str, Any]:
     """Every registered peer, and the calling AE titles allowed without registration."""
     archive = _archive(request)
@@ -72,7 +101,7 @@ def list_aes(request: Request, principal: Admin) -> dict[str, Any]:
     }
 
 
-@router.get("/api/aes/{title}")
+@router.get("/api/aes/{title}", response_model=RemoteAEOut)
 def get_ae(request: Request, principal: Admin, title: str) -> dict[str, Any]:
     try:
         return _archive(request).remote_aes.get(title).as_json()
@@ -80,7 +109,7 @@ def get_ae(request: Request, principal: Admin, title: str) -> dict[str, Any]:
         raise _not_found(exc) from exc
 
 
-@router.post("/api/aes", status_code=status.HTTP_201_CREATED)
+@router.post("/api/aes", status_code=status.HTTP_201_CREATED, response_model=RemoteAEOut)
 def add_ae(request: Request, principal: Admin, body: RemoteAEBody) -> dict[str, Any]:
     """Register a peer; 409 when its title is taken."""
     archive = _archive(request)
@@ -93,7 +122,7 @@ def add_ae(request: Request, principal: Admin, body: RemoteAEBody) -> dict[str, 
     return value.as_json()
 
 
-@router.put("/api/aes/{title}")
+@router.put("/api/aes/{title}", response_model=RemoteAEOut)
 def replace_ae(
     request: Request, principal: Admin, title: str, body: RemoteAEBody
 ) -> dict[str, Any]:
@@ -121,7 +150,7 @@ def remove_ae(request: Request, principal: Admin, title: str) -> Response:
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/api/aes/{title}/echo")
+@router.post("/api/aes/{title}/echo", response_model=EchoOut)
 def echo_ae(request: Request, principal: Admin, title: str) -> dict[str, Any]:
     """A real C-ECHO to the peer: ``success`` and, either way, the ``reason``."""
     archive = _archive(request)

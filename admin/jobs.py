@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
+from pydantic import BaseModel, Field
 
 from pacs.archive import Archive
 from pacs.auth.http import authorize
@@ -27,12 +28,37 @@ StateFilter = Annotated[
 ]
 
 
+class JobOut(BaseModel):
+    """A job as the API answers it (times are ISO 8601, UTC)."""
+
+    id: int
+    kind: str
+    payload: dict[str, Any]
+    state: str = Field(description="queued, running, done, failed (dead letter) or cancelled")
+    attempts: int
+    max_attempts: int
+    run_after: str
+    lease_expires: str | None
+    worker: str | None
+    last_error: str
+    dedup_key: str | None
+    created_at: str
+    updated_at: str
+
+
+class JobList(BaseModel):
+    total: int
+    limit: int
+    offset: int
+    jobs: list[JobOut]
+
+
 def _archive(request: Request) -> Archive:
     archive: Archive = request.app.state.archive
     return archive
 
 
-@router.get("/api/jobs")
+@router.get("/api/jobs", response_model=JobList)
 def list_jobs(
     request: Request,
     principal: Admin,
@@ -51,13 +77,13 @@ def list_jobs(
     }
 
 
-@router.post("/api/jobs/{job_id}/retry")
+@router.post("/api/jobs/{job_id}/retry", response_model=JobOut)
 def retry_job(request: Request, principal: Admin, job_id: JobId) -> dict[str, Any]:
     """Queue the job again now with attempts reset; 404 unknown, 409 while it runs."""
     return _change(request, principal, job_id, "retry")
 
 
-@router.post("/api/jobs/{job_id}/cancel")
+@router.post("/api/jobs/{job_id}/cancel", response_model=JobOut)
 def cancel_job(request: Request, principal: Admin, job_id: JobId) -> dict[str, Any]:
     """Cancel a queued or running job; 404 unknown, 409 when it already ended."""
     return _change(request, principal, job_id, "cancel")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 
+from pacs.auth.principal import Kind, Principal, Role
 from pacs.settings import Settings
 
 
@@ -76,6 +78,9 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     archive = Archive.open(settings)
     try:
         report = check(archive, repair=args.repair, quick=args.quick)
+        operator = Principal(Kind.USER, f"os:{getpass.getuser()}", Role.ADMIN, "console")
+        mode = {"quick": args.quick, "repair": args.repair}
+        archive.record_integrity_check(operator, {**report.as_dict(), **mode})
     finally:
         archive.close()
     if args.json:

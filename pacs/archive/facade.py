@@ -21,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from pacs import query
-from pacs.archive import retrieve
+from pacs.archive import retrieve, usage
 from pacs.archive.boundary import WriteWatch, guard_engine, probe_write
 from pacs.archive.corrections import Corrections, VersionView
 from pacs.archive.errors import StorageUnavailable, Unavailable
@@ -30,6 +30,7 @@ from pacs.archive.ingest import Ingestor, IngestResult, Origin, Spool
 from pacs.archive.lifecycle import DeletionView, HoldView, Lifecycle, PurgeReport
 from pacs.archive.presence import require_archive
 from pacs.archive.retrieve import StoredInstance
+from pacs.archive.usage import Usage
 from pacs.audit import AuditTrail
 from pacs.audit.checkpoint import Checkpoint
 from pacs.audit.syslog import SyslogSender
@@ -460,6 +461,19 @@ class Archive:
             include_all=include_all,
             ignore_unsupported=ignore_unsupported,
             combined_datetime=combined_datetime,
+        )
+
+    def storage_usage(self) -> Usage:
+        """Instances and bytes per store and per modality and month, free space, and the
+        last integrity check (for the storage page)."""
+        return usage.usage(self.sessions, self.store, self.settings.data_dir, self.audit)
+
+    def record_integrity_check(self, principal: Principal, report: dict[str, Any]) -> None:
+        """Keep a ``pacs check`` result in the audit trail, where the storage page reads it."""
+        consistent = bool(report.get("consistent"))
+        outcome = "success" if consistent else "failure: NOT consistent"
+        self.audit.record(
+            principal, usage.CHECK_ACTION, outcome, detail=usage.check_summary(report)
         )
 
     def counts(self) -> dict[str, int]:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import Select, or_, select, text
+from sqlalchemy import Select, func, or_, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from pacs.audit.checkpoint import Checkpoint, CheckpointError
@@ -52,6 +52,14 @@ class ChainBreak:
     reason: str
 
 
+@dataclass(frozen=True)
+class TrailSummary:
+    records: int
+    newest: int | None  # the newest record's number
+    checkpoint_pk: int | None  # the record the signed checkpoint names
+    checkpoint_at: str | None
+
+
 def _digest(prev_hash: str, fields: dict[str, str]) -> str:
     canonical = json.dumps(fields, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256((prev_hash + canonical).encode("utf-8")).hexdigest()
@@ -59,6 +67,20 @@ def _digest(prev_hash: str, fields: dict[str, str]) -> str:
 
 def _utc(moment: datetime) -> datetime:
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+AUDIT_FIELDS = (
+    "at",
+    "actor_kind",
+    "actor",
+    "role",
+    "address",
+    "action",
+    "outcome",
+    "patient_id",
+    "study_uid",
+    "detail",
+)
 
 
 def event_fields(event: AuditEvent) -> dict[str, str]:
@@ -303,6 +325,54 @@ class AuditTrail:
             query = query.limit(limit)
         with self.sessions() as session:
             return list(session.scalars(query))
+
+    def summary(self) -> TrailSummary:
+        """How many records, the newest one's number, and what the checkpoint names."""
+        self.flush(timeout=2.0)
+        with self.sessions() as session:
+            records, newest = session.execute(
+                select(func.count(), func.max(AuditEvent.pk)).select_from(AuditEvent)
+            ).one()
+        mark = None
+        if self.checkpoint is not None:
+            try:
+                mark = self.checkpoint.read()
+            except CheckpointError:
+                mark = None  # verify() says why
+        return TrailSummary(
+            records=int(records or 0),
+            newest=newest,
+            checkpoint_pk=mark.pk if mark else None,
+            checkpoint_at=mark.at if mark else None,
+        )
+
+    def usage(
+        self, action: str, actors: Iterable[str], outcome: str = "success"
+    ) -> dict[str, tuple[int, datetime]]:
+        """How often, and when last, each actor did ``action`` with ``outcome``.
+
+        How the share list counts a link's uses: each opening is one
+        ``share-open`` record whose actor is the grant.
+        """
+        names = sorted(set(actors))
+        if not names:
+            return {}
+        self.flush(timeout=2.0)
+        found: dict[str, tuple[int, datetime]] = {}
+        with self.sessions() as session:
+            for start in range(0, len(names), 500):  # bound the IN list
+                rows = session.execute(
+                    select(AuditEvent.actor, func.count(), func.max(AuditEvent.at))
+                    .where(
+                        AuditEvent.action == action,
+                        AuditEvent.outcome == outcome,
+                        AuditEvent.actor.in_(names[start : start + 500]),
+                    )
+                    .group_by(AuditEvent.actor)
+                )
+                for actor, count, last in rows:
+                    found[actor] = (int(count), _utc(last))
+        return found
 
     def _walk(self) -> Iterator[AuditEvent]:
         with self.sessions() as session:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from itsdangerous import BadSignature, Signer
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from pacs.auth.accounts import _aware
@@ -119,6 +119,66 @@ def _info(grant: ShareGrant) -> GrantInfo:
         grant.revoked_at is not None,
         grant.pin_hash is not None,
     )
+
+
+@dataclass(frozen=True)
+class GrantRow:
+    """A share as its creator or an administrator lists it (no PIN, no link secret)."""
+
+    grant_id: str
+    study_uid: str
+    created_by: str
+    created_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+    has_pin: bool
+    failed_pins: int
+
+    @property
+    def state(self) -> str:
+        """``active``, ``expired``, ``revoked``, or ``withdrawn`` (too many wrong PINs)."""
+        if self.revoked_at is not None:
+            return "withdrawn" if self.failed_pins >= MAX_PIN_FAILURES else "revoked"
+        if self.expires_at <= datetime.now(UTC):
+            return "expired"
+        return "active"
+
+
+def list_grants(
+    sessions: sessionmaker[Session],
+    *,
+    created_by: str | None = None,
+    study_uid: str | None = None,
+    limit: int = 500,
+    offset: int = 0,
+) -> tuple[list[GrantRow], int]:
+    """Shares newest first (optionally one creator's or one study's), and how many match."""
+    query = select(ShareGrant)
+    if created_by is not None:
+        query = query.where(ShareGrant.created_by == created_by)
+    if study_uid is not None:
+        query = query.where(ShareGrant.study_uid == study_uid)
+    with sessions() as session:
+        total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        page = session.scalars(
+            query.order_by(ShareGrant.created_at.desc(), ShareGrant.pk.desc())
+            .limit(limit)
+            .offset(offset)
+        )
+        rows = [
+            GrantRow(
+                grant.grant_id,
+                grant.study_uid,
+                grant.created_by,
+                _aware(grant.created_at) or grant.created_at,
+                _aware(grant.expires_at) or grant.expires_at,
+                _aware(grant.revoked_at),
+                grant.pin_hash is not None,
+                grant.failed_pins or 0,
+            )
+            for grant in page
+        ]
+    return rows, int(total)
 
 
 def grant_id_from_token(key: str, token: str) -> str:

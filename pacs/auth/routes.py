@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, quote
 
 import qrcode
 import qrcode.image.svg
-from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from pydantic import BaseModel, Field
 
@@ -359,6 +359,74 @@ def create_share(
     }
 
 
+class ShareOut(BaseModel):
+    """A share link as its creator or an admin lists it (never its URL's signature or PIN)."""
+
+    grant_id: str
+    study_uid: str
+    created_by: str
+    created_at: datetime
+    expires_at: datetime
+    state: str = Field(description="active, expired, revoked, or withdrawn (too many wrong PINs)")
+    revoked_at: datetime | None
+    pin: bool
+    failed_pins: int
+    uses: int = Field(description="times the link was opened")
+    last_used_at: datetime | None
+
+
+class ShareList(BaseModel):
+    total: int
+    limit: int
+    offset: int
+    shares: list[ShareOut]
+
+
+@router.get("/api/shares")
+def list_shares(
+    request: Request,
+    principal: Annotated[Principal, Depends(authorize("share"))],
+    study_uid: Annotated[str | None, Query(max_length=64)] = None,
+    created_by: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
+) -> ShareList:
+    """Share links newest first, with their uses: an admin sees every one, others their own."""
+    archive = _archive(request)
+    if principal.role is not Role.ADMIN:
+        if created_by not in (None, principal.name):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "only an admin lists others' shares")
+        created_by = principal.name
+    rows, total = archive.auth.list_grants(
+        created_by=created_by, study_uid=study_uid, limit=limit, offset=offset
+    )
+    uses = archive.audit.usage("share-open", [row.grant_id for row in rows])
+    archive.audit.record(
+        principal, "share-list", study_uid=study_uid, detail=str(request.url.query)[:1000]
+    )
+    return ShareList(
+        total=total,
+        limit=limit,
+        offset=offset,
+        shares=[
+            ShareOut(
+                grant_id=row.grant_id,
+                study_uid=row.study_uid,
+                created_by=row.created_by,
+                created_at=row.created_at,
+                expires_at=row.expires_at,
+                state=row.state,
+                revoked_at=row.revoked_at,
+                pin=row.has_pin,
+                failed_pins=row.failed_pins,
+                uses=uses.get(row.grant_id, (0, None))[0],
+                last_used_at=uses.get(row.grant_id, (0, None))[1],
+            )
+            for row in rows
+        ],
+    )
+
+
 def _live_grant(request: Request, grant_id: str) -> grants.GrantInfo:
     info = _archive(request).auth.get_grant(grant_id)
     if info is None:
@@ -366,7 +434,11 @@ def _live_grant(request: Request, grant_id: str) -> grants.GrantInfo:
     return info
 
 
-@router.get("/api/shares/{grant_id}/qr.{fmt}")
+@router.get(
+    "/api/shares/{grant_id}/qr.{fmt}",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}, "image/svg+xml": {}}}},
+)
 def share_qr(
     grant_id: str,
     fmt: str,

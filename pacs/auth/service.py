@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from pacs.auth import accounts, grants
 from pacs.auth.accounts import AccountInfo, TokenInfo
-from pacs.auth.grants import GrantInfo
+from pacs.auth.grants import GrantInfo, GrantRow
 from pacs.auth.principal import Principal, Role
 
 
@@ -135,6 +135,19 @@ class Auth:
     ) -> GrantInfo:
         """A share grant for one study; GrantError for a bad PIN."""
         return grants.create_grant(self._sessions, study_uid, created_by, days, pin)
+
+    def list_grants(
+        self,
+        *,
+        created_by: str | None = None,
+        study_uid: str | None = None,
+        limit: int = 500,
+        offset: int = 0,
+    ) -> tuple[list[GrantRow], int]:
+        """Shares newest first (one creator's, one study's, or all) and how many match."""
+        return grants.list_grants(
+            self._sessions, created_by=created_by, study_uid=study_uid, limit=limit, offset=offset
+        )
 
     def get_grant(self, grant_id: str) -> GrantInfo | None:
         return grants.get_grant(self._sessions, grant_id)
