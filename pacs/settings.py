@@ -227,6 +227,14 @@ class Settings(BaseSettings):
     # A study is "stable" (its subscribers' jobs are queued) after this long without a new
     # instance; Orthanc's StableAge. A late instance makes it stable again later.
     stable_study_seconds: float = Field(default=60.0, gt=0)
+    # Routing and sending (pacs/routing): a destination that is down is retried after
+    # route_backoff_seconds, doubling up to route_backoff_cap_seconds, route_max_attempts
+    # times per send job before it is a dead letter (other destinations are not held up);
+    # route_associations: associations opened at once to send one study to a remote AE.
+    route_backoff_seconds: float = Field(default=10.0, gt=0)
+    route_backoff_cap_seconds: float = Field(default=3600.0, gt=0)
+    route_max_attempts: int = Field(default=20, ge=1, le=1000)
+    route_associations: int = Field(default=1, ge=1, le=16)
     # History kept: finished (done, cancelled) jobs and change-feed rows older than this are
     # pruned by the leader; dead letters stay until an administrator retries or cancels them.
     history_days: float = Field(default=30.0, gt=0)

@@ -27,10 +27,17 @@ class ServeProcess:
 
 
 @contextmanager
-def serve_process(tmp_path: Path, settings: dict[str, str]) -> Iterator[ServeProcess]:
-    """Start it with ``settings`` (``PACS_*`` variables; inherited ones dropped) on free
-    loopback ports; yield once /health answers; terminate it (kill after 30 s) at the end."""
-    dicom_port, http_port = free_port(), free_port()
+def serve_process(
+    tmp_path: Path,
+    settings: dict[str, str],
+    *,
+    dicom_port: int | None = None,
+    http_port: int | None = None,
+) -> Iterator[ServeProcess]:
+    """Start it with ``settings`` (``PACS_*`` variables; inherited ones dropped) on loopback
+    ports (free ones unless given); yield once /health answers; terminate it (kill after
+    30 s) at the end."""
+    dicom_port, http_port = dicom_port or free_port(), http_port or free_port()
     data_dir = tmp_path / "data"
     # Inherited settings are dropped, but not the DIMSE fast path switch (make test runs both).
     env = {

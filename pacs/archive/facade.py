@@ -45,6 +45,7 @@ from pacs.index.models import Instance, Series, Study
 from pacs.jobs import Jobs
 from pacs.metrics import instruments
 from pacs.query import Level, SearchResult
+from pacs.routing.service import Routing
 from pacs.settings import Settings
 from pacs.stats import Statistics
 from pacs.stats.periods import utc_offset_minutes
@@ -136,6 +137,17 @@ class Archive:
         self.commitments = Commitments(
             self.sessions, store, self.remote_aes, self.jobs, settings.ae_title
         )
+        # Routing rules and sends (C-STORE SCU, STOW-RS), queries and retrievals elsewhere.
+        self.routing = Routing(
+            self.sessions,
+            self.jobs,
+            self.events,
+            self.remote_aes,
+            settings,
+            locate=self.locate,
+            open_blob=self.open_blob,
+            client_tls=self.remote_aes.client_tls,
+        )
         # Instances that arrive in a corrected study are brought in line by a job.
         self.jobs.handle("reapply-corrections", self._reapply_job, backoff_s=60.0)
         self._scanned_corrections = False
@@ -187,6 +199,7 @@ class Archive:
         return archive
 
     def close(self) -> None:
+        self.routing.close()
         self.audit.close()
         self.engine.dispose()
 

@@ -22,6 +22,8 @@ POLICY: dict[str, frozenset[Role]] = {
     "share": frozenset({R.ADMIN, R.RADIOLOGIST, R.CLINICIAN}),
     # the HIS mints short-lived per-study viewer links for its users (ehr.launch)
     "launch": frozenset({R.ADMIN, R.INTEGRATION}),
+    # send a study to another PACS, query and retrieve from one (pacs.routing)
+    "send": frozenset({R.ADMIN, R.RADIOLOGIST}),
     # administration and oversight
     "admin": frozenset({R.ADMIN}),
     "audit": frozenset({R.ADMIN, R.AUDITOR}),

@@ -160,6 +160,10 @@ class RemoteAEs:
         tls = self._client_tls() if peer.tls_required else None
         return c_echo(self.settings.ae_title, peer, timeout=timeout, tls=tls)
 
+    def client_tls(self) -> ssl.SSLContext:
+        """Our side of DICOM TLS to a peer (for the outbound clients of pacs.routing)."""
+        return self._client_tls()
+
     def _client_tls(self) -> ssl.SSLContext:
         """Our side of DICOM TLS to a peer: its certificate checked against our CA file (or
         the system's), ours shown when we have one."""

@@ -1,0 +1,111 @@
+"""Rows of routing: rules, DICOMweb destinations, the per-destination outbox, retrievals.
+
+A rule says which arriving studies (or instances) go where; each match becomes a
+``routing_send`` row (the outbox) and a job. The outbox is drained per
+destination in priority order (``routing_lane`` says which worker drains a
+destination now), so one destination's outage holds only its own sends.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Boolean, DateTime, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from pacs.index.models import UID, Base
+
+TZ = DateTime(timezone=True)
+
+
+class RoutingEndpoint(Base):
+    """A DICOMweb (STOW-RS) destination and the credential sent to it."""
+
+    __tablename__ = "routing_endpoint"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    url: Mapped[str] = mapped_column(String(512))  # the DICOMweb base (…/dicom-web)
+    auth: Mapped[str] = mapped_column(String(16), default="none")  # none, bearer, basic
+    username: Mapped[str] = mapped_column(String(128), default="")
+    secret: Mapped[str] = mapped_column(Text, default="")  # never shown back (masked)
+    description: Mapped[str] = mapped_column(String(255), default="")
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(TZ)
+    updated_at: Mapped[datetime] = mapped_column(TZ)
+
+
+class RoutingRule(Base):
+    """Which arrivals to send where; empty patterns match anything."""
+
+    __tablename__ = "routing_rule"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    trigger: Mapped[str] = mapped_column(String(16))  # stable, instance
+    calling_ae: Mapped[str] = mapped_column(String(64), default="")
+    modality: Mapped[str] = mapped_column(String(64), default="")
+    body_part: Mapped[str] = mapped_column(String(64), default="")
+    description: Mapped[str] = mapped_column(String(256), default="")
+    window_start: Mapped[str] = mapped_column(String(5), default="")  # HH:MM, local time
+    window_end: Mapped[str] = mapped_column(String(5), default="")
+    destination: Mapped[str] = mapped_column(String(80))  # ae:TITLE or web:NAME
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(TZ)
+    updated_at: Mapped[datetime] = mapped_column(TZ)
+
+
+class RoutingSend(Base):
+    """One study (or some of its instances) to deliver to one destination."""
+
+    __tablename__ = "routing_send"
+    __table_args__ = (Index("ix_routing_send_lane", "destination", "state", "priority"),)
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    destination: Mapped[str] = mapped_column(String(80))
+    study_uid: Mapped[str] = mapped_column(UID, index=True)
+    sop_uids: Mapped[str] = mapped_column(Text, default="")  # JSON list; empty: the whole study
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    state: Mapped[str] = mapped_column(String(16))  # pending, sent, failed, cancelled
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    origin: Mapped[str] = mapped_column(String(160), default="")  # rule:NAME or user:NAME
+    # A rule's send is made once per arrival, even if its job runs twice.
+    dedup: Mapped[str | None] = mapped_column(String(256), unique=True, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(TZ)
+    updated_at: Mapped[datetime] = mapped_column(TZ)
+
+
+class RoutingLane(Base):
+    """Who drains a destination's outbox now: one worker at a time, under a lease."""
+
+    __tablename__ = "routing_lane"
+
+    destination: Mapped[str] = mapped_column(String(80), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    lease_expires: Mapped[datetime | None] = mapped_column(TZ, nullable=True)
+
+
+class RemoteRetrieve(Base):
+    """A C-MOVE from a remote PACS to this archive, and its progress."""
+
+    __tablename__ = "remote_retrieve"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ae_title: Mapped[str] = mapped_column(String(16))
+    level: Mapped[str] = mapped_column(String(8))
+    study_uid: Mapped[str] = mapped_column(UID)
+    series_uid: Mapped[str] = mapped_column(UID, default="")
+    state: Mapped[str] = mapped_column(String(16))  # pending, done, failed
+    completed: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    warning: Mapped[int] = mapped_column(Integer, default=0)
+    remaining: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    requested_by: Mapped[str] = mapped_column(String(128), default="")
+    created_at: Mapped[datetime] = mapped_column(TZ)
+    updated_at: Mapped[datetime] = mapped_column(TZ)
