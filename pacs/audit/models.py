@@ -15,6 +15,7 @@ class AuditEvent(Base):
     __table_args__ = (
         Index("ix_audit_event_patient", "patient_id"),
         Index("ix_audit_event_study", "study_uid"),
+        Index("ix_audit_event_action_at", "action", "at"),  # statistics (share openings)
     )
 
     pk: Mapped[int] = mapped_column(Integer, primary_key=True)

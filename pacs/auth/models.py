@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Integer, String
+from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from pacs.index.models import Base
@@ -61,6 +61,7 @@ class ShareGrant(Base):
     """Read-only access to one study for whoever holds the link (and the PIN, when set)."""
 
     __tablename__ = "share_grant"
+    __table_args__ = (Index("ix_share_grant_created_at", "created_at"),)  # statistics
 
     pk: Mapped[int] = mapped_column(Integer, primary_key=True)
     grant_id: Mapped[str] = mapped_column(String(32), unique=True)

@@ -66,7 +66,10 @@ class PatientIdentifier(Base):
 
 class Study(Base):
     __tablename__ = "study"
-    __table_args__ = (Index("ix_study_date_time", "study_date", "study_time"),)
+    __table_args__ = (
+        Index("ix_study_date_time", "study_date", "study_time"),
+        Index("ix_study_created_at", "created_at"),  # statistics by first arrival
+    )
 
     pk: Mapped[int] = mapped_column(Integer, primary_key=True)
     study_uid: Mapped[str] = mapped_column(UID, unique=True)
@@ -107,6 +110,13 @@ class Series(Base):
 
 class Instance(Base):
     __tablename__ = "instance"
+    __table_args__ = (  # statistics by arrival day: index-only on PostgreSQL
+        Index(
+            "ix_instance_received_at",
+            "received_at",
+            postgresql_include=["size", "series_pk", "source_ae"],
+        ),
+    )
 
     pk: Mapped[int] = mapped_column(Integer, primary_key=True)
     sop_instance_uid: Mapped[str] = mapped_column(UID, unique=True)

@@ -22,9 +22,14 @@ class Period(enum.StrEnum):
     MONTH = "month"
 
 
-def period_key(day: str, period: Period) -> str:
-    """The label of the period holding local day ``day`` (YYYY-MM-DD): the day, ``2026-W49``
-    (ISO week) or ``2026-12``."""
+EPOCH = date(1970, 1, 1)
+
+
+def period_key(value: str | int | float, period: Period) -> str:
+    """The label of the period holding a local day (``YYYY-MM-DD`` text, or days since
+    1970-01-01 as PostgreSQL's expression gives): the day, ``2026-W49`` (ISO week) or
+    ``2026-12``."""
+    day = value if isinstance(value, str) else (EPOCH + timedelta(days=int(value))).isoformat()
     if period is Period.DAY:
         return day
     if period is Period.MONTH:
@@ -40,11 +45,16 @@ def utc_offset_minutes(zone: str, at: datetime | None = None) -> int:
 
 
 def local_day_sql(column: ColumnClause | ColumnElement, dialect: str, offset: int) -> ColumnElement:
-    """SQL for the local calendar day (text YYYY-MM-DD) of a UTC timestamp column."""
+    """SQL for the local calendar day of a UTC timestamp column.
+
+    On PostgreSQL: days since 1970-01-01 as an integer, by float arithmetic on the
+    epoch (to_char over a shifted timestamp cost three times as much per row at a
+    million rows); on SQLite: the text YYYY-MM-DD.
+    """
     minutes = int(offset)  # an int, never request text: safe to inline
     if dialect == "postgresql":
-        shifted = func.timezone("UTC", column) + literal_column(f"interval '{minutes} minutes'")
-        return func.to_char(shifted, "YYYY-MM-DD")
+        seconds = func.date_part("epoch", column) + literal_column(str(minutes * 60))
+        return func.floor(seconds / literal_column("86400"))
     return func.strftime("%Y-%m-%d", column, f"{minutes:+d} minutes")
 
 

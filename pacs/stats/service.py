@@ -179,11 +179,15 @@ class Statistics:
         instances = (
             select(day, group, func.count(), func.coalesce(func.sum(Instance.size), 0))
             .select_from(Instance)
-            .join(Series, Instance.series_pk == Series.pk)
-            .join(Study, Series.study_pk == Study.pk)
             .where(Instance.received_at >= low, Instance.received_at < high)
             .group_by(day, *grouped)
         )
+        # Joins only where the grouping or the filter reads them (each costs a hash of
+        # the whole range at a million rows).
+        if q.group_by in (GroupBy.MODALITY, GroupBy.REFERRING, GroupBy.INSTITUTION) or q.modality:
+            instances = instances.join(Series, Instance.series_pk == Series.pk)
+        if q.group_by in (GroupBy.REFERRING, GroupBy.INSTITUTION):
+            instances = instances.join(Study, Series.study_pk == Study.pk)
         study_day = self._day(Study.created_at).label("day")
         studies = (
             select(study_day, group, func.count(func.distinct(Study.pk)))
