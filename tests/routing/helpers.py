@@ -17,6 +17,8 @@ from pydicom.uid import generate_uid
 
 from pacs.archive import Archive
 from pacs.archive.ingest import Origin
+from pacs.auth.accounts import create_account, create_token
+from pacs.auth.principal import Role
 from pacs.settings import Settings
 from tests.conftest import free_port
 from tests.dicom_factory import ct_slice, to_bytes
@@ -69,6 +71,16 @@ def wait_until(condition: object, timeout: float = 60.0, what: str = "") -> None
             return
         time.sleep(0.05)
     raise AssertionError(f"not before the deadline: {what or condition}")
+
+
+def admin_token(data_dir: Path) -> str:
+    """An admin API token in the archive at ``data_dir``, made before it serves."""
+    archive = Archive.open(Settings(data_dir=data_dir))
+    try:
+        create_account(archive.sessions, "admin", "peer-admin-password", Role.ADMIN)
+        return create_token(archive.sessions, "admin", "routing test")
+    finally:
+        archive.close()
 
 
 @dataclass

@@ -17,13 +17,18 @@ from pathlib import Path
 import pytest
 
 from pacs.archive import Archive
-from pacs.auth.accounts import create_account, create_token
-from pacs.auth.principal import Role
 from pacs.config import remote_ae
 from pacs.routing.values import endpoint, rule
 from pacs.settings import Settings
 from tests.conftest import free_port
-from tests.routing.helpers import declare_stable, fast, store_study, storescp, wait_until
+from tests.routing.helpers import (
+    admin_token,
+    declare_stable,
+    fast,
+    store_study,
+    storescp,
+    wait_until,
+)
 from tests.serve_process import serve_process
 
 
@@ -36,16 +41,6 @@ def source(sqlite_settings: Settings, dcmtk: None) -> Iterator[Archive]:
     archive.close()
 
 
-def _token(data_dir: Path) -> str:
-    """An admin token in the destination's archive, made before it serves."""
-    archive = Archive.open(Settings(data_dir=data_dir))
-    try:
-        create_account(archive.sessions, "admin", "dest-admin-password", Role.ADMIN)
-        return create_token(archive.sessions, "admin", "routing test")
-    finally:
-        archive.close()
-
-
 def _get(url: str, token: str | None = None) -> str:
     request = urllib.request.Request(url)
     if token:
@@ -56,7 +51,7 @@ def _get(url: str, token: str | None = None) -> str:
 
 def test_destination_down_then_back(tmp_path: Path, source: Archive) -> None:
     port = free_port()
-    token = _token(tmp_path / "dest" / "data")
+    token = admin_token(tmp_path / "dest" / "data")
     routing = source.routing
     routing.rules.add_endpoint(
         endpoint(
