@@ -16,6 +16,9 @@ RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
 FROM python:3.11-slim
 ARG UID=10001
+# DejaVu Sans: the report PDF's font with Vietnamese diacritics (pacs.reports.documents).
+RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends fonts-dejavu-core \
+    && rm -rf /var/lib/apt/lists/*
 RUN useradd --system --uid ${UID} --home-dir /data --shell /usr/sbin/nologin pacs \
     && mkdir -p /data && chown pacs:pacs /data
 COPY --from=build /wheels /wheels

@@ -27,7 +27,8 @@ run: $(VENV)/.installed-run
 pacs: $(VENV)/.installed-run
 	$(BIN)/pacs $(ARGS)
 
-## system-deps: Debian packages the tests talk to (DCMTK, Chromium for the viewer tests), installed when missing
+## system-deps: Debian packages the tests talk to (DCMTK, Chromium for the viewer tests, DejaVu fonts
+##              and SoftHSM2 for the reports), installed when missing
 system-deps:
 	@command -v storescu >/dev/null 2>&1 || { \
 		echo "installing DCMTK (Debian package dcmtk)"; \
@@ -35,6 +36,12 @@ system-deps:
 	@command -v chromium >/dev/null 2>&1 || { \
 		echo "installing Chromium (Debian package chromium) for the viewer tests"; \
 		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+	@[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || { \
+		echo "installing DejaVu fonts (Debian fonts-dejavu-core) for the Vietnamese report PDF"; \
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-dejavu-core; }
+	@command -v softhsm2-util >/dev/null 2>&1 || { \
+		echo "installing SoftHSM2 (Debian softhsm2) for the PKCS#11 signing test"; \
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq softhsm2; }
 
 ## viewer: rebuild viewer/dist from the locked npm dependencies (needs Node.js; `make run` does not)
 viewer:

@@ -210,6 +210,17 @@ class Settings(BaseSettings):
     # The calendar statistics count days in (GET /api/stats): the hospital's zone.
     stats_timezone: str = "Asia/Ho_Chi_Minh"
 
+    # Reports (issue 17): the result slip's header, whether a second radiologist approves a
+    # signed report before it is final, the TrueType font with Vietnamese (default: DejaVu
+    # Sans from Debian fonts-dejavu-core), how long the slip's QR share link lives, and the
+    # PKCS#11 module of signing tokens or an HSM the server reaches (e.g. SoftHSM2's).
+    report_hospital_name: str = ""
+    report_hospital_address: str = ""
+    report_second_reader: bool = False
+    report_font: Path | None = None
+    report_share_days: float = 30.0
+    pkcs11_library: str = ""
+
     duplicate_policy: DuplicatePolicy = DuplicatePolicy.KEEP
     default_charset: str = "ISO_IR 100"  # assumed when a dataset declares no character set
     # Seeds the database's table of DICOM peers on start (titles it lacks); the database

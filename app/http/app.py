@@ -18,6 +18,7 @@ from admin import hl7 as admin_hl7
 from admin import holds as admin_holds
 from admin import jobs as admin_jobs
 from admin import orders as admin_orders
+from admin import reports as admin_reports
 from admin import routing as admin_routing
 from admin import stats as admin_stats
 from admin import system as admin_system
@@ -72,6 +73,7 @@ def create_app(archive: Archive) -> FastAPI:
     app.include_router(admin_stats.router)
     app.include_router(admin_system.router)
     app.include_router(admin_routing.router)
+    app.include_router(admin_reports.router)
     app.include_router(ohif_routes.router)
     app.include_router(rendered.router, prefix="/dicom-web")
     app.include_router(qido.router, prefix="/dicom-web")

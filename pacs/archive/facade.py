@@ -45,6 +45,7 @@ from pacs.index.models import Instance, Series, Study
 from pacs.jobs import Jobs
 from pacs.metrics import instruments
 from pacs.query import Level, SearchResult
+from pacs.reports.service import Reports
 from pacs.routing.service import Routing
 from pacs.settings import Settings
 from pacs.stats import Statistics
@@ -148,6 +149,8 @@ class Archive:
             open_blob=self.open_blob,
             client_tls=self.remote_aes.client_tls,
         )
+        # Reports: drafts, signing, SR and PDF into the study, the result out to the HIS.
+        self.reports = Reports(self)
         # Instances that arrive in a corrected study are brought in line by a job.
         self.jobs.handle("reapply-corrections", self._reapply_job, backoff_s=60.0)
         self._scanned_corrections = False

@@ -8,6 +8,7 @@ import json
 import os
 import sys
 from datetime import timedelta
+from pathlib import Path
 
 from pacs.archive import Archive
 from pacs.audit.dicom_xml import to_xml
@@ -15,6 +16,7 @@ from pacs.audit.filters import AuditFilter, parse_when
 from pacs.audit.trail import event_fields
 from pacs.auth import accounts
 from pacs.auth.principal import Kind, Principal, Role
+from pacs.reports.errors import SigningError
 from pacs.settings import Settings
 
 
@@ -63,12 +65,45 @@ def _user(args: argparse.Namespace, archive: Archive) -> int:
         print(token)  # shown once; only its hash is kept
     elif action == "totp":
         print(auth.enrol_totp(args.username))  # scan as a QR code or type in
+    elif action == "cert":
+        return _cert(args, archive)
     elif action == "revoke" and not auth.revoke_token(args.token_id):
         print(f"error: no active token {args.token_id!r}", file=sys.stderr)
         return 2
     archive.audit.record(_operator(), f"user-{action}", detail=getattr(args, "username", ""))
     if action not in ("token", "totp"):
         print(f"{action}: done")
+    return 0
+
+
+def _cert(args: argparse.Namespace, archive: Archive) -> int:
+    """Store a user's signing certificate: a PKCS#12 file, or a key on a PKCS#11 token.
+
+    The passphrase (or the token's PIN) opens it once, to check it and read the
+    certificate; it is never stored: the signer types it at each signing.
+    """
+    if args.password_stdin:
+        passphrase = sys.stdin.readline().rstrip("\n")
+    else:
+        passphrase = getpass.getpass("passphrase (PIN) of the certificate: ")
+    try:
+        if args.pkcs11_token:
+            info = archive.reports.store_pkcs11(
+                args.username, args.pkcs11_token, args.pkcs11_key or "", passphrase, args.code
+            )
+        elif args.file:
+            data = Path(args.file).read_bytes()
+            info = archive.reports.store_pkcs12(args.username, data, passphrase, args.code)
+        else:
+            print("error: give a PKCS#12 file or --pkcs11-token", file=sys.stderr)
+            return 2
+    except (OSError, SigningError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    archive.audit.record(
+        _operator(), "user-cert", detail=f"{args.username}: {info['subject']} {info['serial']}"
+    )
+    print(f"cert: {info['subject']} (serial {info['serial']}) stored for {args.username}")
     return 0
 
 
@@ -146,6 +181,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--expires-days", type=int, default=int(os.environ.get("PACS_TOKEN_DAYS", 0))
     )
     users.add_parser("revoke", help="revoke an API token").add_argument("token_id")
+    cert = users.add_parser(
+        "cert", help="store a user's signing certificate (the passphrase is never stored)"
+    )
+    cert.add_argument("username")
+    cert.add_argument("file", nargs="?", help="PKCS#12 file (.p12/.pfx)")
+    cert.add_argument("--code", default="", help="health-professional code (MA_BS_DOC_KQ)")
+    cert.add_argument("--pkcs11-token", help="token label, instead of a file (PACS_PKCS11_LIBRARY)")
+    cert.add_argument("--pkcs11-key", help="label of the key and certificate on the token")
+    cert.add_argument(
+        "--password-stdin", action="store_true", help="read the passphrase (PIN) from stdin"
+    )
     users.add_parser(
         "totp", help="enrol a TOTP second factor (prints the otpauth:// URI)"
     ).add_argument("username")

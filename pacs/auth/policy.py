@@ -20,6 +20,9 @@ POLICY: dict[str, frozenset[Role]] = {
     "store": frozenset({R.ADMIN, R.RADIOLOGIST, R.INTEGRATION}),
     "delete": frozenset({R.ADMIN}),
     "share": frozenset({R.ADMIN, R.RADIOLOGIST, R.CLINICIAN}),
+    # reports: radiologists write and sign them; clinicians and the HIS read the signed result
+    "report": frozenset({R.ADMIN, R.RADIOLOGIST}),
+    "report-read": frozenset({R.ADMIN, R.RADIOLOGIST, R.CLINICIAN, R.INTEGRATION}),
     # the HIS mints short-lived per-study viewer links for its users (ehr.launch)
     "launch": frozenset({R.ADMIN, R.INTEGRATION}),
     # send a study to another PACS, query and retrieve from one (pacs.routing)

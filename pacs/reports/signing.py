@@ -1,0 +1,132 @@
+"""Signing a report's PDF as PAdES (pyHanko), behind one small interface.
+
+A :class:`ReportSigner` turns a PDF into the same PDF with one more signature. Two
+implementations: a PKCS#12 file kept in the index (:class:`Pkcs12Signer`; the passphrase
+arrives with each signing request and is never stored) and a PKCS#11 token or HSM the
+server can reach (:class:`Pkcs11Signer`, through pyHanko's PKCS#11 support; the PIN is
+the passphrase). A remote-signing service (the signing hash sent to a provider) fits
+the same interface: it needs only ``certificate`` and ``sign``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from asn1crypto import x509
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.sign import fields, signers
+from pyhanko.sign.signers.pdf_cms import Signer
+
+from pacs.reports.errors import SigningError
+
+
+@dataclass(frozen=True)
+class CertificateInfo:
+    """Who a certificate names, shown in the report and kept in the audit trail."""
+
+    subject: str
+    serial: str
+    sha256: str
+    not_after: datetime | None
+
+
+def describe(cert: x509.Certificate) -> CertificateInfo:
+    return CertificateInfo(
+        subject=cert.subject.human_friendly[:512],
+        serial=format(cert.serial_number, "x")[:128],
+        sha256=hashlib.sha256(cert.dump()).hexdigest(),
+        not_after=cert.not_valid_after,
+    )
+
+
+class ReportSigner(Protocol):
+    """Something that signs PDFs in one person's name."""
+
+    @property
+    def certificate(self) -> CertificateInfo: ...
+
+    def sign(self, pdf: bytes, field_name: str, reason: str) -> bytes: ...
+
+
+def pades(signer: Signer, pdf: bytes, field_name: str, reason: str) -> bytes:
+    """``pdf`` with one more PAdES B-B signature (an incremental update: what was signed
+    before stays byte for byte)."""
+    writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
+    meta = signers.PdfSignatureMetadata(
+        field_name=field_name,
+        reason=reason,
+        md_algorithm="sha256",
+        subfilter=fields.SigSeedSubFilter.PADES,
+    )
+    out = signers.sign_pdf(writer, meta, signer=signer)
+    return out.getvalue()
+
+
+class Pkcs12Signer:
+    """A PKCS#12 file (certificate, key, chain) opened with the passphrase for one signing."""
+
+    def __init__(self, pkcs12: bytes, passphrase: str) -> None:
+        try:
+            signer = signers.SimpleSigner.load_pkcs12_data(
+                pkcs12, other_certs=(), passphrase=passphrase.encode()
+            )
+        except Exception as exc:  # pyHanko raises ValueError or its own errors alike
+            raise SigningError("the certificate could not be opened: wrong passphrase?") from exc
+        if signer is None or signer.signing_cert is None:
+            raise SigningError("the certificate could not be opened: wrong passphrase?")
+        self._signer = signer
+        self._info = describe(signer.signing_cert)
+
+    @property
+    def certificate(self) -> CertificateInfo:
+        return self._info
+
+    def sign(self, pdf: bytes, field_name: str, reason: str) -> bytes:
+        return pades(self._signer, pdf, field_name, reason)
+
+
+def read_pkcs12(pkcs12: bytes, passphrase: str) -> CertificateInfo:
+    """Check that ``pkcs12`` opens with ``passphrase``; what its certificate says."""
+    return Pkcs12Signer(pkcs12, passphrase).certificate
+
+
+class Pkcs11Signer:
+    """A key on a PKCS#11 token (USB token, smart card, HSM) reached by the server.
+
+    ``library`` is the vendor's module (``PACS_PKCS11_LIBRARY``); the token is found by
+    its label, the key and certificate by their label; the PIN is the passphrase.
+    """
+
+    def __init__(self, library: str, token_label: str, key_label: str, pin: str) -> None:
+        from pyhanko.config.pkcs11 import TokenCriteria
+        from pyhanko.sign import pkcs11
+
+        if not library:
+            raise SigningError("no PKCS#11 library configured (PACS_PKCS11_LIBRARY)")
+        try:
+            self._session = pkcs11.open_pkcs11_session(
+                library, token_criteria=TokenCriteria(label=token_label), user_pin=pin
+            )
+            self._signer = pkcs11.PKCS11Signer(
+                self._session, cert_label=key_label, key_label=key_label
+            )
+            cert = self._signer.signing_cert
+        except Exception as exc:  # python-pkcs11 raises many kinds (PinIncorrect, NoSuchToken)
+            raise SigningError(f"the token could not be used: {type(exc).__name__}") from exc
+        if cert is None:
+            raise SigningError("the token holds no certificate with that label")
+        self._info = describe(cert)
+
+    @property
+    def certificate(self) -> CertificateInfo:
+        return self._info
+
+    def sign(self, pdf: bytes, field_name: str, reason: str) -> bytes:
+        try:
+            return pades(self._signer, pdf, field_name, reason)
+        finally:
+            self._session.close()
