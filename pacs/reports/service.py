@@ -26,8 +26,8 @@ from sqlalchemy.orm import Session
 from pacs.archive.ingest import Origin
 from pacs.auth import grants
 from pacs.auth.keys import signing_key
-from pacs.auth.principal import Principal
 from pacs.auth.models import Account
+from pacs.auth.principal import Principal
 from pacs.index.models import Study
 from pacs.index.reports_models import (
     ReadingTimes,
