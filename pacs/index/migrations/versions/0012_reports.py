@@ -1,7 +1,7 @@
 """reports, templates (seeded), saved phrases, signing certificates, reading times (issue 17)
 
 Revision ID: 0012_reports
-Revises: 0016_routing
+Revises: 0017_stats_indexes
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from alembic import op
 from pacs.reports.defaults import DEFAULT_TEMPLATES
 
 revision = "0012_reports"
-down_revision = "0016_routing"
+down_revision = "0017_stats_indexes"
 branch_labels = None
 depends_on = None
 
