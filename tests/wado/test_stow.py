@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
+from typing import Any, BinaryIO
 
+import pytest
 from fastapi.testclient import TestClient
+from pydicom import dcmread
 from pydicom.uid import generate_uid
 
 from pacs.archive import Archive
+from pacs.archive.ingest import IngestResult, Origin, Unavailable
 from tests.dicom_factory import ct_slice, to_bytes
 
 STORED = "00081199"
@@ -44,8 +49,8 @@ def test_all_stored_is_200_with_retrieve_urls(archive: Archive, client: TestClie
     assert [item["00081155"]["Value"][0] for item in items] == [ds.SOPInstanceUID for ds in slices]
     assert items[0]["00081190"]["Value"][0].endswith(f"/instances/{slices[0].SOPInstanceUID}")
     assert archive.counts()["instances"] == 3
-    stored = archive.locate(study)
-    with archive.open_blob(stored[0].blob_key) as fp:
+    [first] = archive.locate(study, slices[0].SeriesInstanceUID, slices[0].SOPInstanceUID)
+    with archive.open_blob(first.blob_key) as fp:
         assert fp.read() == to_bytes(slices[0])
     events = [e for e in archive.audit.events(study_uid=study) if e.action == "stow"]
     assert events and events[0].outcome == "success" and events[0].actor == "admin"
@@ -120,3 +125,31 @@ def test_malformed_multipart_is_400(archive: Archive, client: TestClient) -> Non
     cut = body[: len(body) // 2]
     response = client.post("/dicom-web/studies", content=cut, headers={"Content-Type": header})
     assert response.status_code == 400
+
+
+def test_parts_are_ingested_in_parallel_and_answered_in_the_order_sent(
+    archive: Archive, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first part's ingest waits until the second part's has finished: sequential
+    ingest would never get there (the wait times out and the part fails)."""
+    study = generate_uid()
+    slices = [ct_slice(study, index=i) for i in range(2)]
+    second_done = threading.Event()
+    ingest = archive.ingest
+
+    def ordered_ingest(fp: BinaryIO, origin: Origin, **kwargs: Any) -> IngestResult:
+        fp.seek(0)
+        first = dcmread(fp, stop_before_pixels=True).SOPInstanceUID == slices[0].SOPInstanceUID
+        fp.seek(0)
+        if first and not second_done.wait(20):
+            raise Unavailable("the second part was not ingested beside the first")
+        result = ingest(fp, origin, **kwargs)
+        if not first:
+            second_done.set()
+        return result
+
+    monkeypatch.setattr(archive, "ingest", ordered_ingest)
+    response = _post(client, [to_bytes(ds) for ds in slices])
+    assert response.status_code == 200, response.text
+    items = response.json()[STORED]["Value"]
+    assert [item["00081155"]["Value"][0] for item in items] == [ds.SOPInstanceUID for ds in slices]
