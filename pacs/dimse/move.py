@@ -40,6 +40,13 @@ def _without_nagle(event: Event) -> None:
         set_nodelay(sock.socket)
 
 
+def _stock_path_handlers() -> list[Any]:
+    """The sub-association acknowledges the destination's segments at once, as ours do."""
+    from pacs.dimse.server import stock_path_handlers  # server imports this module
+
+    return stock_path_handlers()
+
+
 def _event_driven(event: Event) -> None:
     """The sub-association's reactors wake on work too (see :mod:`pacs.dimse.reactor`)."""
     if fastpath.active():
@@ -76,6 +83,7 @@ def make_move_handler(archive: Archive) -> Callable[[Event], Iterator[Any]]:
                     (evt.EVT_CONN_OPEN, _without_nagle),
                     (evt.EVT_CONN_OPEN, _event_driven),
                     (evt.EVT_CONN_OPEN, sends_files),
+                    *_stock_path_handlers(),
                 ],
             },
         )
