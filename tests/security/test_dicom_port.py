@@ -166,3 +166,28 @@ def test_reserved_slots_go_to_registered_peers_only(archive: Archive, server: Di
     finally:
         for a in strangers:
             a.release()
+
+
+@pytest.mark.timeout(60)
+def test_garbage_is_aborted_and_closed_at_once_not_after_artim(
+    archive: Archive, server: DimseServer
+) -> None:
+    """An HTTP client's first bytes on the DICOM port (``GET ``, 4 bytes) read as PDU type
+    0x47, which no state accepts: PS3.8 9.3.1 answers an unrecognised PDU with an A-ABORT,
+    and the connection closes at once. It used to wait for the rest of a 6-byte header
+    until ARTIM (set far beyond this test's deadline here); on the fast path's reads and
+    stock pynetdicom's both."""
+    archive.settings.dicom_artim_timeout = 600.0
+    long_artim = DimseServer(archive)
+    long_artim.start("127.0.0.1", 0)
+    try:
+        sock = _connect("127.0.0.3", long_artim.port, GARBAGE[:4])
+        reply = bytearray()
+        deadline = time.monotonic() + 30  # far under ARTIM
+        while not _closed(sock, reply) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert _closed(sock, reply), "garbage still connected: closed only by ARTIM"
+        assert reply[:1] == b"\x07", f"an A-ABORT PDU first, got {bytes(reply[:10])!r}"
+        sock.close()
+    finally:
+        long_artim.stop(grace=1)
