@@ -101,6 +101,9 @@ class Settings(BaseSettings):
 
     data_dir: Path = Path("data")
     database_url: str = ""  # empty: SQLite file in data_dir
+    # SQLite: how long a write waits for another connection's (or process's) write lock
+    # before the request answers 503 / 0xA700; a request never hangs 30 s on a lock.
+    index_busy_timeout: float = Field(default=5.0, ge=0)
     storage_url: str = ""  # empty: folder 'blobs' in data_dir
     storage_fsync: bool = True
 

@@ -182,7 +182,7 @@ class Archive:
         process whose parent already did either).
         """
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        engine = make_engine(settings.database_url)
+        engine = make_engine(settings.database_url, busy_timeout=settings.index_busy_timeout)
         if migrate:
             try:
                 if settings.migrate_on_start:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,15 +18,22 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+def make_engine(url: str, *, busy_timeout: float = 30.0, **kwargs: Any) -> Engine:
+    """An engine for ``url``; on SQLite a write waits ``busy_timeout`` seconds for a lock.
+
+    The archive passes ``index_busy_timeout`` (a few seconds): a write that meets
+    another process's write lock answers "retry later" soon instead of holding
+    the request, its thread and its client for half a minute. Maintenance
+    (migrations) keeps the long default.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             _private_file(Path(parsed.database))
         engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs
+            url, connect_args={"check_same_thread": False, "timeout": busy_timeout}, **kwargs
         )
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", _sqlite_pragmas(busy_timeout))
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() in ("", "psycopg2"):
         # We ship psycopg 3; accept plain postgresql:// URLs from users.
@@ -47,17 +55,20 @@ def _private_file(path: Path) -> None:
             path.chmod(mode & 0o700)
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=FULL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    # DICOM matching is case-sensitive except for person names (matched on folded keys);
-    # PostgreSQL's LIKE already is, SQLite's must be told, so both doors and both
-    # databases agree.
-    cursor.execute("PRAGMA case_sensitive_like=ON")
-    cursor.close()
+def _sqlite_pragmas(busy_timeout: float) -> Callable[[Any, Any], None]:
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+        # DICOM matching is case-sensitive except for person names (matched on folded
+        # keys); PostgreSQL's LIKE already is, SQLite's must be told, so both doors and
+        # both databases agree.
+        cursor.execute("PRAGMA case_sensitive_like=ON")
+        cursor.close()
+
+    return on_connect
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
