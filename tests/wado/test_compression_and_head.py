@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -19,6 +20,7 @@ from pydicom.dataset import Dataset
 
 from app.http.app import create_app
 from app.http.compression import accepts_gzip
+from dicomweb import multipart
 from pacs.archive import Archive
 from pacs.auth.accounts import create_account
 from pacs.auth.principal import Role
@@ -172,3 +174,33 @@ def test_head_answers_like_get_on_every_get_route(
             if get.headers.get(name) == again.headers.get(name):
                 assert head.headers.get(name) == get.headers.get(name), (route, name)
     assert any(r.endswith("/frames/{frames}") or "frame" in r for r in routes)
+
+
+def test_head_on_a_whole_study_reads_no_blob(
+    sqlite_archive: Archive,
+    client: TestClient,
+    stored: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """HEAD ran the GET to its end and dropped the bytes: every blob of the study was
+    read. Now the stream stops at its first chunk: one blob opened (a chunk joins up to
+    2 MiB of parts, here one part each so that a 7-instance study spans 7 chunks)."""
+    monkeypatch.setattr(multipart, "COALESCE_BYTES", 1)
+    opened: list[str] = []
+    open_blob = sqlite_archive.open_blob
+
+    def counting(key: str, start: int = 0, end: int | None = None) -> Any:
+        opened.append(key)
+        return open_blob(key, start, end)
+
+    monkeypatch.setattr(sqlite_archive, "open_blob", counting)
+    url = f"/dicom-web/studies/{stored['study']}"
+    get = _raw(client, "GET", url, IDENTITY)
+    assert get.status_code == 200 and len(opened) == 7  # the study's 7 instances
+    opened.clear()
+    head = _raw(client, "HEAD", url, IDENTITY)
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["content-length"] == get.headers["content-length"]
+    assert len(opened) <= 1, opened
+    again = _raw(client, "GET", url, IDENTITY)  # the stopped stream left nothing behind
+    assert again.status_code == 200 and len(again.content) == len(get.content)
