@@ -24,6 +24,9 @@ class Registration:
     handler: Handler
     backoff_s: float = 10.0  # first retry after this, then doubling
     backoff_cap_s: float = 3600.0
+    # Longest an attempt may run; then its lease is no longer renewed and the attempt
+    # counts as failed (see pacs.jobs.runner): a hung handler must not hold a job forever.
+    max_run_s: float = 3600.0
 
 
 class HandlerRegistry:
@@ -39,11 +42,14 @@ class HandlerRegistry:
         *,
         backoff_s: float = 10.0,
         backoff_cap_s: float = 3600.0,
+        max_run_s: float = 3600.0,
     ) -> None:
         """Run ``handler`` for jobs of ``kind``; a second registration of a kind is a bug."""
         if kind in self._by_kind:
             raise ValueError(f"a handler for job kind {kind!r} is already registered")
-        self._by_kind[kind] = Registration(kind, handler, backoff_s, backoff_cap_s)
+        if max_run_s <= 0:
+            raise ValueError("max_run_s must be positive")
+        self._by_kind[kind] = Registration(kind, handler, backoff_s, backoff_cap_s, max_run_s)
 
     def get(self, kind: str) -> Registration | None:
         return self._by_kind.get(kind)

@@ -62,10 +62,21 @@ class Jobs:
     # -- registration (core components, at start) ------------------------------------------
 
     def handle(
-        self, kind: str, handler: Handler, *, backoff_s: float = 10.0, backoff_cap_s: float = 3600.0
+        self,
+        kind: str,
+        handler: Handler,
+        *,
+        backoff_s: float = 10.0,
+        backoff_cap_s: float = 3600.0,
+        max_run_s: float = 3600.0,
     ) -> None:
-        """Run ``handler(payload)`` for jobs of ``kind`` (idempotent by contract; see registry)."""
-        self.handlers.register(kind, handler, backoff_s=backoff_s, backoff_cap_s=backoff_cap_s)
+        """Run ``handler(payload)`` for jobs of ``kind`` (idempotent by contract; see registry).
+
+        An attempt that runs longer than ``max_run_s`` is given up (a failed attempt).
+        """
+        self.handlers.register(
+            kind, handler, backoff_s=backoff_s, backoff_cap_s=backoff_cap_s, max_run_s=max_run_s
+        )
 
     def every(self, name: str, interval_s: float, task: Task) -> None:
         """Run ``task()`` about every ``interval_s`` s on the one leader node (see scheduler)."""

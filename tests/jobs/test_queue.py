@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -172,3 +173,33 @@ def test_history_is_pruned_but_dead_letters_stay(archive: Archive) -> None:
     assert archive.prune_history(now=datetime.now(UTC)) == (0, 0)  # nothing old yet
     assert archive.prune_history(now=later)[0] == 1
     assert {job.id for job in archive.jobs.list()[0]} == {dead, waiting}
+
+
+def test_a_hung_handler_is_given_up_after_its_kinds_limit(archive: Archive) -> None:
+    """The heartbeat renewed a hung handler's lease forever: the job stayed running and
+    its thread was lost to every other job. Past ``max_run_s`` the attempt now fails
+    (here dead-lettered: one attempt), and a new thread serves the queue meanwhile."""
+    release = threading.Event()
+    finished: list[str] = []
+
+    def hangs(_payload: dict[str, int]) -> None:
+        release.wait(60)
+        finished.append("hung")
+
+    archive.jobs.handle("hangs", hangs, max_run_s=0.3)
+    archive.jobs.handle("quick", lambda _payload: finished.append("quick"))
+    hung = archive.jobs.enqueue("hangs", max_attempts=1)
+    assert hung is not None
+    runner = Runner(archive.jobs.queue, archive.jobs.handlers, threads=1, lease_s=0.3, poll_s=0.02)
+    runner.start()
+    try:
+        wait_until(lambda: archive.jobs.get(hung).state == JobState.FAILED, what="given up")
+        assert "longer than 0.3 s" in archive.jobs.get(hung).last_error
+        quick = archive.jobs.enqueue("quick")
+        assert quick is not None
+        wait_until(lambda: archive.jobs.get(quick).state == JobState.DONE, what="queue served")
+    finally:
+        release.set()
+        runner.stop(timeout=10)
+    assert finished[-1] == "hung"  # it did return at last, and changed nothing:
+    assert archive.jobs.get(hung).state == JobState.FAILED
