@@ -22,7 +22,7 @@ from pacs.settings import Settings
 Command = Callable[[argparse.Namespace, Settings], int]
 
 # Commands that create the archive when there is none, and those that need none.
-CREATE_ARCHIVE = frozenset({"serve", "db"})
+CREATE_ARCHIVE = frozenset({"serve", "db", "restore"})
 NO_ARCHIVE = frozenset({"config", "ohif"})
 
 
@@ -78,12 +78,14 @@ def _add_optional_commands(sub: argparse._SubParsersAction) -> None:
     """Commands defined in their own modules (import, check, reindex)."""
     from pacs import maintenance_cli
     from pacs.auth import cli as auth_cli
+    from pacs.backup import cli as backup_cli
     from pacs.config import cli as config_cli
     from pacs.jobs import cli as jobs_cli
     from viewer import cli as viewer_cli
 
     maintenance_cli.register(sub)
     auth_cli.register(sub)
+    backup_cli.register(sub)
     config_cli.register(sub)
     jobs_cli.register(sub)
     viewer_cli.register(sub)
