@@ -24,10 +24,11 @@ from pacs import query
 from pacs.archive import retrieve, usage
 from pacs.archive.boundary import WriteWatch, guard_engine, probe_write
 from pacs.archive.corrections import Corrections, VersionView
-from pacs.archive.errors import StorageUnavailable, Unavailable
+from pacs.archive.errors import NotFound, StorageUnavailable, Unavailable
 from pacs.archive.events import ChangeView, Events
 from pacs.archive.ingest import Ingestor, IngestResult, Origin, Spool
 from pacs.archive.lifecycle import DeletionView, HoldView, Lifecycle, PurgeReport
+from pacs.archive.patients import MoveView, PatientMoves, PatientRef
 from pacs.archive.presence import require_archive
 from pacs.archive.retrieve import StoredInstance
 from pacs.archive.usage import Usage
@@ -114,6 +115,7 @@ class Archive:
         purge_after = timedelta(hours=settings.delete_purge_after_hours)
         self.lifecycle = Lifecycle(self.sessions, store, self.audit, purge_after=purge_after)
         self.corrections = Corrections(self.sessions, store, self.audit)
+        self.patient_moves = PatientMoves(self.sessions, self.corrections, self.audit)
         self.auth = Auth(self.sessions)  # accounts, tokens, share grants for the doors
         # Statistics and KPIs (GET /api/stats), counted in the hospital's calendar days.
         self.stats = Statistics(self.sessions, engine, utc_offset_minutes(settings.stats_timezone))
@@ -132,6 +134,7 @@ class Archive:
                 facility=settings.ae_title,
                 message_type=settings.hl7_status_message,
             ),
+            merge=self._merge_from_his,
         )
         self.events.on_study_stable(MATCH_JOB)
         # Storage commitment: verified and reported to the modality by a durable job.
@@ -336,6 +339,68 @@ class Archive:
         Returns how many objects were rewritten; raises :class:`~pacs.archive.errors.StorageError`.
         """
         return self.corrections.reapply(study_uid)
+
+    # -- lifecycle: patient merge and split ---------------------------------------------
+
+    def merge_patients(
+        self,
+        principal: Principal,
+        source: PatientRef,
+        target: PatientRef,
+        reason: str,
+        values: dict[str, str] | None = None,
+    ) -> MoveView:
+        """Move every study of ``source`` to ``target`` as audited corrections; ``source``'s ID
+        stays findable (QIDO, C-FIND) as an alias of ``target``. See :mod:`pacs.archive.patients`.
+
+        Raises :class:`~pacs.archive.errors.NotFound` (no such source) and
+        :class:`~pacs.archive.errors.InvalidCorrection` (same patient, other issuer, no reason).
+        """
+        return self.patient_moves.merge(principal, source, target, reason, values)
+
+    def split_patient(
+        self,
+        principal: Principal,
+        source: PatientRef,
+        study_uids: list[str],
+        target: PatientRef,
+        reason: str,
+        values: dict[str, str] | None = None,
+    ) -> MoveView:
+        """Move some studies of ``source`` to ``target`` (made with ``values`` when new); raises
+        like :meth:`merge_patients`, NotFound too for a study not of ``source``."""
+        return self.patient_moves.split(principal, source, study_uids, target, reason, values)
+
+    def undo_patient_move(self, principal: Principal, move_id: int, reason: str) -> MoveView:
+        """Undo a merge or split: the studies go back, the alias goes; audited."""
+        return self.patient_moves.undo(principal, move_id, reason)
+
+    def patient_moves_of(self, patient_id: str | None = None, limit: int = 100) -> list[MoveView]:
+        """Recorded merges and splits, newest first."""
+        return self.patient_moves.moves(patient_id, limit)
+
+    def _merge_from_his(
+        self,
+        principal: Principal,
+        prior_id: str,
+        issuer: str,
+        survivor_id: str,
+        values: dict[str, str],
+        reason: str,
+    ) -> None:
+        """An ADT^A40 on stored studies: a merge, for the issuer the index knows the prior ID
+        under (the HIS's, or none when the modality sent no issuer). Idempotent."""
+        for candidate in dict.fromkeys((issuer, "")):
+            try:
+                self.patient_moves.merge(
+                    principal,
+                    PatientRef(prior_id, candidate),
+                    PatientRef(survivor_id, candidate),
+                    reason,
+                    values,
+                )
+            except NotFound:
+                continue
 
     def _queue_reapply(self) -> None:
         # Late arrivals touch their study within the last hour (the leader scans each minute);

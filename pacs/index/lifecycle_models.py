@@ -40,6 +40,10 @@ class Deletion(Base):
     deleted_at: Mapped[datetime] = mapped_column(TZ)
     purge_after: Mapped[datetime] = mapped_column(TZ, index=True)
     purged_at: Mapped[datetime | None] = mapped_column(TZ, nullable=True)
+    # An IOCM rejection (pacs.archive.rejection): the KOS document title code
+    # (113001, 113037, 113038, 113039) and the rejection note's SOP Instance UID.
+    rejection_code: Mapped[str] = mapped_column(String(16), default="")
+    rejection_note_uid: Mapped[str] = mapped_column(UID, default="")
 
 
 class DeletedBlob(Base):
@@ -106,3 +110,50 @@ class InstanceOriginal(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     size: Mapped[int] = mapped_column(BigInteger)
     applied: Mapped[str] = mapped_column(Text, default="")  # corrections in the served copy
+
+
+class PatientMove(Base):
+    """A patient merge or split: studies moved from one patient ID to another, undoable.
+
+    ``kind`` is ``merge`` (every study of the source; the source's ID becomes an
+    alias of the target, so PatientID=old still finds them through QIDO and
+    C-FIND) or ``split`` (chosen studies, no alias). ``source`` keeps the
+    source's demographics and ``added`` the identifiers the move gave the
+    target, so that an undo restores both.
+    """
+
+    __tablename__ = "patient_move"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    source_id: Mapped[str] = mapped_column(String(64), index=True)
+    source_issuer: Mapped[str] = mapped_column(String(64), default="")
+    target_id: Mapped[str] = mapped_column(String(64), index=True)
+    target_issuer: Mapped[str] = mapped_column(String(64), default="")
+    source: Mapped[str] = mapped_column(Text, default="{}")  # JSON: name, birth_date, sex
+    studies: Mapped[str] = mapped_column(Text, default="[]")  # JSON: study UIDs moved
+    added: Mapped[str] = mapped_column(Text, default="[]")  # JSON: [[value, issuer, type]]
+    reason: Mapped[str] = mapped_column(Text, default="")
+    moved_by: Mapped[str] = mapped_column(String(128), default="")
+    moved_at: Mapped[datetime] = mapped_column(TZ)
+    undone_by: Mapped[str] = mapped_column(String(128), default="")
+    undone_at: Mapped[datetime | None] = mapped_column(TZ, nullable=True)
+
+
+class Export(Base):
+    """An export job's request and progress: ZIP or DICOMDIR media, optionally de-identified."""
+
+    __tablename__ = "export"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    media: Mapped[str] = mapped_column(String(16))  # zip, dicomdir
+    options: Mapped[str] = mapped_column(Text, default="{}")  # JSON: deidentify, retain_* ...
+    studies: Mapped[str] = mapped_column(Text, default="[]")  # JSON: study UIDs
+    status: Mapped[str] = mapped_column(String(16), default="queued")  # running, done, failed
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    error: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str] = mapped_column(String(128), default="")
+    created_at: Mapped[datetime] = mapped_column(TZ)
+    finished_at: Mapped[datetime | None] = mapped_column(TZ, nullable=True)

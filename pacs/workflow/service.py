@@ -59,6 +59,9 @@ from pacs.workflow.worklist import find as find_worklist
 log = logging.getLogger(__name__)
 
 Correct = Callable[[Principal, str, dict[str, str], str], object]
+# (principal, prior ID, issuer, surviving ID, demographics, reason): an ADT^A40 merge of stored
+# studies, through the facade, so that the prior ID stays findable as an alias.
+Merge = Callable[[Principal, str, str, str, dict[str, str], str], object]
 
 STATUSES = ("scheduled", "in progress", "completed", "discontinued", "read", "final")
 CLOSED = ("completed", "discontinued", "read", "final")
@@ -155,10 +158,12 @@ class Workflow:
         jobs: Jobs,
         correct: Correct,
         status_out: OrderStatusOut | None = None,
+        merge: Merge | None = None,
     ) -> None:
         self.sessions = sessions
         self.jobs = jobs
         self._correct = correct
+        self._merge_patients = merge
         self.status_out = status_out or OrderStatusOut(sessions, jobs)
         # MPPS (pacs.workflow.mpps); the order's status changes go back to the HIS.
         self.performed = PerformedSteps(sessions, on_status=self.status_out.queue)
@@ -332,10 +337,9 @@ class Workflow:
                 select(ImagingOrder).where(ImagingOrder.patient_pk == prior.pk)
             ):
                 order.patient_pk = survivor.pk
-        return [
-            self._demographics(command.patient, command.prior_id),
-            self._demographics(command.patient, command.patient.patient_id),
-        ]
+        prior_studies = self._demographics(command.patient, command.prior_id)
+        prior_studies["merge_into"] = command.patient.patient_id
+        return [prior_studies, self._demographics(command.patient, command.patient.patient_id)]
 
     def _order(self, session: Session, command: OrderCommand) -> list[dict[str, Any]]:
         if not command.accession_number:
@@ -405,6 +409,19 @@ class Workflow:
         values: dict[str, str] = payload["values"]
         if not values:
             return
+        principal = Principal(Kind.AE, str(payload.get("principal", "hl7")), Role.INTEGRATION)
+        reason = str(payload.get("reason", "HL7"))
+        if payload.get("merge_into") and self._merge_patients is not None:
+            demographics = {k: v for k, v in values.items() if k != "PatientID"}
+            self._merge_patients(
+                principal,
+                str(payload["patient_id"]),
+                str(payload.get("issuer", "")),
+                str(payload["merge_into"]),
+                demographics,
+                reason,
+            )
+            return
         with self.sessions() as session:
             query = (
                 select(Study.study_uid)
@@ -414,9 +431,8 @@ class Workflow:
             if payload.get("issuer"):
                 query = query.where(or_(Patient.issuer == payload["issuer"], Patient.issuer == ""))
             study_uids = list(session.scalars(query))
-        principal = Principal(Kind.AE, str(payload.get("principal", "hl7")), Role.INTEGRATION)
         for study_uid in study_uids:
-            self._correct(principal, study_uid, values, str(payload.get("reason", "HL7")))
+            self._correct(principal, study_uid, values, reason)
 
     # -- orders -----------------------------------------------------------------------------
 

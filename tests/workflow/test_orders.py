@@ -92,7 +92,11 @@ def test_a40_merge_moves_studies_and_orders_old_id_findable(
     assert codes == ["AA", "AA"]
     moved = client.get("/dicom-web/studies", params={"PatientID": "BN123"}).json()
     assert [s["0020000D"]["Value"][0] for s in moved] == [study_uid]
-    assert client.get("/dicom-web/studies", params={"PatientID": "OLD1"}).json() == []
+    # The prior ID stays findable (an alias of the survivor), answered as the survivor.
+    by_old_qido = client.get("/dicom-web/studies", params={"PatientID": "OLD1"}).json()
+    assert [s["0020000D"]["Value"][0] for s in by_old_qido] == [study_uid]
+    assert by_old_qido[0]["00100020"]["Value"] == ["BN123"]
+    assert [m.kind for m in archive.patient_moves_of("OLD1")] == ["merge"]
     by_old = client.get("/api/orders", params={"patient": "OLD1"}).json()["orders"]
     assert [o["accession_number"] for o in by_old] == ["ACCM"]
     assert by_old[0]["patient"]["patient_id"] == "BN123"
