@@ -40,6 +40,7 @@ from pacs.audit import routes as audit_routes
 from pacs.auth import routes as auth_routes
 from viewer import ohif_routes
 from viewer import routes as viewer_routes
+from viewer import studies as viewer_studies
 
 
 def get_archive(request: Request) -> Archive:
@@ -85,6 +86,7 @@ def create_app(archive: Archive) -> FastAPI:
     app.include_router(wado_uri.router)
     app.include_router(fhir_routes.create_router(base_url))
     app.include_router(ehr_launch.create_router(base_url))
+    app.include_router(viewer_studies.router)
     app.include_router(viewer_routes.router)
 
     @app.get("/health", include_in_schema=False)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, insert, or_, select
+from sqlalchemy import delete, func, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -120,6 +120,11 @@ class Events:
             ChangeView(row.seq, row.kind, row.study_uid, row.series_uid, _aware(row.at))
             for row in rows
         ]
+
+    def last_change(self) -> int:
+        """The highest sequence number in the feed, 0 when it is empty."""
+        with self.sessions() as session:
+            return int(session.scalar(select(func.max(Change.seq))) or 0)
 
     def prune(self, before: datetime) -> int:
         """Delete change rows older than ``before`` (a reader that far behind starts over)."""

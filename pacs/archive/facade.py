@@ -431,6 +431,10 @@ class Archive:
         series, stable study): what an integration polls to learn what arrived."""
         return self.events.changes(since, limit)
 
+    def last_change(self) -> int:
+        """The newest change's sequence number (0 when none): a list polls it to refresh."""
+        return self.events.last_change()
+
     def prune_history(self, now: datetime | None = None) -> tuple[int, int]:
         """Drop finished jobs and change rows older than ``history_days`` (a periodic task on
         the leader); how many of each."""
@@ -521,6 +525,8 @@ class Archive:
         include_all: bool = False,
         ignore_unsupported: bool = False,
         combined_datetime: bool = True,
+        sort: list[tuple[str, bool]] | None = None,
+        count: bool = False,
     ) -> SearchResult:
         """Match ``identifier`` (PS3.4 C.2.2.2) at ``level``: the engine of C-FIND and QIDO.
 
@@ -530,6 +536,7 @@ class Archive:
 
         ``combined_datetime``: a StudyDate range with a StudyTime is one date-time
         range (PS3.4 C.2.2.2.5); C-FIND asks for it only when the SCU negotiated it.
+        ``sort`` and ``count``: a study list sorted and paged on the server, with its total.
         """
         return query.search(
             self.sessions,
@@ -542,6 +549,8 @@ class Archive:
             include_all=include_all,
             ignore_unsupported=ignore_unsupported,
             combined_datetime=combined_datetime,
+            sort=sort,
+            count=count,
         )
 
     def storage_usage(self) -> Usage:

@@ -173,6 +173,50 @@ def _base_query(level: Level) -> Any:
     )
 
 
+def _series_count() -> Any:
+    return select(func.count(Series.pk)).where(Series.study_pk == Study.pk).scalar_subquery()
+
+
+def _instance_count() -> Any:
+    return (
+        select(func.count(Instance.pk))
+        .join(Series, Instance.series_pk == Series.pk)
+        .where(Series.study_pk == Study.pk)
+        .scalar_subquery()
+    )
+
+
+def _first_modality() -> Any:
+    return select(func.min(Series.modality)).where(Series.study_pk == Study.pk).scalar_subquery()
+
+
+# What a study list may be sorted by (keyword -> the SQL expressions, in order). Names sort by
+# their folded form, so "Đặng" sits with the D's; the study's pk breaks ties, so pages never
+# overlap or skip a study.
+STUDY_SORT: dict[str, Any] = {
+    "PatientName": lambda: [Patient.name_folded],
+    "PatientID": lambda: [Patient.patient_id],
+    "PatientBirthDate": lambda: [Patient.birth_date],
+    "StudyDate": lambda: [Study.study_date, Study.study_time],
+    "StudyTime": lambda: [Study.study_time],
+    "AccessionNumber": lambda: [Study.accession_number],
+    "StudyDescription": lambda: [Study.study_description],
+    "ModalitiesInStudy": lambda: [_first_modality()],
+    "NumberOfStudyRelatedSeries": lambda: [_series_count()],
+    "NumberOfStudyRelatedInstances": lambda: [_instance_count()],
+}
+
+
+def _sorted_studies(query: Select[Any], sort: list[tuple[str, bool]]) -> Select[Any]:
+    """``sort``: (keyword, descending) pairs from :data:`STUDY_SORT`, most significant first."""
+    terms: list[Any] = []
+    for keyword, descending in sort:
+        if keyword not in STUDY_SORT:
+            raise QueryError(f"cannot sort by {keyword}")
+        terms.extend(e.desc() if descending else e.asc() for e in STUDY_SORT[keyword]())
+    return query.order_by(*terms, Study.pk.desc())
+
+
 def _ordered(query: Select[Any], level: Level) -> Select[Any]:
     if level is Level.PATIENT:
         return query.order_by(Patient.name_folded, Patient.pk)
@@ -195,9 +239,15 @@ def search(
     include_all: bool = False,
     ignore_unsupported: bool = False,
     combined_datetime: bool = True,
+    sort: list[tuple[str, bool]] | None = None,
+    count: bool = False,
 ) -> SearchResult:
     """Match ``identifier`` at ``level``; with ``ignore_unsupported``, keys that cannot be
-    matched are left out and named in :attr:`SearchResult.ignored` instead of refused."""
+    matched are left out and named in :attr:`SearchResult.ignored` instead of refused.
+
+    ``sort`` (study level only) orders the whole result before ``offset`` and ``limit`` cut
+    a page; ``count`` also counts every match (:attr:`SearchResult.total`), for a list
+    that pages on the server."""
     ignored: list[str] | None = [] if ignore_unsupported else None
     compiled = compile_identifier(identifier, level, fuzzy, ignored, combined_datetime)
     query = _base_query(level).where(*compiled.conditions)
@@ -208,15 +258,20 @@ def search(
             )
         else:
             query = query.where(Study.study_uid == study_uid_scope)
-    query = _ordered(query, level).offset(max(0, offset))
+    counted = select(func.count()).select_from(query.subquery()) if count else None
+    if sort and level is not Level.STUDY:
+        raise QueryError("only studies can be sorted")
+    query = _sorted_studies(query, sort) if sort else _ordered(query, level)
+    query = query.offset(max(0, offset))
     if limit is not None:
         query = query.limit(limit + 1)
     with sessions() as session:
+        total = session.scalar(counted) if counted is not None else None
         rows = list(session.execute(query))
         truncated = limit is not None and len(rows) > limit
         rows = rows[:limit] if limit is not None else rows
         matches = _build(session, level, rows, compiled.return_keys, include_all)
-    return SearchResult(matches, truncated, ignored or [])
+    return SearchResult(matches, truncated, ignored or [], total)
 
 
 def _entities(level: Level, row: Any) -> dict[Level, Any]:

@@ -4,7 +4,8 @@ Single value, wildcard (``*`` and ``?``), range (DA, TM, and StudyDate with
 StudyTime combined), list of UIDs, universal (empty value: no condition) and
 sequence matching on OtherPatientIDsSequence. Person names match on their
 folded form, so case and accents never matter; with fuzzy matching the words
-of the query match, as prefixes, words of the name in any order.
+of the query (a trailing ``*`` allowed) match, as prefixes, words of the name in
+any order.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pacs.names import fold
 from pacs.query.keys import Key, Kind, QueryError
 
 _DATE = re.compile(r"^\d{8}$")
+_WORD_PREFIXES = re.compile(r"[^*?]+\**")  # words, at most a trailing "*"
 _TIME = re.compile(r"^\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?$")
 
 
@@ -136,8 +138,10 @@ def name_condition(column: Any, value: str, fuzzy: bool) -> ColumnElement[bool]:
     folded = fold(value)
     if folded.strip("* ") == "":
         return true()
-    if fuzzy and not has_wildcard(value):
-        words = folded.split()
+    if fuzzy and _WORD_PREFIXES.fullmatch(folded):
+        # Words as typed ("bich", "van an", and "van an*" as a list that appends "*" sends)
+        # match the start of any word of the name. Other wildcards keep PS3.4 semantics.
+        words = folded.rstrip("*").split()
         return and_(
             *(
                 or_(

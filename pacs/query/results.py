@@ -56,11 +56,16 @@ class SearchResult:
     """The matches of one search, whether ``limit`` cut them, and the keys left unmatched."""
 
     def __init__(
-        self, rows: list[Values], truncated: bool, ignored: list[str] | None = None
+        self,
+        rows: list[Values],
+        truncated: bool,
+        ignored: list[str] | None = None,
+        total: int | None = None,
     ) -> None:
         self.rows = rows
         self.truncated = truncated
         self.ignored = ignored or []  # why each key that could not be matched was ignored
+        self.total = total  # every match, ignoring limit and offset (when counted)
 
     def __len__(self) -> int:
         return len(self.rows)

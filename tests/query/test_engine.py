@@ -209,3 +209,40 @@ def test_values_outside_the_index_come_from_each_matchs_own_instance(filled: Arc
     assert ages == {S(n): patient_age(n) for n in range(len(STUDIES))}
     patients = filled.search(Level.PATIENT, ident(PatientID="", PatientAge="")).matches
     assert len({ds.PatientAge for ds in patients}) == len(patients) > 1
+
+
+def test_fuzzy_words_with_a_trailing_star_and_wildcards_kept(filled: Archive) -> None:
+    """A list that appends "*" to what was typed still matches words (issue 17 item 2); a
+    wildcard anywhere else keeps its PS3.4 meaning."""
+    binh = {S(2), S(3), S(6)}  # Trần Thị Bình, NGUYEN VAN BINH
+    for query in ["binh", "binh*", "Bình*", "BÌNH"]:
+        assert studies(filled, fuzzy=True, PatientName=query) == binh, query
+    assert studies(filled, fuzzy=True, PatientName="van an*") == {S(0), S(1)}
+    assert studies(filled, fuzzy=True, PatientName="thi binh*") == {S(2), S(3)}
+    assert studies(filled, fuzzy=True, PatientName="*duc*") == {S(4), S(5)}
+    assert studies(filled, fuzzy=True, PatientName="ng?yen*") == {S(0), S(1), S(6)}
+    assert studies(filled, PatientName="binh*") == set()  # not fuzzy: the whole name's start
+
+
+def _page_uids(
+    archive: Archive, sort: list[tuple[str, bool]], offset: int, limit: int
+) -> list[str]:
+    result = archive.search(Level.STUDY, ident(), sort=sort, count=True, limit=limit, offset=offset)
+    assert result.total == len(STUDIES)
+    return [str(ds.StudyInstanceUID) for ds in result.matches]
+
+
+def test_sorted_pages_cover_the_whole_result(filled: Archive) -> None:
+    by_name = [("PatientName", False), ("StudyDate", False)]
+    pages = [_page_uids(filled, by_name, offset, 3) for offset in (0, 3, 6)]
+    flat = [uid for page in pages for uid in page]
+    # Lê, Nguyễn x2 (oldest first), NGUYEN, Phạm, Smith, Trần x2: folded names, across pages
+    assert flat == [S(4), S(0), S(1), S(6), S(5), S(7), S(2), S(3)]
+    newest = _page_uids(filled, [("StudyDate", True)], 0, 2)
+    assert newest == [S(7), S(1)]
+    most_series = _page_uids(filled, [("NumberOfStudyRelatedSeries", True)], 0, 3)
+    assert set(most_series) == {S(0), S(3), S(7)}
+    with pytest.raises(QueryError):
+        filled.search(Level.STUDY, ident(), sort=[("PixelData", False)])
+    counted = filled.search(Level.STUDY, ident(PatientName="nguyen"), fuzzy=True, count=True)
+    assert counted.total == 3

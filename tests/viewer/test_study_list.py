@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from playwright.sync_api import Browser
+from playwright.sync_api import Browser, Page
 
 from pacs.archive import Archive
 from tests.viewer import pages
@@ -58,3 +58,109 @@ def test_language_from_the_browser_and_switchable(browser: Browser, live_http: s
         page.wait_for_function("() => document.querySelector('#login h1').textContent === 'Log in'")
     finally:
         context.close()
+
+
+def _no_image_study(archive: Archive) -> str:
+    """A study whose one instance has no pixels (a text report): nothing to make a thumbnail of."""
+    from pydicom.uid import generate_uid
+
+    from tests.viewer.studies import ingest, pattern_slice
+
+    ds = pattern_slice(generate_uid(), generate_uid(), 0, "Kết quả", "Đỗ^Thị Hoa", "BN0100")
+    for keyword in (
+        "PixelData",
+        "Rows",
+        "Columns",
+        "BitsAllocated",
+        "BitsStored",
+        "HighBit",
+        "PixelRepresentation",
+        "SamplesPerPixel",
+        "PhotometricInterpretation",
+    ):
+        delattr(ds, keyword) if keyword in ds else None  # fmt: skip
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.88.11"
+    ds.Modality = "SR"
+    ingest(archive, ds)
+    return str(ds.StudyInstanceUID)
+
+
+def _rows(page: Page) -> list[str]:
+    return page.locator("#studies tbody td.name").all_inner_texts()
+
+
+def test_given_names_server_sort_refresh_and_thumbnails(
+    browser: Browser, live_http: str, archive: Archive, admin_auth: tuple[str, str], tmp_path: Path
+) -> None:
+    """Issue 17 item 2: words of the name in any order, accents or not; sorting and paging on
+    the server over every match; new studies appear by themselves; no broken thumbnails."""
+    names = [f"Phạm^Văn Khách {n:02d}" for n in range(26)]  # more than one page of 25
+    for n, name in enumerate(names):
+        store_pattern_ct(archive, slices=1, patient_name=name, patient_id=f"BN1{n:03d}")
+    store_pattern_ct(archive, slices=1, patient_name="Lê^Thị Bích", patient_id="BN0007")
+    store_pattern_ct(archive, slices=1, patient_name="Nguyễn^Văn An", patient_id="BN0001")
+    no_images = _no_image_study(archive)
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, locale="vi-VN")
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        pages.log_in(page, live_http, *admin_auth)
+        page.wait_for_function("() => document.querySelector('#studies')?.dataset.total === '29'")
+        assert "1\u201325 / 29" in page.inner_text("#pager")
+        page.screenshot(path=str(tmp_path / "list-first-page.png"))
+
+        typed_names = [
+            ("bich", "Lê Thị Bích"),
+            ("Bích", "Lê Thị Bích"),
+            ("van an", "Nguyễn Văn An"),
+            ("an nguyen", "Nguyễn Văn An"),
+        ]
+        for typed, wanted in typed_names:
+            page.fill("#filters input[name=PatientName]", typed)
+            page.click("#filters button[type=submit]")
+            page.wait_for_function("() => document.querySelector('#studies').dataset.total === '1'")
+            page.wait_for_selector("#studies tbody tr >> nth=0")
+            assert _rows(page) == [wanted], typed
+        page.screenshot(path=str(tmp_path / "list-given-name.png"))
+
+        page.fill("#filters input[name=PatientName]", "khach")
+        page.click("#filters button[type=submit]")
+        page.wait_for_function("() => document.querySelector('#studies').dataset.total === '26'")
+        page.click("th[data-sort='PatientName']")
+        page.wait_for_selector("th[data-sort='PatientName'][aria-sort='ascending']")
+        page.wait_for_function("() => document.querySelectorAll('#studies tbody tr').length === 25")
+        assert _rows(page)[0] == "Phạm Văn Khách 00"
+        page.click("th[data-sort='PatientName']")  # descending: the one that was on page 2 first
+        page.wait_for_function(
+            "() => document.querySelector('#studies tbody td.name')?.textContent"
+            " === 'Phạm Văn Khách 25'"
+        )
+        page.click("#pager button.next")
+        page.wait_for_function("() => document.querySelectorAll('#studies tbody tr').length === 1")
+        assert _rows(page) == ["Phạm Văn Khách 00"]
+        assert "26\u201326 / 26" in page.inner_text("#pager")
+        page.screenshot(path=str(tmp_path / "list-sorted-page-2.png"))
+
+        page.fill("#filters input[name=PatientName]", "")
+        page.click("#filters button[type=submit]")
+        page.wait_for_function("() => document.querySelector('#studies').dataset.total === '29'")
+        page.click("th[data-sort='StudyDate']")
+        page.click("th[data-sort='StudyDate']")  # newest first (same day: the last stored)
+        page.wait_for_selector("th[data-sort='StudyDate'][aria-sort='descending']")
+        row = page.locator(f"#studies tbody tr[data-study='{no_images}']")
+        row.locator(".no-thumb").wait_for()
+        assert row.locator("img").count() == 0
+        for cell in ("time", "age", "series-count"):
+            assert page.locator(f"#studies tbody tr >> nth=0 >> td.{cell}").inner_text() != ""
+
+        store_pattern_ct(archive, slices=1, patient_name="Võ^Thị Mới", patient_id="BN0200")
+        page.wait_for_function(
+            "() => document.querySelector('#studies').dataset.total === '30'", timeout=30_000
+        )
+        page.wait_for_selector("#refreshed")
+        assert "Võ Thị Mới" in page.inner_text("#studies tbody")
+        page.screenshot(path=str(tmp_path / "list-refreshed.png"))
+    finally:
+        context.close()
+    assert not errors, errors

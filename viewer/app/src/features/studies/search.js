@@ -1,17 +1,16 @@
-// Searching studies for the list (QIDO-RS): filters, paging, the date presets.
-import { DICOMWEB, dicomJson } from '../../api.js';
+// Searching studies for the list: GET /api/studies sorts and pages on the server and says how
+// many match; the name is sent as typed (the server matches its words, accents ignored).
+import { getJson } from '../../api.js';
 
-const STUDY_FIELDS = '00081030,00080060,00080061,00080090,00100030,00100040,00201206,00201208';
+export async function searchStudies(filters, sort, limit, offset) {
+  const params = { limit: String(limit), offset: String(offset) };
+  if (sort) params.sort = sort;
+  for (const [key, value] of Object.entries(filters)) if (value) params[key] = value;
+  return getJson('/api/studies', params);
+}
 
-export async function searchStudies(filters, limit, offset) {
-  const params = new URLSearchParams({ limit: String(limit + 1), offset: String(offset), includefield: STUDY_FIELDS });
-  for (const [key, value] of Object.entries(filters)) if (value) params.set(key, value);
-  if (filters.PatientName) {
-    // A typed fragment matches the start of any name part, accents ignored, by the server.
-    if (!/[*?]/.test(filters.PatientName)) params.set('PatientName', `${filters.PatientName}*`);
-    params.set('fuzzymatching', 'true');
-  }
-  return dicomJson(`${DICOMWEB}/studies?${params}`);
+export async function latestChange() {
+  return (await getJson('/api/studies/latest')).last_change;
 }
 
 function ymd(date) {
@@ -32,4 +31,14 @@ export function dateRange(preset, from = '', to = '') {
     return range === '-' ? '' : range;
   }
   return '';
+}
+
+/** Age at the study, as [count, unit] with unit 'years' or 'months'; null when unknown. */
+export function ageAt(birth, studyDate) {
+  if (!/^\d{8}$/.test(birth || '') || !/^\d{8}$/.test(studyDate || '')) return null;
+  const [by, bm, bd] = [birth.slice(0, 4), birth.slice(4, 6), birth.slice(6, 8)].map(Number);
+  const [sy, sm, sd] = [studyDate.slice(0, 4), studyDate.slice(4, 6), studyDate.slice(6, 8)].map(Number);
+  const months = (sy - by) * 12 + (sm - bm) - (sd < bd ? 1 : 0);
+  if (months < 0) return null;
+  return months < 24 ? [months, 'months'] : [Math.floor(months / 12), 'years'];
 }
