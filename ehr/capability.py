@@ -61,9 +61,15 @@ def capability_statement(base: str, published: str) -> CapabilityStatement:
         _resource("Endpoint", [count], "The DICOMweb service (dicom-wado-rs)."),
         _resource(
             "DiagnosticReport",
-            [_param("patient", "reference", "Patient/{id}"), count],
-            "No reports are stored yet: every search returns an empty Bundle until the "
-            "reporting module provides signed reports.",
+            [
+                _param("_id", "token", "the report's id"),
+                _param("patient", "reference", "Patient/{id}"),
+                _param("subject", "reference", "Patient/{id}"),
+                _param("study", "token", "Study Instance UID (this server's own parameter)"),
+                count,
+            ],
+            "Signed radiology reports (final, preliminary while a second reader's approval is "
+            "pending, appended once an addendum is signed); presentedForm is the signed PDF.",
         ),
     ]
     return CapabilityStatement.model_validate(

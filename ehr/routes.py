@@ -18,6 +18,7 @@ from fastapi import APIRouter, Depends, Request, status
 from fastapi.responses import JSONResponse
 from fhir.resources.R4B.bundle import Bundle
 
+from ehr import reports as fhir_reports
 from ehr import resources
 from ehr.capability import capability_statement
 from ehr.identity import parse_patient_resource_id
@@ -43,6 +44,7 @@ from pacs.settings import Settings
 BaseUrl = Callable[[Request, Settings], str]
 SearchPrincipal = Annotated[Principal, Depends(authorize("search"))]
 RetrievePrincipal = Annotated[Principal, Depends(authorize("retrieve"))]
+ReportPrincipal = Annotated[Principal, Depends(authorize("report-read"))]
 PREFIX = "/fhir"
 
 
@@ -302,28 +304,50 @@ def create_router(base_url: BaseUrl) -> APIRouter:
 
         return run(request, principal, f"Endpoint/{resource_id}", work)
 
+    def report_models(
+        request: Request, principal: Principal, terms: dict[str, Any], search: Search
+    ) -> tuple[list[Any], bool]:
+        """DiagnosticReport models of one page of signed reports, and whether more follow."""
+        archive = _archive(request)
+        if search.no_match or search.count == 0:
+            return [], False
+        views, more = archive.reports.signed(
+            principal, limit=search.count, offset=search.offset, **terms
+        )
+        base = door.base_url(request, archive.settings)
+        models = []
+        for view in views:
+            pdf = archive.reports.pdf_bytes(view["id"])
+            study = fhir_reports.study_json(archive, view["study_uid"])
+            models.append(fhir_reports.diagnostic_report(view, study, pdf, base))
+        return models, more
+
     @router.get("/DiagnosticReport")
-    def search_reports(request: Request, principal: SearchPrincipal) -> JSONResponse:
-        """Always an empty Bundle for now: no reports are stored until the reporting module."""
+    def search_reports(request: Request, principal: ReportPrincipal) -> JSONResponse:
+        """Signed reports by ``_id``, ``patient`` (or ``subject``) and ``study`` (a Study
+        Instance UID, this server's own parameter), newest first."""
         what = f"DiagnosticReport?{request.url.query}"
 
         def work() -> JSONResponse:
-            search = Search(identifier_with(()))
-            search.warnings.append("no diagnostic reports are stored by this archive yet")
-            audit(request, principal, what, set())
-            return door.bundle(request, "DiagnosticReport", [], search, False)
+            terms, search = fhir_reports.search_terms(request)
+            models, more = report_models(request, principal, terms, search)
+            return door.bundle(request, "DiagnosticReport", models, search, more)
 
         return run(request, principal, what, work)
 
     @router.get("/DiagnosticReport/{resource_id}")
-    def read_report(
-        resource_id: str, request: Request, principal: RetrievePrincipal
-    ) -> JSONResponse:
-        return run(
-            request,
-            principal,
-            f"DiagnosticReport/{resource_id}",
-            lambda: error_response(_not_found("DiagnosticReport", resource_id)),
-        )
+    def read_report(resource_id: str, request: Request, principal: ReportPrincipal) -> JSONResponse:
+        what = f"DiagnosticReport/{resource_id}"
+
+        def work() -> JSONResponse:
+            if not resource_id.isdigit() or not 0 < int(resource_id) < 2**62:
+                raise _not_found("DiagnosticReport", resource_id)
+            search = Search(identifier_with(()), count=1)
+            models, _ = report_models(request, principal, {"report_id": int(resource_id)}, search)
+            if not models:
+                raise _not_found("DiagnosticReport", resource_id)
+            return fhir_response(models[0])
+
+        return run(request, principal, what, work)
 
     return router

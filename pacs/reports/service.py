@@ -305,6 +305,36 @@ class Reports:
         )  # fmt: skip
         return views
 
+    def signed(
+        self,
+        principal: Principal,
+        *,
+        report_id: int | None = None,
+        study_uid: str | None = None,
+        patient_id: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """Signed reports (final or awaiting approval), newest first, for the FHIR door: one
+        page and whether more follow. Drafts are the reader's own and never leave."""
+        query = select(Report).where(Report.status.in_((AWAITING, FINAL)))
+        if report_id is not None:
+            query = query.where(Report.pk == report_id)
+        if study_uid is not None:
+            query = query.where(Report.study_uid == study_uid)
+        if patient_id is not None:
+            query = query.where(Report.patient_id == patient_id)
+        query = query.order_by(Report.pk.desc()).limit(limit + 1).offset(offset)
+        with self.sessions() as session:
+            rows = list(session.scalars(query))
+            views = [report_json(row, self._addenda(session, row.pk)) for row in rows[:limit]]
+        patients = {view["patient_id"] for view in views}
+        self.audit.record(
+            principal, "report-read", patients=patients,
+            detail=f"{len(views)} signed reports (FHIR)",
+        )  # fmt: skip
+        return views, len(rows) > limit
+
     def pdf(self, principal: Principal, report_id: int) -> bytes:
         """The signed PDF, byte for byte as signed."""
         with self.sessions() as session:
@@ -317,6 +347,13 @@ class Reports:
             detail=f"report {report_id}",
         )  # fmt: skip
         return data
+
+    def pdf_bytes(self, report_id: int) -> bytes | None:
+        """The signed PDF of a report already read and audited by the caller (its size and hash
+        go into a FHIR Attachment)."""
+        with self.sessions() as session:
+            data = session.scalar(select(Report.pdf).where(Report.pk == report_id))
+            return bytes(data) if data is not None else None
 
     def times(self, study_uid: str) -> dict[str, Any] | None:
         """The study's reading turnaround (for the statistics issue)."""

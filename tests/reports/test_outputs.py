@@ -171,3 +171,46 @@ def test_final_report_reaches_the_his_as_oru(sqlite_settings: Settings, tmp_path
     assert any("Gan nhiễm mỡ." in text for text in texts)
     ed = [segment for segment in message.segments("OBX") if str(segment[2]) == "ED"]
     assert base64.b64decode(str(ed[0][5][0][4])).startswith(b"%PDF")
+
+
+def test_fhir_diagnostic_report(archive: Archive, client: TestClient, tmp_path: Path) -> None:
+    """A signed report is a valid DiagnosticReport; a draft is no FHIR resource at all."""
+    from fhir.resources.R4B.bundle import Bundle
+    from fhir.resources.R4B.diagnosticreport import DiagnosticReport
+
+    study, report = _sign(archive, tmp_path, client)
+    draft = client.post(f"/api/studies/{study}/reports", json={"findings": "nháp"}).json()
+    pdf = client.get(f"/api/reports/{report['id']}/pdf").content
+    read = client.get(f"/fhir/DiagnosticReport/{report['id']}")
+    assert read.status_code == 200, read.text
+    resource = DiagnosticReport.model_validate_json(read.content)
+    assert resource.status == "final" and resource.conclusion == "Gan nhiễm mỡ."
+    assert resource.imagingStudy[0].reference == f"ImagingStudy/{study}"
+    assert resource.performer[0].display == "bs.lan"
+    assert resource.performer[0].identifier.value == "000123/BYT-CCHN"
+    form = resource.presentedForm[0]
+    assert form.contentType == "application/pdf" and form.size == len(pdf)
+    assert form.url.endswith(f"/api/reports/{report['id']}/pdf")
+    assert resource.subject.reference.startswith("Patient/")
+    assert client.get(f"/fhir/DiagnosticReport/{draft['id']}").status_code == 404
+
+    found = Bundle.model_validate_json(
+        client.get("/fhir/DiagnosticReport", params={"study": study}).content
+    )
+    matches = [e.resource for e in found.entry or [] if e.search.mode == "match"]
+    assert [m.id for m in matches] == [str(report["id"])]
+    by_patient = Bundle.model_validate_json(
+        client.get("/fhir/DiagnosticReport", params={"patient": resource.subject.reference}).content
+    )
+    assert [e.resource.id for e in by_patient.entry or [] if e.search.mode == "match"] == [
+        str(report["id"])
+    ]
+    # An addendum signed: the original is "appended".
+    addendum = client.post(
+        f"/api/reports/{report['id']}/addenda", json={"conclusion": "Bổ sung."}
+    ).json()
+    client.post(f"/api/reports/{addendum['id']}/sign", json={"passphrase": PASSPHRASE})
+    again = DiagnosticReport.model_validate_json(
+        client.get(f"/fhir/DiagnosticReport/{report['id']}").content
+    )
+    assert again.status == "appended"
