@@ -20,8 +20,9 @@ values and the ORM's bookkeeping cost more than the SQL. The per-instance ones
 the DBAPI connection (see :mod:`pacs.index.dbapi`); the first instance of a
 series takes the full way through SQLAlchemy's engine.
 
-On SQLite, one writer at a time holds the database anyway; the writes of one
-process queue on a lock here instead of meeting SQLITE_BUSY, whose handler
+On SQLite, one writer at a time holds the database anyway; the writes queue on
+a lock here (across threads and the DIMSE worker processes, see
+:mod:`pacs.index.writer_lock`) instead of meeting SQLITE_BUSY, whose handler
 sleeps 1, 2, 5, 10... ms before retrying. With four associations storing at
 once that back-off, not the work, set the pace.
 """
@@ -29,7 +30,6 @@ once that back-off, not the work, set the pace.
 from __future__ import annotations
 
 import contextlib
-import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -47,6 +47,7 @@ from pacs.index.dbapi import Prepared, dbapi_connection
 from pacs.index.jobs_models import Change
 from pacs.index.models import Instance, Patient, PatientIdentifier, Series, Study
 from pacs.index.upsert import insert_ignore
+from pacs.index.writer_lock import writer_lock
 from pacs.names import fold, normalize
 
 CACHED_SERIES = 512
@@ -121,7 +122,7 @@ class IndexWriter:
         self._cached_series = cached_series
         self._parents: OrderedDict[tuple[str, ...], _Parents] = OrderedDict()
         self._touched: dict[int, float] = {}
-        self._one_writer = _writer_lock(self._engine)
+        self._one_writer = writer_lock(self._engine)
         self._compiled: dict[Dialect, _Statements] = {}
 
     @property
@@ -229,13 +230,6 @@ class IndexWriter:
             self._parents.popitem(last=False)
         if len(self._touched) > 4 * self._cached_series:
             self._touched.clear()
-
-
-def _writer_lock(engine: Engine) -> contextlib.AbstractContextManager[Any]:
-    """A lock for databases that take one writer at a time (SQLite), otherwise none."""
-    if engine.dialect.name == "sqlite":
-        return threading.Lock()
-    return contextlib.nullcontext()
 
 
 def _parent_key(new: NewInstance) -> tuple[str, ...]:
