@@ -14,14 +14,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pydicom.dataset import Dataset
-from pynetdicom import AE, evt
+from pynetdicom import AE
 from pynetdicom.association import Association
 from pynetdicom.sop_class import (  # type: ignore[attr-defined]
     StudyRootQueryRetrieveInformationModelFind,
     StudyRootQueryRetrieveInformationModelMove,
 )
 
-from pacs.routing.store_scu import DestinationUnavailable, without_nagle
+from pacs.routing.store_scu import HANDLERS, DestinationUnavailable
 
 if TYPE_CHECKING:
     from pacs.config import RemoteAE
@@ -103,7 +103,7 @@ def _association(
             peer.port,
             ae_title=peer.ae_title,
             tls_args=tls_args,
-            evt_handlers=[(evt.EVT_CONN_OPEN, without_nagle)],
+            evt_handlers=HANDLERS,
         )
     except (OSError, ssl.SSLError) as exc:
         ae.shutdown()

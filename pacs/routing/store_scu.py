@@ -64,11 +64,43 @@ Progress = Callable[[int, int], None]  # (sent so far, failed so far)
 
 
 def without_nagle(event: Event) -> None:
-    """Each C-STORE request would otherwise wait ~40 ms for the peer's delayed ACK."""
+    """Each C-STORE request would otherwise wait ~40 ms for the peer's delayed ACK; and
+    every read is followed by :func:`ack_at_once`."""
     sock = event.assoc.dul.socket
     if sock is not None and sock.socket is not None:
         with contextlib.suppress(OSError):
             sock.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        original = sock.recv
+
+        def recv(nr_bytes: int) -> bytearray:
+            data = original(nr_bytes)
+            ack_at_once(event)
+            return data
+
+        sock.recv = recv  # type: ignore[method-assign]
+
+
+def ack_at_once(event: Event) -> None:
+    """Acknowledge the peer's next segment at once, not after the delayed-ACK timer.
+
+    A peer with Nagle on (DCMTK without ``TCP_NODELAY=1``, many PACS) writes a
+    C-STORE response as two small segments and holds the second until the
+    first is acknowledged; we have nothing to send meanwhile, so Linux waited
+    ~40 ms per instance (17 instead of 113 instances/s to storescp here).
+    ``TCP_QUICKACK`` does not stick, so it is set again after each PDU.
+    """
+    sock = event.assoc.dul.socket
+    if _QUICKACK is not None and sock is not None and sock.socket is not None:
+        with contextlib.suppress(OSError):
+            sock.socket.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
+
+
+_QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)  # Linux only
+HANDLERS: list[Any] = [
+    (evt.EVT_CONN_OPEN, without_nagle),
+    (evt.EVT_PDU_SENT, ack_at_once),
+    (evt.EVT_PDU_RECV, ack_at_once),
+]
 
 
 @dataclass
@@ -175,7 +207,7 @@ class AssociationPool:
                 peer.port,
                 ae_title=peer.ae_title,
                 tls_args=tls_args,
-                evt_handlers=[(evt.EVT_CONN_OPEN, without_nagle)],
+                evt_handlers=HANDLERS,
             )
         except (OSError, ssl.SSLError) as exc:
             ae.shutdown()
