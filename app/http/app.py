@@ -19,6 +19,7 @@ from admin import holds as admin_holds
 from admin import jobs as admin_jobs
 from admin import orders as admin_orders
 from admin import patients as admin_patients
+from admin import rejections as admin_rejections
 from admin import reports as admin_reports
 from admin import routing as admin_routing
 from admin import stats as admin_stats
@@ -77,6 +78,7 @@ def create_app(archive: Archive) -> FastAPI:
     app.include_router(admin_routing.router)
     app.include_router(admin_reports.router)
     app.include_router(admin_patients.router)
+    app.include_router(admin_rejections.router)
     app.include_router(ohif_routes.router)
     app.include_router(rendered.router, prefix="/dicom-web")
     app.include_router(qido.router, prefix="/dicom-web")

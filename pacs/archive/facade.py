@@ -30,6 +30,7 @@ from pacs.archive.ingest import Ingestor, IngestResult, Origin, Spool
 from pacs.archive.lifecycle import DeletionView, HoldView, Lifecycle, PurgeReport
 from pacs.archive.patients import MoveView, PatientMoves, PatientRef
 from pacs.archive.presence import require_archive
+from pacs.archive.rejection import Rejections, RejectionView
 from pacs.archive.retrieve import StoredInstance
 from pacs.archive.usage import Usage
 from pacs.audit import AuditTrail
@@ -116,6 +117,9 @@ class Archive:
         self.lifecycle = Lifecycle(self.sessions, store, self.audit, purge_after=purge_after)
         self.corrections = Corrections(self.sessions, store, self.audit)
         self.patient_moves = PatientMoves(self.sessions, self.corrections, self.audit)
+        self.rejections = Rejections(
+            self.sessions, self.lifecycle, self.audit, lambda fp, origin: self.ingest(fp, origin)
+        )
         self.auth = Auth(self.sessions)  # accounts, tokens, share grants for the doors
         # Statistics and KPIs (GET /api/stats), counted in the hospital's calendar days.
         self.stats = Statistics(self.sessions, engine, utc_offset_minutes(settings.stats_timezone))
@@ -271,6 +275,34 @@ class Archive:
         """
         return self.lifecycle.delete(
             principal, study_uid, series_uid, sop_instance_uid, reason=reason
+        )
+
+    def reject(
+        self,
+        principal: Principal,
+        study_uid: str,
+        *,
+        code: str,
+        series_uid: str | None = None,
+        sop_instance_uids: list[str] | None = None,
+        reason: str = "",
+    ) -> RejectionView:
+        """IOCM rejection of a study, a series or instances of a series, for a coded reason.
+
+        The objects are deleted (hidden from every door, purged after the delay),
+        and a Key Object Selection rejection note is stored in the study (see
+        :mod:`pacs.archive.rejection`). Raises
+        :class:`~pacs.archive.rejection.InvalidRejection` (unknown code),
+        :class:`~pacs.archive.errors.NotFound` and
+        :class:`~pacs.archive.errors.LegalHoldActive` (audited).
+        """
+        return self.rejections.reject(
+            principal,
+            study_uid,
+            code=code,
+            series_uid=series_uid,
+            sop_instance_uids=sop_instance_uids,
+            reason=reason,
         )
 
     def deletions(self, study_uid: str | None = None, limit: int = 100) -> list[DeletionView]:

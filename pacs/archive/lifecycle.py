@@ -84,6 +84,8 @@ class DeletionView:
     deleted_at: datetime
     purge_after: datetime
     purged_at: datetime | None
+    rejection_code: str = ""  # an IOCM rejection's code (pacs.archive.rejection)
+    rejection_note_uid: str = ""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -99,6 +101,8 @@ class DeletionView:
             "deleted_at": self.deleted_at.isoformat(),
             "purge_after": self.purge_after.isoformat(),
             "purged_at": self.purged_at.isoformat() if self.purged_at else None,
+            "rejection_code": self.rejection_code or None,
+            "rejection_note_uid": self.rejection_note_uid or None,
         }
 
 
@@ -139,6 +143,8 @@ def _deletion_view(row: Deletion) -> DeletionView:
         deleted_at=_aware(row.deleted_at) or row.deleted_at,
         purge_after=_aware(row.purge_after) or row.purge_after,
         purged_at=_aware(row.purged_at),
+        rejection_code=row.rejection_code or "",
+        rejection_note_uid=row.rejection_note_uid or "",
     )
 
 
@@ -185,8 +191,12 @@ class Lifecycle:
         sop_instance_uid: str | None = None,
         *,
         reason: str,
+        rejection_code: str = "",
+        rejection_note_uid: str = "",
     ) -> DeletionView:
-        """Soft-delete a study, one of its series, or one instance; see the module docstring."""
+        """Soft-delete a study, one of its series, or one instance; see the module docstring.
+
+        ``rejection_*``: the IOCM code and note of a rejection, kept on the record."""
         level = "instance" if sop_instance_uid else "series" if series_uid else "study"
         reason = reason.strip()[:MAX_REASON]
         now = self.clock()
@@ -194,6 +204,8 @@ class Lifecycle:
             view = self._delete(
                 principal, level, study_uid, series_uid, sop_instance_uid, reason, now
             )
+            if rejection_code:
+                view = self._mark(view, rejection_code, rejection_note_uid)
         except LegalHoldActive as exc:
             self.audit.record(
                 principal,
@@ -301,6 +313,13 @@ class Lifecycle:
             )
             return _deletion_view(record)
 
+    def _mark(self, view: DeletionView, code: str, note_uid: str) -> DeletionView:
+        with self.sessions.begin() as session:
+            row = session.get(Deletion, view.id)
+            assert row is not None
+            row.rejection_code, row.rejection_note_uid = code[:16], note_uid[:64]
+            return _deletion_view(row)
+
     @staticmethod
     def _drop_empty_parents(
         session: Session, series_pks: list[int], study_pk: int, patient_pk: int, study_uid: str
@@ -344,13 +363,19 @@ class Lifecycle:
             return set(session.scalars(select(InstanceOriginal.blob_key)))
 
     def due(self, now: datetime | None = None) -> list[int]:
-        """Ids of the deletions whose purge time has come."""
+        """Ids of the deletions whose purge time has come (none of a study under a legal hold:
+        a hold set after a delete or rejection keeps the bytes until it is released)."""
         now = now or self.clock()
+        held = select(LegalHold.study_uid).where(LegalHold.study_uid == Deletion.study_uid)
         with self.sessions() as session:
             return list(
                 session.scalars(
                     select(Deletion.pk)
-                    .where(Deletion.purged_at.is_(None), Deletion.purge_after <= now)
+                    .where(
+                        Deletion.purged_at.is_(None),
+                        Deletion.purge_after <= now,
+                        ~held.exists(),
+                    )
                     .order_by(Deletion.pk)
                 )
             )
@@ -362,6 +387,8 @@ class Lifecycle:
             record = session.get(Deletion, deletion_id)
             if record is None or record.purged_at is not None:
                 return report
+            if session.get(LegalHold, record.study_uid) is not None:
+                return report  # held since: kept until the hold is released
             study_uid, patient_id = record.study_uid, record.patient_id
             keys = set(
                 session.scalars(
