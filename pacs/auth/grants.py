@@ -29,7 +29,14 @@ MAX_PIN_FAILURES = 5
 
 
 class GrantError(Exception):
-    """The link is unknown, forged, expired or revoked (one reason, shown to the holder)."""
+    """The link is unknown, forged, expired or revoked (one reason, shown to the holder).
+
+    ``reason`` names the catalogue text (``share.<reason>``) the holder reads.
+    """
+
+    def __init__(self, message: str, reason: str = "invalid") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class PinRequired(GrantError):
@@ -49,7 +56,7 @@ class PinLimitReached(GrantError):
     """This wrong PIN was the last allowed: the link has just been withdrawn."""
 
     def __init__(self, message: str, study_uid: str) -> None:
-        super().__init__(message)
+        super().__init__(message, "too_many_pins")
         self.study_uid = study_uid
 
 
@@ -204,10 +211,10 @@ def open_grant(
     with sessions() as session:
         grant = session.scalar(select(ShareGrant).where(ShareGrant.grant_id == grant_id))
         if grant is None or grant.revoked_at is not None:
-            raise GrantError("this link has been withdrawn")
+            raise GrantError("this link has been withdrawn", "withdrawn")
         expires_at = _aware(grant.expires_at)
         if expires_at is not None and expires_at <= datetime.now(UTC):
-            raise GrantError("this link has expired")
+            raise GrantError("this link has expired", "expired")
         pk, study_uid, pin_hash = grant.pk, grant.study_uid, grant.pin_hash
     principal = Principal(Kind.GRANT, grant_id, Role.SHARE, address, study_uid)
     if not pin_hash or pin_checked:
@@ -228,7 +235,7 @@ def open_grant(
             .returning(ShareGrant.pk)
         ).scalar_one_or_none()
         if still_live is None:
-            raise GrantError("this link has been withdrawn")
+            raise GrantError("this link has been withdrawn", "withdrawn")
     return principal
 
 

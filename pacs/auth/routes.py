@@ -30,6 +30,7 @@ from pacs.auth.principal import ANONYMOUS, Kind, Principal, Role
 from pacs.auth.ratelimit import FailureLimiter
 from pacs.auth.sessions import GRANT_COOKIE, SESSION_COOKIE, sign, unsign
 from pacs.i18n import negotiate, translate
+from pacs.i18n.page import html_page
 
 router = APIRouter()
 
@@ -483,17 +484,47 @@ def revoke_share(
     return Response(status_code=204)
 
 
-def _pin_form(token: str, message: str) -> HTMLResponse:
-    page = (
-        "<!doctype html><html lang='vi'><head><meta charset='utf-8'>"
-        "<meta name='viewport' content='width=device-width,initial-scale=1'>"
-        "<title>PACS</title></head><body style='font-family:sans-serif;margin:2em'>"
-        f"<p>{html.escape(message)}</p>"
-        f"<form method='post' action='/s/{html.escape(token, quote=True)}'>"
-        "<label>PIN <input name='pin' inputmode='numeric' autocomplete='off' required></label> "
-        "<button>OK / Mở</button></form></body></html>"
+def _lang(request: Request) -> str:
+    return negotiate(request.cookies, request.headers.get("accept-language"))
+
+
+def _share_page(request: Request, body: str, status_code: int, **headers: str) -> HTMLResponse:
+    lang = _lang(request)
+    page = html_page(lang, translate("share.title", lang), body)
+    return HTMLResponse(page, status_code=status_code, headers=headers or None)
+
+
+def _pin_form(request: Request, token: str, message_key: str, **params: object) -> HTMLResponse:
+    """The PIN form (401), in the holder's language; it posts back to this same link."""
+    lang = _lang(request)
+    message = html.escape(translate(f"share.{message_key}", lang, **params))
+    body = (
+        f"<h1>{html.escape(translate('share.title', lang))}</h1>"
+        f"<p class='error' role='alert'>{message}</p>"
+        f"<form method='post' action='{html.escape(quote(token, safe='.-_'), quote=True)}'>"
+        f"<label>{html.escape(translate('share.pin_label', lang))} "
+        "<input name='pin' inputmode='numeric' autocomplete='off' required></label> "
+        f"<button>{html.escape(translate('share.open', lang))}</button></form>"
     )
-    return HTMLResponse(page, status_code=401)
+    return _share_page(request, body, status.HTTP_401_UNAUTHORIZED)
+
+
+def _gone(request: Request, reason: str) -> HTMLResponse:
+    """The link cannot open (withdrawn, expired, not valid): 410 and why, in words."""
+    lang = _lang(request)
+    text = html.escape(translate(f"share.{reason}", lang))
+    body = f"<h1>{html.escape(translate('share.title', lang))}</h1><p role='alert'>{text}</p>"
+    return _share_page(request, body, status.HTTP_410_GONE)
+
+
+def _rate_limited(request: Request, wait: float) -> HTMLResponse:
+    lang = _lang(request)
+    seconds = int(wait) + 1
+    text = html.escape(translate("errors.rate_limited", lang, seconds=seconds))
+    body = f"<h1>{html.escape(translate('share.title', lang))}</h1><p role='alert'>{text}</p>"
+    return _share_page(
+        request, body, status.HTTP_429_TOO_MANY_REQUESTS, **{"Retry-After": str(seconds)}
+    )
 
 
 def _viewer_url(study_uid: str) -> str:
@@ -507,29 +538,31 @@ def _open(request: Request, token: str, pin: str | None) -> Response:
     try:
         grant_id = grants.grant_id_from_token(key, token)
     except grants.GrantError as exc:
-        return HTMLResponse(f"<!doctype html><p>{html.escape(str(exc))}</p>", status_code=410)
+        return _gone(request, exc.reason)
     limiter = _pin_limiter(request)
     keys = (f"link:{grant_id}", f"address:{address}")
     who = Principal(Kind.GRANT, grant_id, Role.ANONYMOUS, address)
     if pin is not None and (wait := limiter.wait(*keys)):
         archive.audit.record(who, "share-open", "failure: PIN attempts rate-limited")
-        raise too_many(wait, "PIN attempts")
+        return _rate_limited(request, wait)
     try:
         principal = archive.auth.open_grant(grant_id, pin, address)
     except grants.WrongPin as exc:
         limiter.failed(*keys)
         outcome = f"failure: wrong PIN ({exc.failures} of {grants.MAX_PIN_FAILURES})"
         archive.audit.record(who, "share-open", outcome, study_uid=exc.study_uid)
-        return _pin_form(token, str(exc))
-    except grants.PinRequired as exc:
-        return _pin_form(token, str(exc))
+        return _pin_form(
+            request, token, "wrong_pin", failures=exc.failures, limit=grants.MAX_PIN_FAILURES
+        )
+    except grants.PinRequired:
+        return _pin_form(request, token, "pin_required")
     except grants.PinLimitReached as exc:
         limiter.failed(*keys)
         outcome = "failure: wrong PIN, link withdrawn"
         archive.audit.record(who, "share-open", outcome, study_uid=exc.study_uid)
-        return HTMLResponse(f"<!doctype html><p>{html.escape(str(exc))}</p>", status_code=410)
+        return _gone(request, exc.reason)
     except grants.GrantError as exc:
-        return HTMLResponse(f"<!doctype html><p>{html.escape(str(exc))}</p>", status_code=410)
+        return _gone(request, exc.reason)
     archive.audit.record(principal, "share-open", study_uid=principal.study_uid)
     assert principal.study_uid is not None
     response = RedirectResponse(_viewer_url(principal.study_uid), status_code=303)

@@ -107,6 +107,7 @@ def test_share_grant_opens_one_study_only(web: TestClient, archive: Archive) -> 
         opened = patient.get(path, follow_redirects=False)
         assert opened.status_code == 303 and study in opened.headers["location"]
         me = patient.get("/api/me").json()
+        assert me.pop("operations") == ["public", "retrieve", "search", "self"]
         assert me == {
             "name": share["grant_id"],
             "kind": "grant",
@@ -139,8 +140,11 @@ def test_share_grant_with_pin(web: TestClient, archive: Archive) -> None:
     with TestClient(create_app(archive)) as patient:
         form = patient.get(path, follow_redirects=False)
         assert form.status_code == 401 and "name='pin'" in form.text
-        wrong = patient.post(path, data={"pin": "1111"}, follow_redirects=False)
-        assert wrong.status_code == 401 and "wrong PIN" in wrong.text
+        assert "<html lang='vi'>" in form.text and "Liên kết này cần mã PIN." in form.text
+        english = {"Accept-Language": "en-GB,en;q=0.9"}
+        wrong = patient.post(path, data={"pin": "1111"}, headers=english, follow_redirects=False)
+        assert wrong.status_code == 401 and "Wrong PIN (1/5)." in wrong.text
+        assert "<html lang='en'>" in wrong.text and "Mã PIN" not in wrong.text
         right = patient.post(path, data={"pin": "2468"}, follow_redirects=False)
         assert right.status_code == 303
         assert patient.get("/api/me").json()["study_uid"] == study

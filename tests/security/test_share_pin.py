@@ -58,10 +58,10 @@ def test_wrong_pins_are_committed_and_withdraw_the_link(archive: Archive) -> Non
     with _client(create_app(archive), "10.0.0.66") as guesser:
         for n in range(1, MAX_PIN_FAILURES):
             wrong = guesser.post(path, data={"pin": f"{n:04d}"})
-            assert wrong.status_code == 401 and "wrong PIN" in wrong.text
+            assert wrong.status_code == 401 and f"Mã PIN không đúng ({n}/5)" in wrong.text
             assert _grant(archive, grant_id).failed_pins == n  # committed, not rolled back
         last = guesser.post(path, data={"pin": "9999"})
-        assert last.status_code == 410 and "withdrawn" in last.text
+        assert last.status_code == 410 and "liên kết đã bị thu hồi" in last.text
         assert _grant(archive, grant_id).revoked_at is not None
         # The right PIN no longer opens the study.
         assert guesser.post(path, data={"pin": PIN}).status_code == 410
