@@ -44,8 +44,10 @@ def _progress(
 def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     from pacs.archive import Archive
     from pacs.importer import import_paths, iter_sources
+    from pacs.metrics import multiprocess
 
     paths = [Path(p) for p in args.paths]
+    multiprocess.join(settings.data_dir / "metrics")  # a running pacs serve counts it too
     archive = Archive.open(settings)
     try:
         with _progress(

@@ -41,6 +41,22 @@ def enable(folder: Path) -> None:
     values.ValueClass = values.get_value_class()
 
 
+def join(folder: Path) -> bool:
+    """Count into a running ``pacs serve``'s folder, if there is one; whether this process does.
+
+    ``pacs import`` is a process of its own: its instances were counted in its own
+    memory, never scraped, so /metrics missed the whole door. Its counter files stay
+    in the folder after it exits and add to the scrape (until ``pacs serve`` restarts).
+    """
+    from pacs.metrics.instruments import instruments
+
+    if not folder.is_dir() or os.environ.get(ENV) or instruments.cache_info().currsize:
+        return False
+    os.environ[ENV] = str(folder)
+    values.ValueClass = values.get_value_class()
+    return True
+
+
 def folder() -> Path | None:
     """The folder the processes count into, or ``None`` when this process counts alone."""
     value = os.environ.get(ENV)

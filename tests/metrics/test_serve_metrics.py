@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import urllib.request
 from pathlib import Path
 
@@ -64,3 +66,23 @@ def test_metrics_add_up_across_dicom_processes(tmp_path: Path) -> None:
         assert metrics[("pacs_associations_total", (("outcome", "accepted"),))] == 3
         assert ("pacs_jobs", (("state", "queued"),)) in metrics
         assert (served.data_dir / "metrics").is_dir()
+
+        # `pacs import`, a process of its own beside the server, counts at /metrics too.
+        folder = tmp_path / "to-import"
+        folder.mkdir()
+        for index in range(2):
+            path = folder / f"{index}.dcm"
+            ct_slice(size=16, index=index).save_as(path, enforce_file_format=True)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PACS_")}
+        env["PACS_DATA_DIR"] = str(served.data_dir)
+        imported = subprocess.run(
+            [sys.executable, "-m", "app.cli", "import", "--json", str(folder)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert imported.returncode == 0, imported.stderr
+        metrics = _scrape(served.http_port)
+        assert metrics[("pacs_instances_stored_total", (("door", "import"),))] == 2
+        assert metrics[("pacs_instances_stored_total", (("door", "dimse"),))] == acked
