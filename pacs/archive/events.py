@@ -25,12 +25,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, insert, or_, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from pacs.archive.ingest import IngestResult
+from pacs.index.changes import record_changes
 from pacs.index.jobs_models import Change, StudyStable
 from pacs.index.models import Study
 from pacs.jobs.queue import JobQueue
@@ -108,9 +109,8 @@ class Events:
     def changes(self, since: int = 0, limit: int = 100) -> list[ChangeView]:
         """Changes with a sequence number above ``since``, oldest first, at most ``limit``.
 
-        On PostgreSQL a sequence number is taken before its transaction commits, so
-        a reader that pages very close behind ingest may see 12 before 11; poll
-        with the last number you saw and a reader a few seconds behind sees all.
+        Numbers become visible in order (:mod:`pacs.index.changes`): poll with the
+        last number you saw and you see every change, on SQLite and PostgreSQL.
         """
         with self.sessions() as session:
             rows = session.scalars(
@@ -183,11 +183,6 @@ class Events:
             ).returning(StudyStable.study_pk)
             if session.execute(claim).scalar_one_or_none() is None:
                 return 0  # already fired for this arrival (another leader, a moment ago)
-            session.execute(
-                insert(Change).values(
-                    kind="stable-study", study_uid=study_uid, series_uid="", at=now
-                )
-            )
             stamp = _aware(updated_at).isoformat()
             for subscriber in self._stable_subscribers:
                 self.queue.enqueue(
@@ -197,6 +192,8 @@ class Events:
                     max_attempts=subscriber.max_attempts,
                     session=session,
                 )
+            change = {"kind": "stable-study", "study_uid": study_uid, "series_uid": "", "at": now}
+            record_changes(session, [change])  # last: see pacs.index.changes
         if self._stable_subscribers:
             self.queue.notify()
         return 1

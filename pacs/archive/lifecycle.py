@@ -37,7 +37,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from pacs.archive.errors import LegalHoldActive, NotFound
 from pacs.audit import AuditTrail
 from pacs.auth.principal import Kind, Principal, Role
-from pacs.index.jobs_models import Change, StudyStable
+from pacs.index.changes import record_changes
+from pacs.index.jobs_models import StudyStable
 from pacs.index.lifecycle_models import (
     CorrectedStudy,
     DeletedBlob,
@@ -302,14 +303,19 @@ class Lifecycle:
                     ],
                 )
             self._drop_empty_parents(session, series_pks, study.pk, study.patient_pk, study_uid)
-            # The change feed tells integrations that polled the study that it changed.
-            session.add(
-                Change(
-                    kind=f"deleted-{level}",
-                    study_uid=study_uid,
-                    series_uid=series_uid or "",
-                    at=now,
-                )
+            # The change feed tells integrations that polled the study that it changed;
+            # last in the transaction, so numbers commit in order (pacs.index.changes).
+            session.flush()
+            record_changes(
+                session,
+                [
+                    {
+                        "kind": f"deleted-{level}",
+                        "study_uid": study_uid,
+                        "series_uid": series_uid or "",
+                        "at": now,
+                    }
+                ],
             )
             return _deletion_view(record)
 

@@ -43,8 +43,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from pacs.index.changes import record_changes
 from pacs.index.dbapi import Prepared, dbapi_connection
-from pacs.index.jobs_models import Change
 from pacs.index.models import Instance, Patient, PatientIdentifier, Series, Study
 from pacs.index.upsert import insert_ignore
 from pacs.index.writer_lock import writer_lock
@@ -173,8 +173,10 @@ class IndexWriter:
                 pass  # a UID taken meanwhile fails again below, where the caller expects it
             self.forget()
         with self._engine.begin() as conn:
-            parents = _upsert_parents(conn, new)
+            changes: list[dict[str, Any]] = []
+            parents = _upsert_parents(conn, new, changes)
             self._put_instance(conn, new, parents, replace)
+            record_changes(conn, changes)  # last: see pacs.index.changes
         self._remember(key, parents)
 
     def _insert_under(self, new: NewInstance, parents: _Parents) -> bool:
@@ -256,10 +258,11 @@ def integer(ds: Dataset, keyword: str) -> int | None:
         return None
 
 
-def _upsert_parents(conn: Connection, new: NewInstance) -> _Parents:
+def _upsert_parents(conn: Connection, new: NewInstance, changes: list[dict[str, Any]]) -> _Parents:
+    """The instance's parent rows; a change-feed row in ``changes`` for each one created."""
     patient_pk = _upsert_patient(conn, new.dataset)
-    study_pk = _upsert_study(conn, new, patient_pk)
-    series_pk = _upsert_series(conn, new, study_pk)
+    study_pk = _upsert_study(conn, new, patient_pk, changes)
+    series_pk = _upsert_series(conn, new, study_pk, changes)
     return _Parents(series_pk, study_pk)
 
 
@@ -305,14 +308,14 @@ def _other_ids(ds: Dataset) -> list[tuple[str, str, str]]:
     return found
 
 
-def _record_change(conn: Connection, kind: str, new: NewInstance, series_uid: str = "") -> None:
-    """A change-feed row, written only when a parent row was created: never per instance."""
-    conn.execute(
-        insert(Change).values(kind=kind, study_uid=new.study_uid, series_uid=series_uid, at=new.now)
-    )
+def _change(kind: str, new: NewInstance, series_uid: str = "") -> dict[str, Any]:
+    """A change-feed row, made only when a parent row was created: never per instance."""
+    return {"kind": kind, "study_uid": new.study_uid, "series_uid": series_uid, "at": new.now}
 
 
-def _upsert_study(conn: Connection, new: NewInstance, patient_pk: int) -> int:
+def _upsert_study(
+    conn: Connection, new: NewInstance, patient_pk: int, changes: list[dict[str, Any]]
+) -> int:
     ds = new.dataset
     referring = text(ds, "ReferringPhysicianName", 324)
     created = conn.execute(
@@ -335,14 +338,16 @@ def _upsert_study(conn: Connection, new: NewInstance, patient_pk: int) -> int:
     )
     pk = created.scalar_one_or_none()  # the new row's key; none when it existed
     if pk is not None:
-        _record_change(conn, "new-study", new)
+        changes.append(_change("new-study", new))
         return int(pk)
     pk = conn.scalar(select(Study.pk).where(Study.study_uid == new.study_uid))
     assert pk is not None
     return pk
 
 
-def _upsert_series(conn: Connection, new: NewInstance, study_pk: int) -> int:
+def _upsert_series(
+    conn: Connection, new: NewInstance, study_pk: int, changes: list[dict[str, Any]]
+) -> int:
     ds = new.dataset
     created = conn.execute(
         insert_ignore(conn, Series, ["series_uid"])
@@ -362,7 +367,7 @@ def _upsert_series(conn: Connection, new: NewInstance, study_pk: int) -> int:
     )
     pk = created.scalar_one_or_none()  # the new row's key; none when it existed
     if pk is not None:
-        _record_change(conn, "new-series", new, new.series_uid)
+        changes.append(_change("new-series", new, new.series_uid))
         return int(pk)
     pk = conn.scalar(select(Series.pk).where(Series.series_uid == new.series_uid))
     assert pk is not None

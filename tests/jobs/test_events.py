@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import io
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from pydicom.uid import generate_uid
+from sqlalchemy import text
 
 from pacs.archive import Archive
 from pacs.archive.ingest import Origin
+from pacs.index.changes import record_changes
 from pacs.settings import Settings
 from tests.dicom_factory import ct_slice, to_bytes
 from tests.jobs.waiting import wait_until
@@ -127,3 +130,53 @@ def test_studies_held_before_the_upgrade_do_not_fire(tmp_path: Path, database_ur
         assert archive.changes() == []
     finally:
         archive.close()
+
+
+def test_a_reader_following_the_feed_misses_no_late_committing_change(
+    quick_archive: Archive,
+) -> None:
+    """A transaction takes a change number and commits late (here held open by the test),
+    while an ingest creates a study and series. On PostgreSQL the ingest's higher numbers
+    used to become visible first: a reader paging by ``seq > last seen`` moved past the
+    late one and never saw it. Numbers are now committed in order, on both databases."""
+    archive = quick_archive
+    seen: list[str] = []
+    cursor = 0
+
+    def follow() -> None:
+        nonlocal cursor
+        for change in archive.changes(since=cursor, limit=1000):
+            seen.append(change.kind)
+            cursor = change.seq
+
+    follow()
+    late = archive.engine.connect()
+    transaction = late.begin()
+    record_changes(
+        late,
+        [{"kind": "late", "study_uid": "1.2.3", "series_uid": "", "at": datetime.now(UTC)}],
+    )
+    sqlite = archive.engine.dialect.name == "sqlite"
+    ingest = threading.Thread(target=_store, args=(archive, generate_uid(), generate_uid()))
+    if not sqlite:  # SQLite would wait for the held write lock: nothing to race there
+        ingest.start()
+        wait_until(
+            lambda: not ingest.is_alive() or _waits_for_an_advisory_lock(archive),
+            what="the ingest committed or waits for the feed's order",
+        )
+        follow()  # a reader polling while the late transaction is open
+    transaction.commit()
+    late.close()
+    if sqlite:
+        ingest.start()
+    ingest.join(30)
+    follow()
+    assert seen[-3:] == ["late", "new-study", "new-series"], seen
+
+
+def _waits_for_an_advisory_lock(archive: Archive) -> bool:
+    with archive.engine.connect() as connection:
+        waiting = connection.execute(
+            text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+        ).scalar_one()
+    return bool(waiting)
