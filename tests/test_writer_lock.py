@@ -8,8 +8,11 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
+
 from pacs.archive import Archive
 from pacs.archive.ingest import Origin
+from pacs.index import writer_lock
 from tests.dicom_factory import ct_slice, to_bytes
 
 HOLD = """
@@ -49,6 +52,29 @@ def test_an_ingest_waits_while_another_process_holds_the_writer_lock(
         holder.stdin.flush()
         assert done.wait(30)  # and written as soon as it lets go
         worker.join()
+        assert sqlite_archive.counts()["instances"] == 1
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_lock_held_past_the_bound_is_passed_by_and_sqlite_decides(
+    sqlite_archive: Archive, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stuck holder of the lock file (the database itself free) delays a writer by the
+    bound only: the writer goes on and is written."""
+    monkeypatch.setattr(writer_lock, "WAIT_S", 0.3)
+    database = Path(sqlite_archive.engine.url.database or "")
+    lock_file = database.with_name(database.name + "-writer.lock")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(lock_file)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        sqlite_archive.ingest(io.BytesIO(to_bytes(ct_slice())), Origin(door="import"))
         assert sqlite_archive.counts()["instances"] == 1
     finally:
         holder.kill()
