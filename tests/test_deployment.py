@@ -27,12 +27,42 @@ def _setting_names() -> set[str]:
 
 def test_compose_sets_only_real_settings() -> None:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-    pacs = compose["services"]["pacs"]
-    names = {name for name in pacs["environment"] if name.startswith("PACS_")}
-    assert names and names <= _setting_names(), names - _setting_names()
-    assert pacs["depends_on"]["postgres"]["condition"] == "service_healthy"
-    assert pacs["environment"]["PACS_STORAGE_URL"].startswith("s3://")
-    assert pacs["environment"]["PACS_DATABASE_URL"].startswith("postgresql+psycopg://")
+    nodes = [compose["services"][name] for name in ("pacs-a", "pacs-b")]
+    for pacs in nodes:
+        names = {name for name in pacs["environment"] if name.startswith("PACS_")}
+        assert names and names <= _setting_names(), names - _setting_names()
+        assert pacs["environment"]["PACS_STORAGE_URL"].startswith("s3://")
+        assert pacs["environment"]["PACS_DATABASE_URL"].startswith("postgresql+psycopg://")
+    assert nodes[0]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert nodes[1]["depends_on"]["pacs-a"]["condition"] == "service_healthy"
+
+
+def test_compose_scales_out_two_nodes_behind_nginx() -> None:
+    """Two nodes share one database, one bucket and one signing key, each its own volume;
+    nginx's configuration (read here: no Docker engine) balances HTTP over both."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    a, b = services["pacs-a"], services["pacs-b"]
+    shared = ("PACS_DATABASE_URL", "PACS_STORAGE_URL", "PACS_S3_ENDPOINT", "PACS_SECRET_KEY")
+    for name in shared:
+        assert a["environment"][name] == b["environment"][name], name
+    assert "PACS_SECRET_KEY:?" in a["environment"]["PACS_SECRET_KEY"]  # required, no default
+    assert a["volumes"] != b["volumes"]
+    assert {"postgres", "minio", "nginx"} <= set(services)
+    nginx = services["nginx"]
+    mounted = [v.split(":") for v in nginx["volumes"]]
+    config = next(host for host, inside, *_ in mounted if inside == "/etc/nginx/nginx.conf")
+    text = (ROOT / config).read_text()
+    upstream = re.search(r"upstream pacs_http \{(.*?)\}", text, re.S)
+    assert upstream is not None
+    servers = re.findall(r"server (pacs-[ab]):(\d+)", upstream.group(1))
+    assert sorted(servers) == [("pacs-a", "8080"), ("pacs-b", "8080")]
+    assert "proxy_pass http://pacs_http;" in text
+    assert "client_max_body_size 0;" in text  # STOW of whole studies
+    assert "X-Forwarded-For" in text and "PACS_FORWARDED_ALLOW_IPS" in a["environment"]
+    published = [p.split(":")[0] for p in nginx["ports"]]
+    assert published == ["127.0.0.1"]  # HTTP on loopback: TLS goes in front
+    assert text.count("{") == text.count("}")
 
 
 def test_dockerfile_runs_as_non_root_with_healthcheck_and_volume() -> None:
