@@ -12,6 +12,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from admin import aes as admin_aes
+from admin import consultations as admin_consultations
 from admin import corrections as admin_corrections
 from admin import deletions as admin_deletions
 from admin import hl7 as admin_hl7
@@ -76,6 +77,7 @@ def create_app(archive: Archive) -> FastAPI:
     app.include_router(admin_stats.router)
     app.include_router(admin_system.router)
     app.include_router(admin_routing.router)
+    app.include_router(admin_consultations.router)
     app.include_router(admin_reports.router)
     app.include_router(admin_patients.router)
     app.include_router(admin_rejections.router)

@@ -49,6 +49,10 @@ PUBLIC_ROUTES: dict[str, str] = {
     "/login/oidc/callback": "the identity provider's answer: verified, then a session cookie",
     "/fhir/metadata": "FHIR CapabilityStatement: what the server supports, no patient data",
     "/s/{token}": "share link landing: the signed token (and PIN) is the credential",
+    "/api/consultations/{consultation_id}/reply": (
+        "a consulted facility's answer: the secret made for that one consultation is the "
+        "credential (compared in constant time); it returns no patient data"
+    ),
     "/ohif": "OHIF's static application code, no patient data",
     "/ohif/{path:path}": "OHIF's static application code, no patient data",
     "/ohif/app-config.js": "OHIF configuration: this server's DICOMweb URL, no patient data",

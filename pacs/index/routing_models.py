@@ -109,3 +109,34 @@ class RemoteRetrieve(Base):
     requested_by: Mapped[str] = mapped_column(String(128), default="")
     created_at: Mapped[datetime] = mapped_column(TZ)
     updated_at: Mapped[datetime] = mapped_column(TZ)
+
+
+class Consultation(Base):
+    """A consultation between facilities (hội chẩn), on either side.
+
+    ``out``: we asked ``facility`` (a DICOMweb endpoint) about our study; the
+    answer comes back carrying ``secret_hash``'s secret. ``in``: ``facility``
+    asked us; ``reply_url`` and ``reply_secret`` are where and how to answer.
+    """
+
+    __tablename__ = "consultation"
+    __table_args__ = (Index("ux_consultation_origin", "reply_url", "remote_id", unique=True),)
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    direction: Mapped[str] = mapped_column(String(3))  # out, in
+    study_uid: Mapped[str] = mapped_column(UID, index=True)
+    question: Mapped[str] = mapped_column(Text)
+    urgency: Mapped[str] = mapped_column(String(8))  # routine, urgent, stat
+    facility: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16))  # sending, requested, received, answered
+    answer: Mapped[str] = mapped_column(Text, default="")
+    answered_by: Mapped[str] = mapped_column(String(128), default="")
+    requested_by: Mapped[str] = mapped_column(String(128), default="")
+    send_id: Mapped[int | None] = mapped_column(Integer, nullable=True)  # out: the study's send
+    secret_hash: Mapped[str] = mapped_column(String(64), default="")  # out
+    reply_url: Mapped[str | None] = mapped_column(String(512), nullable=True)  # in
+    remote_id: Mapped[int | None] = mapped_column(Integer, nullable=True)  # in
+    reply_secret: Mapped[str] = mapped_column(String(128), default="")  # in
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(TZ)
+    updated_at: Mapped[datetime] = mapped_column(TZ)

@@ -32,6 +32,7 @@ from pacs.index.models import Instance, Series, Study
 from pacs.index.routing_models import RemoteRetrieve
 from pacs.jobs import Jobs
 from pacs.routing import remote
+from pacs.routing.consult import Consultations
 from pacs.routing.outbox import Outbox, SendView
 from pacs.routing.rules import RuleBook
 from pacs.routing.store_scu import (
@@ -113,10 +114,12 @@ class Routing:
         jobs.handle(RETRIEVE_JOB, self._retrieve_job, **retry)
         events.on_study_stable(STUDY_JOB)
         events.on_instance(self._instance_stored)
+        self.consultations = Consultations(sessions, jobs, self)
 
     def close(self) -> None:
         self.pool.close()
         self.stow.close()
+        self.consultations.close()
 
     # -- destinations ---------------------------------------------------------------------------
 
