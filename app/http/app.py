@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from admin import aes as admin_aes
 from admin import consultations as admin_consultations
@@ -26,6 +26,7 @@ from admin import routing as admin_routing
 from admin import stats as admin_stats
 from admin import system as admin_system
 from admin import users as admin_users
+from app.http import pages
 from app.http.compression import JsonGzipMiddleware
 from app.http.cors import install_cors
 from app.http.errors import install_error_mapping, unavailable_response
@@ -57,6 +58,7 @@ def create_app(archive: Archive) -> FastAPI:
     app = FastAPI(title="PACS", version=__version__, docs_url=None, redoc_url=None)
     app.state.archive = archive
     install_error_mapping(app)
+    pages.install_pages(app)
     install_security_headers(app)
     install_cors(app, archive.settings)
     # Outermost last: HEAD runs as GET and drops the body the gzip layer produced, so its
@@ -102,27 +104,12 @@ def create_app(archive: Archive) -> FastAPI:
         return unavailable_response({"status": "degraded", **checks})
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def status_page(archive: ArchiveDep) -> str:
+    def status(request: Request, archive: ArchiveDep) -> HTMLResponse:
         """A small page for the IT person who just ran `make run`: counts only, no names."""
-        checks = archive.health()
-        counts = archive.counts()
-        s = archive.settings
-        rows = "".join(
-            f"<tr><th>{name}</th><td>{value}</td></tr>"
-            for name, value in [
-                ("DICOM", f"AE title {s.ae_title}, port {s.dicom_port}"),
-                ("Index", checks["index"]),
-                ("Storage", checks["storage"]),
-                ("Studies", counts["studies"]),
-                ("Series", counts["series"]),
-                ("Instances", counts["instances"]),
-            ]
-        )
-        return (
-            "<!doctype html><html><head><meta charset='utf-8'><title>PACS</title>"
-            "<style>body{font-family:sans-serif;margin:2em}th{text-align:left;padding-right:2em}"
-            "</style></head><body>"
-            f"<h1>PACS {__version__}</h1><table>{rows}</table></body></html>"
-        )
+        return pages.status_page(request, archive)
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> Response:
+        return pages.favicon()
 
     return app

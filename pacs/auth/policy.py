@@ -43,6 +43,7 @@ POLICY: dict[str, frozenset[Role]] = {
 PUBLIC_ROUTES: dict[str, str] = {
     "/health": "liveness for load balancers: index and storage status only",
     "/": "status page: version, AE title, port and counts, no names",
+    "/favicon.ico": "the site's icon: a static image",
     "/login": "checks credentials (rate-limited, audited), returns no patient data",
     "/logout": "clears the session cookie",
     "/login/oidc": "redirect to the identity provider: no patient data",

@@ -108,6 +108,10 @@ def test_pin_failures_are_rate_limited_per_address(archive: Archive) -> None:
             assert guesser.post(first, data={"pin": f"{n:04d}"}).status_code == 401
         refused = guesser.post(second, data={"pin": "0000"})  # another link, same address
         assert refused.status_code == 429 and int(refused.headers["retry-after"]) > 0
+        seconds = refused.headers["retry-after"]
+        assert f"vui lòng thử lại sau {seconds} giây" in refused.text  # a page, in Vietnamese
+        english = guesser.post(second, data={"pin": "0000"}, headers={"Accept-Language": "en"})
+        assert english.status_code == 429 and "Too many failed attempts" in english.text
         # The right PIN from elsewhere still works on the link nobody guessed at.
         assert other.post(second, data={"pin": PIN}).status_code == 303
     assert archive.audit.events(AuditFilter(action="share-open"))[-2].outcome == (
