@@ -21,6 +21,10 @@ make them: the disk is synced before each, and no data folder is deleted until t
 (see :func:`measure` for what a deletion did to the next case). Orthanc 1.10 does not fsync
 the files it stores; ours does (file and folder) before it answers. The figures are printed,
 never judged: the benchmark does not fail on time.
+
+The disk's limit is measured in the same rounds: a trivial writer stores the same files
+the way ingest must make them durable (write, fsync, rename, fsync the folder), with one
+thread and with ``--clients`` threads, and the summary says what share of it ours reaches.
 """
 
 from __future__ import annotations
@@ -466,6 +470,40 @@ def summary(results: Sequence[Result]) -> str:
     return "\n".join(lines)
 
 
+def disk_limit(files: Sequence[Path], writers: int, workdir: Path) -> float:
+    """Instances/s a trivial writer reaches storing ``files`` the way ingest must: each file
+    written whole, fsynced, renamed into place and its folder fsynced (no parsing, no
+    index). ``writers`` threads share the files, as associations do."""
+    workdir.mkdir(parents=True)
+    payloads = [path.read_bytes() for path in files]
+
+    def write(share: Sequence[int]) -> None:
+        folder = workdir / f"w{share[0] if share else 0}"
+        folder.mkdir(exist_ok=True)
+        for index in share:
+            target, temporary = folder / f"{index}.dcm", folder / f".{index}.tmp"
+            with temporary.open("wb") as out:
+                out.write(payloads[index])
+                out.flush()
+                os.fsync(out.fileno())
+            temporary.rename(target)
+            fd = os.open(folder, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    shares = [range(i, len(files), writers) for i in range(writers)]
+    os.sync()
+    started = time.perf_counter()
+    threads = [threading.Thread(target=write, args=(share,)) for share in shares]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return len(files) / (time.perf_counter() - started)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--count", type=int, default=2000, help="slices in the series")
@@ -494,9 +532,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             print("Orthanc not installed (apt-get install orthanc): measuring ours only")
     results: list[Result] = []
+    limits: dict[int, list[float]] = {}
     run_dir = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     try:
         for round_number in range(args.rounds):
+            for writers in (1, args.clients):
+                folder = run_dir / f"{round_number}-disk-{writers}"
+                limits.setdefault(writers, []).append(disk_limit(files, writers, folder))
             order = servers if round_number % 2 == 0 else servers[::-1]
             for clients in (1, args.clients):
                 for name in order:
@@ -518,6 +560,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(table(results))
     print()
     print(summary(results))
+    for writers, rates in sorted(limits.items()):
+        limit = statistics.median(rates)
+        ours_rate = statistics.median(
+            r.per_second for r in results if r.server == "pacs" and r.clients == writers
+        )
+        print(
+            f"disk limit, {writers} fsyncing writer(s): {limit:.1f} files/s;"
+            f" ours reaches {100 * ours_rate / limit:.0f}% of it"
+        )
     return 0
 
 
