@@ -15,6 +15,7 @@ from admin import aes as admin_aes
 from admin import consultations as admin_consultations
 from admin import corrections as admin_corrections
 from admin import deletions as admin_deletions
+from admin import exports as admin_exports
 from admin import hl7 as admin_hl7
 from admin import holds as admin_holds
 from admin import jobs as admin_jobs
@@ -82,6 +83,7 @@ def create_app(archive: Archive) -> FastAPI:
     app.include_router(admin_consultations.router)
     app.include_router(admin_reports.router)
     app.include_router(admin_patients.router)
+    app.include_router(admin_exports.router)
     app.include_router(admin_rejections.router)
     app.include_router(ohif_routes.router)
     app.include_router(rendered.router, prefix="/dicom-web")

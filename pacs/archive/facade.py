@@ -26,6 +26,7 @@ from pacs.archive.boundary import WriteWatch, guard_engine, probe_write
 from pacs.archive.corrections import Corrections, VersionView
 from pacs.archive.errors import NotFound, StorageUnavailable, Unavailable
 from pacs.archive.events import ChangeView, Events
+from pacs.archive.exports import Exports
 from pacs.archive.ingest import Ingestor, IngestResult, Origin, Spool
 from pacs.archive.lifecycle import DeletionView, HoldView, Lifecycle, PurgeReport
 from pacs.archive.patients import MoveView, PatientMoves, PatientRef
@@ -117,6 +118,15 @@ class Archive:
         self.lifecycle = Lifecycle(self.sessions, store, self.audit, purge_after=purge_after)
         self.corrections = Corrections(self.sessions, store, self.audit)
         self.patient_moves = PatientMoves(self.sessions, self.corrections, self.audit)
+        # Exports (ZIP, DICOMDIR, de-identified) are jobs writing into the data folder.
+        self.exports = Exports(
+            self.sessions,
+            store,
+            self.audit,
+            self.jobs,
+            settings.data_dir / "exports",
+            lambda: signing_key(settings),
+        )
         self.rejections = Rejections(
             self.sessions, self.lifecycle, self.audit, lambda fp, origin: self.ingest(fp, origin)
         )

@@ -20,6 +20,8 @@ POLICY: dict[str, frozenset[Role]] = {
     "store": frozenset({R.ADMIN, R.RADIOLOGIST, R.INTEGRATION}),
     "delete": frozenset({R.ADMIN}),
     "share": frozenset({R.ADMIN, R.RADIOLOGIST, R.CLINICIAN}),
+    # studies packed onto media (ZIP, DICOMDIR), optionally de-identified (/api/exports)
+    "export": frozenset({R.ADMIN, R.RADIOLOGIST, R.CLINICIAN}),
     # reports: radiologists write and sign them; clinicians and the HIS read the signed result
     "report": frozenset({R.ADMIN, R.RADIOLOGIST}),
     "report-read": frozenset({R.ADMIN, R.RADIOLOGIST, R.CLINICIAN, R.INTEGRATION}),
