@@ -368,3 +368,50 @@ def _describe(value: Rule) -> str:
         if getattr(value, field)
     )
     return f"{value.name} -> {value.destination} (priority {value.priority}; {match})"[:255]
+
+
+# -- studies from other facilities ----------------------------------------------------------------
+
+
+class ExternalBody(BaseModel):
+    source: str = Field(default="media", max_length=160, description="where it came from")
+
+
+@router.get("/api/external-studies")
+def external_studies(
+    request: Request,
+    principal: Sender,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=2**31)] = 0,
+) -> dict[str, Any]:
+    """Studies received from other facilities, newest first, with their patient ID mapping."""
+    archive = _archive(request)
+    found = archive.routing.external.recent(limit, offset)
+    archive.audit.record(
+        principal,
+        "external-studies",
+        detail=f"{len(found)} listed",
+        patients={v.mapped_patient_id or v.original_patient_id for v in found},
+    )
+    return {"studies": [v.as_json() for v in found]}
+
+
+@router.post("/api/studies/{study_uid}/external")
+def mark_external(
+    request: Request, principal: Admin, study_uid: UIDPath, body: ExternalBody
+) -> dict[str, Any]:
+    """Mark a stored study as received from elsewhere (a CD, say) and map its patient ID
+    to the local one by citizen ID where it carries one."""
+    archive = _archive(request)
+    try:
+        view = archive.routing.external.mark(study_uid, body.source.strip() or "media", principal)
+    except UnknownRoute as exc:
+        raise _not_found(exc) from exc
+    archive.audit.record(
+        principal,
+        "external-mark",
+        patient_id=view.mapped_patient_id or view.original_patient_id,
+        study_uid=study_uid,
+        detail=f"from {view.source}"[:255],
+    )
+    return view.as_json()

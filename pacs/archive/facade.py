@@ -165,6 +165,7 @@ class Archive:
             locate=self.locate,
             open_blob=self.open_blob,
             client_tls=self.remote_aes.client_tls,
+            correct=self.correct,
         )
         # Reports: drafts, signing, SR and PDF into the study, the result out to the HIS.
         self.reports = Reports(self)

@@ -140,3 +140,16 @@ class Consultation(Base):
     last_error: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(TZ)
     updated_at: Mapped[datetime] = mapped_column(TZ)
+
+
+class ExternalStudy(Base):
+    """A study that came from another facility, and how its patient ID was mapped here."""
+
+    __tablename__ = "external_study"
+
+    study_uid: Mapped[str] = mapped_column(UID, primary_key=True)
+    source: Mapped[str] = mapped_column(String(160))  # ae:TITLE, facility:NAME, media
+    original_patient_id: Mapped[str] = mapped_column(String(64), default="")
+    mapped_patient_id: Mapped[str] = mapped_column(String(64), default="")  # "" unmapped
+    citizen_id: Mapped[str] = mapped_column(String(64), default="")
+    marked_at: Mapped[datetime] = mapped_column(TZ)

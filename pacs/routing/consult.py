@@ -273,7 +273,9 @@ class Consultations:
                 )
                 session.add(row)
                 session.flush()
-                return _view(row)
+                view = _view(row)
+            self.routing.mark_external(view.study_uid, f"facility:{view.facility}")
+            return view
         except IntegrityError:
             with self.sessions() as session:
                 found = session.scalar(

@@ -28,11 +28,13 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from pacs.auth.principal import Kind, Principal, Role
 from pacs.index.models import Instance, Series, Study
 from pacs.index.routing_models import RemoteRetrieve
 from pacs.jobs import Jobs
 from pacs.routing import remote
 from pacs.routing.consult import Consultations
+from pacs.routing.external import Correct, ExternalStudies
 from pacs.routing.outbox import Outbox, SendView
 from pacs.routing.rules import RuleBook
 from pacs.routing.store_scu import (
@@ -92,6 +94,7 @@ class Routing:
         locate: Locate,
         open_blob: Callable[[str], BinaryIO],
         client_tls: Callable[[], ssl.SSLContext],
+        correct: Correct,
     ) -> None:
         self.sessions = sessions
         self.jobs = jobs
@@ -115,6 +118,9 @@ class Routing:
         events.on_study_stable(STUDY_JOB)
         events.on_instance(self._instance_stored)
         self.consultations = Consultations(sessions, jobs, self)
+        self.external = ExternalStudies(sessions, correct, settings.fhir_citizen_id_issuer)
+        # What this archive does on its own (marking, mapping) is audited under its AE title.
+        self.itself = Principal(Kind.AE, settings.ae_title, Role.INTEGRATION)
 
     def close(self) -> None:
         self.pool.close()
@@ -436,7 +442,16 @@ class Routing:
             raise
         ok = final.status in (0x0000, 0xB000) and not final.failed
         status = "done" if ok else "failed"
+        if final.completed or final.warning:
+            self.mark_external(study_uid, f"ae:{title}")
         self._retrieve_progress(retrieve_id, final, status)
+
+    def mark_external(self, study_uid: str, source: str) -> None:
+        """Mark a study that arrived from elsewhere (and map its patient ID), if stored."""
+        try:
+            self.external.mark(study_uid, source, self.itself)
+        except UnknownRoute:
+            log.info("study %s from %s is not stored here (yet): not marked", study_uid, source)
 
     def _retrieve_progress(self, retrieve_id: int, state: remote.MoveProgress, status: str) -> None:
         error = ""

@@ -100,6 +100,8 @@ def test_consultation_round_trip(tmp_path: Path) -> None:
         assert incoming["question"].startswith("Tổn thương")
         series = b.http.get(f"/dicom-web/studies/{study}/instances")
         assert series.status_code == 200 and len(series.json()) == 3  # the study came first
+        [external] = b.get("/api/external-studies")["studies"]
+        assert (external["study_uid"], external["source"]) == (study, "facility:BV_HUYEN")
         wait_until(
             lambda: a.get(f"/api/consultations/{asked['id']}")["status"] == "requested",
             what="the requester sees the request delivered",

@@ -111,6 +111,8 @@ def test_find_and_retrieve_from_a_remote_pacs(tmp_path: Path, local: tuple[Archi
             }
             assert len(archive.locate(wanted)) == 4
             assert archive.locate(other) == []  # only what was asked for
+            marked = archive.routing.external.get(wanted)  # listed as from elsewhere
+            assert (marked.source, marked.original_patient_id) == ("ae:REMOTE", "BN0042")
 
             assert client.post("/api/remote/NOPE/find", json={}).status_code == 404
             bad = client.post("/api/remote/REMOTE/find", json={"keys": {"PatientsWeight": "1"}})
