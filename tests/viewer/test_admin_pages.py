@@ -1,4 +1,4 @@
-"""The administration pages in Chromium, in Vietnamese and in English (issue 18 item 1):
+"""The administration pages in Chromium, each in Vietnamese and in English (issue 18 item 1):
 create a user, see and clear a lock, reset a second factor (QR code), add a modality and
 C-ECHO it, revoke a share link, search and export the audit trail; an auditor sees the audit
 tab only. Every action goes through the real server and lands in the audit trail."""
@@ -6,6 +6,7 @@ tab only. Every action goes through the real server and lands in the audit trail
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,18 @@ from tests.dicom_factory import ct_slice, to_bytes
 # A browser per test, like the shell's tests: kept out of the fast suite.
 pytestmark = pytest.mark.slow
 WAIT_MS = 15_000
+LOCALES = Path(__file__).parents[2] / "viewer" / "app" / "src" / "features" / "admin" / "locales"
+LANGS = ["vi", "en"]
+
+
+def text(lang: str, key: str) -> str:
+    """The page's own words for ``key`` in ``lang`` (up to the first placeholder)."""
+    found: object = json.loads((LOCALES / f"{lang}.json").read_text(encoding="utf-8"))
+    for part in key.split("."):
+        assert isinstance(found, dict)
+        found = found[part]
+    assert isinstance(found, str)
+    return found.split("{")[0].strip()
 
 
 @pytest.fixture
@@ -62,22 +75,28 @@ def _text_in(page: Any, selector: str, text: str) -> None:
     )
 
 
-def test_accounts_in_vietnamese(
-    browser: Browser, live_http: str, archive: Archive, admin_auth: tuple[str, str], tmp_path: Path
+@pytest.mark.parametrize("lang", LANGS)
+def test_accounts(
+    browser: Browser,
+    live_http: str,
+    archive: Archive,
+    admin_auth: tuple[str, str],
+    tmp_path: Path,
+    lang: str,
 ) -> None:
     accounts.create_account(archive.sessions, "bs.khoa", "mat-khau-dai-1", Role.CLINICIAN)
     for _ in range(accounts.MAX_FAILED_LOGINS):
         accounts.check_password(archive.sessions, "bs.khoa", "wrong-guess")
-    context, page, errors = _browser_page(browser, "vi")
+    context, page, errors = _browser_page(browser, lang)
     try:
         _log_in(page, live_http, *admin_auth, "admin")
         page.wait_for_selector("#accounts-page #users tr[data-user='bs.khoa']", timeout=WAIT_MS)
-        assert page.inner_text("#nav a[data-nav='admin']") == "Quản trị"
-        assert page.inner_text("#accounts-page h1") == "Tài khoản"
+        assert page.inner_text("#nav a[data-nav='admin']") == text(lang, "nav")
+        assert page.inner_text("#accounts-page h1") == text(lang, "tabs.accounts")
         row = "#users tr[data-user='bs.khoa']"
-        assert "tạm khoá đến" in page.inner_text(f"{row} .state")
+        assert text(lang, "accounts.lockedUntil") in page.inner_text(f"{row} .state")
         page.click(f"{row} button.unlock")
-        _text_in(page, f"{row} .state", "hoạt động")
+        _text_in(page, f"{row} .state", text(lang, "accounts.active"))
         assert accounts.check_password(archive.sessions, "bs.khoa", "mat-khau-dai-1")
 
         page.fill("#new-user input[name=username]", "ktv.hoa")
@@ -85,7 +104,7 @@ def test_accounts_in_vietnamese(
         page.click("#new-user button[type=submit]")
         page.wait_for_selector("#users tr[data-user='ktv.hoa']", timeout=WAIT_MS)
         generated = page.inner_text("#secret-value")  # no password typed: one generated
-        assert "chỉ hiện một lần" in page.inner_text("#secret")
+        assert text(lang, "accounts.secret.password") in page.inner_text("#secret")
         assert accounts.check_password(archive.sessions, "ktv.hoa", generated) is not None
 
         page.click("#users tr[data-user='ktv.hoa'] button.reset-totp")
@@ -93,7 +112,7 @@ def test_accounts_in_vietnamese(
         assert page.inner_text("#secret-value").startswith("otpauth://totp/")
         qr_width = page.evaluate("() => document.querySelector('#secret img.qr').naturalWidth")
         assert qr_width > 50  # the PNG decoded in the browser
-        page.screenshot(path=str(tmp_path / "admin-accounts-vi.png"), full_page=True)
+        page.screenshot(path=str(tmp_path / f"admin-accounts-{lang}.png"), full_page=True)
     finally:
         context.close()
     assert not errors, errors
@@ -101,13 +120,15 @@ def test_accounts_in_vietnamese(
     assert {"user-unlock", "user-create", "user-totp-reset"} <= set(done)
 
 
-def test_modality_echo_share_revoke_and_audit_in_english(
+@pytest.mark.parametrize("lang", LANGS)
+def test_modality_echo_share_revoke_and_audit(
     browser: Browser,
     live_http: str,
     archive: Archive,
     admin_auth: tuple[str, str],
     echo_peer: int,
     tmp_path: Path,
+    lang: str,
 ) -> None:
     archive.settings.public_base_url = live_http
     ds = ct_slice(size=8)
@@ -119,11 +140,11 @@ def test_modality_echo_share_revoke_and_audit_in_english(
         patient_id="BN0001",
         study_uid=str(ds.StudyInstanceUID),
     )
-    context, page, errors = _browser_page(browser, "en")
+    context, page, errors = _browser_page(browser, lang)
     try:
         _log_in(page, live_http, *admin_auth, "admin/modalities")
         page.wait_for_selector("#ae-form", timeout=WAIT_MS)
-        assert page.inner_text("#modalities-page h1") == "Modalities and AEs"
+        assert page.inner_text("#modalities-page h1") == text(lang, "tabs.modalities")
         page.fill("#ae-form input[name=ae_title]", "MODALITY1")
         page.fill("#ae-form input[name=host]", "127.0.0.1")
         page.fill("#ae-form input[name=port]", str(echo_peer))
@@ -133,22 +154,22 @@ def test_modality_echo_share_revoke_and_audit_in_english(
         row = "#aes tr[data-ae='MODALITY1']"
         page.wait_for_selector(row, timeout=WAIT_MS)
         page.click(f"{row} button.echo")
-        _text_in(page, f"{row} .echo-result", "C-ECHO succeeded")
+        _text_in(page, f"{row} .echo-result", text(lang, "aes.echoOk"))
         assert "get" not in archive.remote_aes.get("MODALITY1").services
         page.click(f"{row} button.edit")
         page.fill("#ae-form input[name=port]", str(free_port()))
         page.click("#ae-form button[type=submit]")
         page.wait_for_function("() => !document.querySelector('#aes .echo-result')?.textContent")
         page.click(f"{row} button.echo")
-        _text_in(page, f"{row} .echo-result", "C-ECHO failed")
-        page.screenshot(path=str(tmp_path / "admin-modalities-en.png"), full_page=True)
+        _text_in(page, f"{row} .echo-result", text(lang, "aes.echoFailed"))
+        page.screenshot(path=str(tmp_path / f"admin-modalities-{lang}.png"), full_page=True)
 
         page.click("#admin-tabs a[data-tab='shares']")
         share = f"#shares tr[data-share='{grant.grant_id}']"
         page.wait_for_selector(share, timeout=WAIT_MS)
-        assert page.inner_text(f"{share} .state") == "active"
+        assert page.inner_text(f"{share} .state") == text(lang, "shares.states.active")
         page.click(f"{share} button.revoke")
-        _text_in(page, f"{share} .state", "revoked")
+        _text_in(page, f"{share} .state", text(lang, "shares.states.revoked"))
         info = archive.auth.get_grant(grant.grant_id)
         assert info is not None and info.revoked
 
@@ -167,8 +188,8 @@ def test_modality_echo_share_revoke_and_audit_in_english(
         exported = page.evaluate("(url) => fetch(url).then((r) => r.text())", href)
         assert "wado" in exported and "BN0001" in exported
         page.click("#verify")
-        _text_in(page, "#chain", "Chain intact")
-        page.screenshot(path=str(tmp_path / "admin-audit-en.png"), full_page=True)
+        _text_in(page, "#chain", text(lang, "audit.intact"))
+        page.screenshot(path=str(tmp_path / f"admin-audit-{lang}.png"), full_page=True)
     finally:
         context.close()
     assert not errors, errors
