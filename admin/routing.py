@@ -383,10 +383,12 @@ def external_studies(
     principal: Sender,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=2**31)] = 0,
+    citizen_id: Annotated[str | None, Query(max_length=64)] = None,
 ) -> dict[str, Any]:
-    """Studies received from other facilities, newest first, with their patient ID mapping."""
+    """Studies received from other facilities, newest first, with their patient ID mapping;
+    ``citizen_id`` finds one person's."""
     archive = _archive(request)
-    found = archive.routing.external.recent(limit, offset)
+    found = archive.routing.external.recent(limit, offset, citizen_id)
     archive.audit.record(
         principal,
         "external-studies",

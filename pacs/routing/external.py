@@ -146,14 +146,16 @@ class ExternalStudies:
                 raise UnknownRoute(f"study {study_uid} is not marked external")
             return _view(row)
 
-    def recent(self, limit: int = 100, offset: int = 0) -> list[ExternalView]:
+    def recent(
+        self, limit: int = 100, offset: int = 0, citizen_id: str | None = None
+    ) -> list[ExternalView]:
+        """External studies newest first; with ``citizen_id``, that person's only (the
+        2027 sharing rule: a received result is found by the patient's citizen ID)."""
+        query = select(ExternalStudy).order_by(ExternalStudy.marked_at.desc())
+        if citizen_id:
+            query = query.where(ExternalStudy.citizen_id == citizen_id)
         with self.sessions() as session:
-            rows = session.scalars(
-                select(ExternalStudy)
-                .order_by(ExternalStudy.marked_at.desc())
-                .limit(limit)
-                .offset(offset)
-            ).all()
+            rows = session.scalars(query.limit(limit).offset(offset)).all()
             return [_view(row) for row in rows]
 
     def are_external(self, study_uids: list[str]) -> set[str]:

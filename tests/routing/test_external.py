@@ -58,6 +58,8 @@ def test_external_study_mapped_by_citizen_id(archive: Archive, client: TestClien
     listed = client.get("/api/external-studies").json()["studies"]
     assert sorted(s["study_uid"] for s in listed) == sorted([outside, unknown])
     assert archive.routing.external.are_external([local, outside]) == {outside}
+    by_citizen = client.get("/api/external-studies", params={"citizen_id": CCCD}).json()
+    assert [s["study_uid"] for s in by_citizen["studies"]] == [outside]
     assert client.post("/api/studies/1.2.3/external", json={}).status_code == 404
     actions = [e.action for e in archive.audit.events()]
     assert actions.count("external-mark") == 2
