@@ -212,6 +212,10 @@ class Settings(BaseSettings):
     fhir_timezone: str = "Asia/Ho_Chi_Minh"
     # The calendar statistics count days in (GET /api/stats): the hospital's zone.
     stats_timezone: str = "Asia/Ho_Chi_Minh"
+    # Lossless compression (JPEG-LS) of uncompressed images of these modalities, e.g.
+    # ["CT", "CR", "US"] (empty: off), once a study is stable and this many days old.
+    compression_modalities: list[str] = Field(default_factory=list)
+    compression_after_days: float = Field(default=0.0, ge=0)
 
     # Reports (issue 17): the result slip's header, whether a second radiologist approves a
     # signed report before it is final, the TrueType font with Vietnamese (default: DejaVu

@@ -23,6 +23,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from pacs import query
 from pacs.archive import retrieve, usage
 from pacs.archive.boundary import WriteWatch, guard_engine, probe_write
+from pacs.archive.compression import JOB as COMPRESS_JOB
+from pacs.archive.compression import Compression
 from pacs.archive.corrections import Corrections, VersionView
 from pacs.archive.errors import NotFound, StorageUnavailable, Unavailable
 from pacs.archive.events import ChangeView, Events
@@ -173,6 +175,20 @@ class Archive:
         self.jobs.handle("reapply-corrections", self._reapply_job, backoff_s=60.0)
         self._scanned_corrections = False
         self.jobs.every("reapply-corrections", 60.0, self._queue_reapply)
+        # Lossless compression by modality (off unless settings name modalities).
+        self.compression = Compression(
+            self.sessions,
+            engine,
+            store,
+            settings.compression_modalities,
+            settings.compression_after_days,
+        )
+        if settings.compression_modalities:
+            self.jobs.handle(COMPRESS_JOB, self._compress_job, backoff_s=300.0)
+            if settings.compression_after_days == 0:
+                self.events.on_study_stable(COMPRESS_JOB)
+            else:
+                self.jobs.every("compress-due", 3600.0, self._queue_due_compression)
         # The leader finds the deletions whose purge is due and queues one durable job each.
         self.jobs.handle("purge-deletion", self._purge_job, backoff_s=60.0)
         self.jobs.every(
@@ -459,6 +475,17 @@ class Archive:
 
     def _reapply_job(self, payload: dict[str, Any]) -> None:
         self.corrections.reapply(str(payload["study_uid"]))
+
+    def _compress_job(self, payload: dict[str, Any]) -> None:
+        self.compression.compress_study(str(payload["study_uid"]))
+
+    def _queue_due_compression(self) -> None:
+        for study_uid in self.compression.due_studies():
+            # Keyed by the hour: a study still partly uncompressed (a failure) comes back.
+            hour = datetime.now(UTC).strftime("%Y%m%d%H")
+            self.jobs.enqueue(
+                COMPRESS_JOB, {"study_uid": study_uid}, dedup_key=f"compress:{study_uid}:{hour}"
+            )
 
     def _queue_due_purges(self) -> None:
         for deletion_id in self.lifecycle.due():

@@ -157,3 +157,21 @@ class Export(Base):
     created_by: Mapped[str] = mapped_column(String(128), default="")
     created_at: Mapped[datetime] = mapped_column(TZ)
     finished_at: Mapped[datetime | None] = mapped_column(TZ, nullable=True)
+
+
+class CompressedInstance(Base):
+    """An image stored compressed losslessly: what it was received as (issue 20 item 3).
+
+    The pixels were proven identical before the original blob was removed; its hash,
+    size and transfer syntax are kept here, so that integrity and provenance questions
+    ("is this what the modality sent?") still have an answer.
+    """
+
+    __tablename__ = "compressed_instance"
+
+    sop_instance_uid: Mapped[str] = mapped_column(UID, primary_key=True)
+    original_transfer_syntax_uid: Mapped[str] = mapped_column(UID)
+    original_sha256: Mapped[str] = mapped_column(String(64))
+    original_size: Mapped[int] = mapped_column(BigInteger)
+    compressed_size: Mapped[int] = mapped_column(BigInteger)
+    compressed_at: Mapped[datetime] = mapped_column(TZ)
