@@ -26,6 +26,7 @@ export const router = createRouter({
   history: createWebHistory(appBase()),
   routes: [
     ...featureRoutes,
+    { path: '/login', redirect: '/' }, // the status page's "log in" link: the form, then home
     { path: '/:rest(.*)*', name: 'not-allowed', component: NotAllowed },
   ],
 });
