@@ -259,6 +259,9 @@ class Settings(BaseSettings):
     # A deleted study, series or instance vanishes from every door at once; its index
     # record and its blobs are purged this long afterwards (a window to notice a mistake).
     delete_purge_after_hours: float = Field(default=24.0, ge=0)
+    # A radiologist's claim on a study (reading worklist) lapses after this long unless
+    # renewed, so a reader who walked away does not hold the study.
+    reading_claim_minutes: float = Field(default=60.0, gt=0, le=24 * 60)
 
     log_level: str = "INFO"
     # First start only: the first admin's password (else a random one is printed once).

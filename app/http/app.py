@@ -21,6 +21,7 @@ from admin import holds as admin_holds
 from admin import jobs as admin_jobs
 from admin import orders as admin_orders
 from admin import patients as admin_patients
+from admin import reading as admin_reading
 from admin import rejections as admin_rejections
 from admin import reports as admin_reports
 from admin import routing as admin_routing
@@ -82,6 +83,7 @@ def create_app(archive: Archive) -> FastAPI:
     app.include_router(admin_routing.router)
     app.include_router(admin_consultations.router)
     app.include_router(admin_reports.router)
+    app.include_router(admin_reading.router)
     app.include_router(admin_patients.router)
     app.include_router(admin_exports.router)
     app.include_router(admin_rejections.router)

@@ -50,6 +50,7 @@ from pacs.index.models import Instance, Series, Study
 from pacs.jobs import Jobs
 from pacs.metrics import instruments
 from pacs.query import Level, SearchResult
+from pacs.reading import ReadingWorklist
 from pacs.reports.service import Reports
 from pacs.routing.service import Routing
 from pacs.settings import Settings
@@ -171,6 +172,10 @@ class Archive:
         )
         # Reports: drafts, signing, SR and PDF into the study, the result out to the HIS.
         self.reports = Reports(self)
+        # Reading: the radiologists' worklist, claims on studies, priors.
+        self.reading = ReadingWorklist(
+            self.sessions, self.audit, self.search, settings.reading_claim_minutes
+        )
         # Instances that arrive in a corrected study are brought in line by a job.
         self.jobs.handle("reapply-corrections", self._reapply_job, backoff_s=60.0)
         self._scanned_corrections = False

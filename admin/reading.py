@@ -1,0 +1,138 @@
+"""The reading door (issue 17 item 3): the radiologists' worklist, claims and priors.
+
+``GET /api/reading/worklist`` lists what waits to be read (STAT on top, unread first,
+oldest first) with each study's reading state, priority and who is reading it;
+``POST /api/studies/{uid}/claim`` claims a study (409 while another radiologist holds
+it; an administrator may take it over with ``{"take_over": true}``), ``DELETE`` gives
+it back; ``GET /api/studies/{uid}/priors`` lists the patient's other studies. The
+domain (:mod:`pacs.reading`) audits each call. Refusals are answered in the reader's
+language (``pacs.lang`` cookie, Accept-Language).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from pydantic import BaseModel
+
+from pacs.archive import Archive
+from pacs.auth.http import authorize
+from pacs.auth.policy import check_study_scope
+from pacs.auth.principal import Principal
+from pacs.i18n import negotiate, translate
+from pacs.query import QueryError
+from pacs.reading import STATUSES, ClaimConflict, NotClaimed, WorklistFilter
+
+router = APIRouter()
+Reader = Annotated[Principal, Depends(authorize("report"))]
+Searcher = Annotated[Principal, Depends(authorize("search"))]
+MAX_PAGE = 100
+PRIORITIES = ("STAT", "HIGH", "ROUTINE")
+
+
+class ClaimBody(BaseModel):
+    take_over: bool = False
+
+
+def _archive(request: Request) -> Archive:
+    archive: Archive = request.app.state.archive
+    return archive
+
+
+def _lang(request: Request) -> str:
+    return negotiate(request.cookies, request.headers.get("accept-language"))
+
+
+def _choices(text: str, allowed: tuple[str, ...], what: str, lang: str) -> frozenset[str]:
+    """A comma-separated filter, each value one of ``allowed``, else 400 naming them."""
+    values = frozenset(v.strip() for v in text.split(",") if v.strip())
+    unknown = sorted(values - set(allowed))
+    if unknown:
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST,
+            translate("reading.bad_filter", lang, what=what, values=", ".join(allowed)),
+        )
+    return values
+
+
+@router.get("/api/reading/worklist")
+def reading_worklist(
+    request: Request,
+    principal: Reader,
+    status_: Annotated[str, Query(alias="status", max_length=128)] = "",
+    priority: Annotated[str, Query(max_length=64)] = "",
+    modality: Annotated[str, Query(max_length=16)] = "",
+    date: Annotated[str, Query(max_length=17)] = "",
+    mine: bool = False,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+    offset: Annotated[int, Query(ge=0, le=2**31)] = 0,
+) -> dict[str, Any]:
+    """A page of the reading worklist in reading order, with the total.
+
+    ``status`` and ``priority`` take comma-separated values; ``date`` a DICOM date or
+    range (default: the last 30 days); ``mine``: claimed by me, or my drafts.
+    """
+    lang = _lang(request)
+    wanted = WorklistFilter(
+        date=date,
+        modality=modality,
+        status=_choices(status_, STATUSES, "status", lang),
+        priority=_choices(priority.upper(), PRIORITIES, "priority", lang),
+        mine=mine,
+    )
+    try:
+        return _archive(request).reading.worklist(principal, wanted, limit, offset)
+    except QueryError as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from exc
+
+
+def _study(archive: Archive, principal: Principal, study: str, lang: str) -> dict[str, Any]:
+    """The study's DICOM JSON as the study list shows it, or 404."""
+    check_study_scope(principal, study)
+    found = archive.reading.study(study)
+    if found is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, translate("reading.no_study", lang))
+    return found
+
+
+@router.post("/api/studies/{study}/claim")
+def claim_study(
+    request: Request, principal: Reader, study: str, body: ClaimBody | None = None
+) -> dict[str, Any]:
+    """Claim ``study`` for reading (or renew my claim); 409 while someone else reads it."""
+    archive, lang = _archive(request), _lang(request)
+    _study(archive, principal, study, lang)
+    try:
+        return archive.reading.claim(principal, study, take_over=bool(body and body.take_over))
+    except ClaimConflict as exc:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            translate(
+                "reading.claimed",
+                lang,
+                user=exc.holder,
+                until=exc.expires_at.isoformat(timespec="minutes"),
+            ),
+        ) from exc
+
+
+@router.delete("/api/studies/{study}/claim", status_code=204)
+def release_study(request: Request, principal: Reader, study: str) -> None:
+    """Give my claim on ``study`` back (an administrator may release anyone's)."""
+    try:
+        _archive(request).reading.release(principal, study)
+    except NotClaimed as exc:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, translate("reading.not_claimed", _lang(request))
+        ) from exc
+
+
+@router.get("/api/studies/{study}/priors")
+def study_priors(request: Request, principal: Searcher, study: str) -> dict[str, Any]:
+    """The patient's other studies, newest first, to read beside ``study``."""
+    archive, lang = _archive(request), _lang(request)
+    current = _study(archive, principal, study, lang)
+    if principal.study_uid:  # a share link opens its one study, never the others
+        return {"study": current, "priors": []}
+    return {"study": current, "priors": archive.reading.priors(principal, current)}

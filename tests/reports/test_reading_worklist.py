@@ -1,0 +1,160 @@
+"""The reading worklist, claims and priors through the HTTP door, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from pydicom.dataset import Dataset
+
+from pacs.archive import Archive
+from pacs.archive.ingest import Origin
+from pacs.auth.accounts import create_account
+from pacs.auth.principal import Role
+from pacs.index.workflow_models import HisPatient, ImagingOrder, StudyOrder
+from tests.dicom_factory import ct_slice, to_bytes
+from tests.reports.helpers import PASSPHRASE, make_signing_pki, radiologist
+
+WINDOW = {"date": "20261101-20261130"}
+
+
+def _study(archive: Archive, day: str, patient_id: str = "BN0001", time: str = "080000") -> str:
+    ds: Dataset = ct_slice(patient_id=patient_id)
+    ds.StudyDate, ds.StudyTime = day, time
+    archive.ingest(io.BytesIO(to_bytes(ds)), Origin(door="import"))
+    return str(ds.StudyInstanceUID)
+
+
+def _stat_order(archive: Archive, study_uid: str) -> None:
+    """The study matched to a STAT order (what HL7 ORM priority S becomes)."""
+    now = datetime.now(UTC)
+    with archive.sessions.begin() as session:
+        patient = HisPatient(patient_id="BN0001", issuer="", citizen_id="", name="", name_folded="",
+                             birth_date="", sex="", merged_into=None, updated_at=now)  # fmt: skip
+        session.add(patient)
+        session.flush()
+        order = ImagingOrder(accession_number="STAT1", placer_number="", filler_number="",
+                             patient_pk=patient.pk, requested_procedure_id="",
+                             procedure_description="", procedure_code="", referring_physician="",
+                             priority="STAT", status="completed", modality="CT",
+                             scheduled_date="20261120", created_at=now, updated_at=now)  # fmt: skip
+        session.add(order)
+        session.flush()
+        session.add(
+            StudyOrder(
+                study_uid=study_uid, order_pk=order.pk, matched_by="accession", matched_at=now
+            )
+        )
+
+
+@pytest.fixture
+def clients(archive: Archive, tmp_path: Path) -> Iterator[dict[str, TestClient]]:
+    """Two radiologists (one can sign), an administrator and a clinician, each a client."""
+    from app.http.app import create_app
+
+    pki = make_signing_pki(tmp_path / "pki")
+    app = create_app(archive)
+    users = {"lan": radiologist(archive, pki, "bs.lan")}
+    for name, role in (("minh", Role.RADIOLOGIST), ("chief", Role.ADMIN), ("clin", Role.CLINICIAN)):
+        password = f"{name}-password-long-enough"
+        create_account(archive.sessions, name, password, role)
+        users[name] = (name, password)
+    with TestClient(app) as first:
+        made = {"lan": first}
+        for name in ("minh", "chief", "clin"):
+            made[name] = TestClient(app)
+        for name, client in made.items():
+            client.auth = users[name]
+        yield made
+
+
+def _order(client: TestClient, **params: str) -> list[tuple[str, str]]:
+    answer = client.get("/api/reading/worklist", params={**WINDOW, **params})
+    assert answer.status_code == 200, answer.text
+    return [
+        (item["study"]["0020000D"]["Value"][0], item["status"]) for item in answer.json()["items"]
+    ]
+
+
+def test_stat_on_top_unread_first_oldest_first_signed_last(
+    archive: Archive, clients: dict[str, TestClient]
+) -> None:
+    lan = clients["lan"]
+    signed = _study(archive, "20261102")
+    draft = _study(archive, "20261103")
+    older = _study(archive, "20261104")
+    newer = _study(archive, "20261110")
+    stat = _study(archive, "20261111")
+    _stat_order(archive, stat)
+    text = {"findings": "Bình thường.", "conclusion": "Không thấy bất thường."}
+    report = lan.post(f"/api/studies/{signed}/reports", json=text)
+    assert report.status_code == 201, report.text
+    sign = lan.post(f"/api/reports/{report.json()['id']}/sign", json={"passphrase": PASSPHRASE})
+    assert sign.status_code == 200, sign.text
+    assert lan.post(f"/api/studies/{draft}/reports", json={"findings": "Nháp"}).status_code == 201
+
+    assert _order(lan) == [
+        (stat, "unread"),
+        (older, "unread"),
+        (newer, "unread"),
+        (draft, "draft"),
+        (signed, "signed"),
+    ]
+    items = lan.get("/api/reading/worklist", params=WINDOW).json()["items"]
+    assert items[0]["priority"] == "STAT" and items[-1]["signed_at"]
+    assert _order(lan, status="draft,signed") == [(draft, "draft"), (signed, "signed")]
+    assert _order(lan, priority="stat") == [(stat, "unread")]
+    assert _order(lan, mine="true") == [(draft, "draft")]
+    page = lan.get("/api/reading/worklist", params={**WINDOW, "limit": "2", "offset": "1"}).json()
+    assert page["total"] == 5 and len(page["items"]) == 2
+    bad = lan.get("/api/reading/worklist", params={**WINDOW, "status": "lost"},
+                  headers={"Accept-Language": "vi"})  # fmt: skip
+    assert bad.status_code == 400 and "Bộ lọc" in bad.json()["detail"]
+    assert clients["clin"].get("/api/reading/worklist").status_code == 403
+
+
+def test_one_reader_at_a_time_until_released_or_taken_over(
+    archive: Archive, clients: dict[str, TestClient]
+) -> None:
+    lan, minh, chief = clients["lan"], clients["minh"], clients["chief"]
+    study = _study(archive, "20261105")
+    assert lan.post(f"/api/studies/{study}/claim").status_code == 200
+    assert _order(lan) == [(study, "in-progress")]
+    assert _order(lan, mine="true") == [(study, "in-progress")]
+    assert _order(minh, mine="true") == []
+
+    refused = minh.post(f"/api/studies/{study}/claim", headers={"Accept-Language": "vi"})
+    assert refused.status_code == 409 and "bs.lan" in refused.json()["detail"]
+    assert "đang được" in refused.json()["detail"]
+    assert minh.delete(f"/api/studies/{study}/claim").status_code == 404
+    assert lan.post(f"/api/studies/{study}/claim").status_code == 200  # renewing is fine
+
+    assert lan.delete(f"/api/studies/{study}/claim").status_code == 204
+    assert _order(lan) == [(study, "unread")]
+    assert minh.post(f"/api/studies/{study}/claim").status_code == 200
+    taken = chief.post(f"/api/studies/{study}/claim", json={"take_over": True})
+    assert taken.status_code == 200 and taken.json()["claimed_by"] == "chief"
+    assert lan.post(f"/api/studies/{study}/claim", json={"take_over": True}).status_code == 409
+    assert lan.post("/api/studies/1.2.3.999/claim").status_code == 404
+
+    claims = [e for e in archive.audit.events(study_uid=study) if e.action == "claim"]
+    assert any("taken over from minh" in e.detail for e in claims)
+
+
+def test_priors_are_the_patients_other_studies_newest_first(
+    archive: Archive, clients: dict[str, TestClient]
+) -> None:
+    current = _study(archive, "20261120")
+    old = _study(archive, "20250310")
+    older = _study(archive, "20231001")
+    _study(archive, "20261119", patient_id="BN0999")  # another patient
+    answer = clients["clin"].get(f"/api/studies/{current}/priors")
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["study"]["0020000D"]["Value"] == [current]
+    assert [p["0020000D"]["Value"][0] for p in body["priors"]] == [old, older]
+    assert clients["clin"].get("/api/studies/1.2.3.999/priors").status_code == 404
