@@ -1,7 +1,7 @@
 """reading claims (issue 17 item 3)
 
 Revision ID: 0013_reading
-Revises: 0016_consultations
+Revises: 0016_external_studies
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0013_reading"
-down_revision = "0016_consultations"
+down_revision = "0016_external_studies"
 branch_labels = None
 depends_on = None
 
