@@ -1,0 +1,168 @@
+"""The records pages in Chromium: upload files (per-file outcome), and a study's actions
+(correct, merge, reject, export with progress and download), in Vietnamese and English."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page
+from pydicom.uid import generate_uid
+
+from pacs.archive import Archive
+from pacs.archive.ingest import Origin
+from pacs.jobs import RunningJobs
+from pacs.query import Level
+from tests.dicom_factory import ct_slice, to_bytes
+from tests.viewer import pages
+
+pytestmark = pytest.mark.slow  # a browser per test
+
+
+@pytest.fixture
+def runners(archive: Archive) -> Iterator[RunningJobs]:
+    running = archive.jobs.start(runners=True, scheduler=False)
+    yield running
+    running.stop()
+
+
+def _store(archive: Archive, patient_id: str, name: str, series: int = 2) -> str:
+    study = generate_uid()
+    for s in range(series):
+        series_uid = generate_uid()
+        ds = ct_slice(study, series_uid, index=0, size=8, patient_id=patient_id, patient_name=name)
+        ds.SeriesNumber = s + 1
+        archive.ingest(io.BytesIO(to_bytes(ds)), Origin(door="import"))
+    return study
+
+
+def _page(browser: Browser, base: str, auth: tuple[str, str], locale: str) -> Page:
+    page = browser.new_context(locale=locale).new_page()
+    pages.log_in(page, base, *auth)
+    return page
+
+
+def _studies(archive: Archive, **keys: str) -> list:
+    from pydicom.dataset import Dataset
+
+    identifier = Dataset()
+    for keyword, value in {"PatientID": "", "PatientName": "", **keys}.items():
+        setattr(identifier, keyword, value)
+    return list(archive.search(Level.STUDY, identifier).matches)
+
+
+def test_upload_files_shows_each_outcome(
+    browser: Browser, live_http: str, archive: Archive, admin_auth: tuple[str, str], tmp_path: Path
+) -> None:
+    study = generate_uid()
+    files = []
+    for i in range(2):
+        path = tmp_path / f"slice{i}.dcm"
+        path.write_bytes(to_bytes(ct_slice(study, generate_uid(), index=i, size=8)))
+        files.append(str(path))
+    junk = tmp_path / "notes.txt"
+    junk.write_text("not DICOM")
+    page = _page(browser, live_http, admin_auth, "vi-VN")
+    try:
+        page.goto(f"{live_http}/viewer/upload")
+        assert page.inner_text("#upload h1") == "Tải lên tệp DICOM"
+        page.set_input_files("#files", [*files, str(junk)])
+        page.wait_for_function(
+            "() => document.querySelectorAll('#upload-results [data-outcome=stored]').length === 2"
+            " && document.querySelectorAll('#upload-results [data-outcome=failed]').length === 1",
+            timeout=30_000,
+        )
+        outcomes = page.eval_on_selector_all(
+            "#upload-results tbody tr",
+            "rows => rows.map(r => [r.querySelector('.path').textContent, r.dataset.outcome,"
+            " r.querySelector('.outcome').textContent])",
+        )
+        assert sorted(outcomes) == [
+            ["notes.txt", "failed", "Bị từ chối"],
+            ["slice0.dcm", "stored", "Đã lưu"],
+            ["slice1.dcm", "stored", "Đã lưu"],
+        ]
+        assert "Đã lưu 2/3" in page.inner_text("#upload-summary")
+    finally:
+        page.context.close()
+    assert [str(m.StudyInstanceUID) for m in _studies(archive, StudyInstanceUID=study)] == [study]
+
+
+def _wait_message(page: Page, form: str, text: str) -> None:
+    page.wait_for_function(
+        "([form, text]) => document.querySelector(`#${form} .message`)?.textContent.includes(text)",
+        arg=[form, text],
+        timeout=30_000,
+    )
+
+
+def test_study_actions_correct_merge_reject_export(
+    browser: Browser,
+    live_http: str,
+    archive: Archive,
+    admin_auth: tuple[str, str],
+    runners: RunningJobs,
+) -> None:
+    study = _store(archive, "BN0001", "Nguyen^Van An")
+    _store(archive, "BN0002", "Nguyễn^Văn An", series=1)
+    page = _page(browser, live_http, admin_auth, "vi-VN")
+    try:
+        # From the study list to the study's actions.
+        page.click(f"tr[data-study='{study}'] a.actions")
+        page.wait_for_selector("#study-actions #correct")
+        assert page.inner_text("#study-actions h1") == "Thao tác trên ca chụp"
+        assert page.input_value("#correct input[name=PatientName]") == "Nguyen^Van An"
+
+        # Correct the name (Vietnamese page): QIDO and C-FIND's engine answer it.
+        page.fill("#correct input[name=PatientName]", "Nguyễn^Văn An")
+        page.fill("#correct input[name=reason]", "sai chính tả")
+        page.click("#correct button[type=submit]")
+        _wait_message(page, "correct", "Đã sửa")
+        page.wait_for_selector("#correct table.versions tbody tr")
+        (found,) = _studies(archive, StudyInstanceUID=study)
+        assert str(found.PatientName) == "Nguyễn^Văn An"
+
+        # English from here: merge BN0001 into BN0002; BN0001 still finds the study.
+        page.click("#lang")
+        page.wait_for_function(
+            "() => document.querySelector('#study-actions h1').textContent === 'Study actions'"
+        )
+        page.fill("#merge input[name=target]", "BN0002")
+        page.fill("#merge input[name=reason]", "duplicate record")
+        page.click("#merge button[type=submit]")
+        _wait_message(page, "merge", "Merged: 1")
+        assert {str(m.PatientID) for m in _studies(archive, PatientID="BN0001")} == {"BN0002"}
+
+        # Reject the first series for quality: the study keeps the other and gains a KOS.
+        page.select_option("#reject select[name=code]", "113001")
+        page.select_option("#reject select[name=series]", index=1)
+        page.click("#reject button[type=submit]")
+        _wait_message(page, "reject", "Rejected: 1")
+        modalities = sorted(
+            str(s.Modality) for s in archive.search(Level.SERIES, _series_query(study)).matches
+        )
+        assert modalities == ["CT", "KO"]
+
+        # Export a DICOMDIR: progress until done, then a download link that answers a ZIP.
+        page.select_option("#export select[name=media]", "dicomdir")
+        page.click("#export button[type=submit]")
+        page.wait_for_selector("#export-progress[data-status=done]", timeout=60_000)
+        assert "Done" in page.inner_text("#export-progress")
+        href = page.get_attribute("#export-progress a.download", "href")
+        assert href is not None
+        response = page.request.get(f"{live_http}{href}")
+        assert response.status == 200 and response.body()[:2] == b"PK"
+    finally:
+        page.context.close()
+
+
+def _series_query(study: str):  # type: ignore[no-untyped-def]
+    from pydicom.dataset import Dataset
+
+    identifier = Dataset()
+    identifier.StudyInstanceUID = study
+    identifier.SeriesInstanceUID = ""
+    identifier.Modality = ""
+    return identifier
