@@ -216,6 +216,9 @@ class Settings(BaseSettings):
     # ["CT", "CR", "US"] (empty: off), once a study is stable and this many days old.
     compression_modalities: list[str] = Field(default_factory=list)
     compression_after_days: float = Field(default=0.0, ge=0)
+    # Years a study is kept, by modality ("*": any other), e.g. {"CR": 10, "*": 20}; empty:
+    # keep everything. Studies past it are only proposed (GET /api/retention/candidates).
+    retention_years: dict[str, float] = Field(default_factory=dict)
 
     # Reports (issue 17): the result slip's header, whether a second radiologist approves a
     # signed report before it is final, the TrueType font with Vietnamese (default: DejaVu

@@ -24,6 +24,7 @@ from admin import patients as admin_patients
 from admin import reading as admin_reading
 from admin import rejections as admin_rejections
 from admin import reports as admin_reports
+from admin import retention as admin_retention
 from admin import routing as admin_routing
 from admin import stats as admin_stats
 from admin import system as admin_system
@@ -79,6 +80,7 @@ def create_app(archive: Archive) -> FastAPI:
     app.include_router(admin_orders.router)
     app.include_router(admin_users.router)
     app.include_router(admin_stats.router)
+    app.include_router(admin_retention.router)
     app.include_router(admin_system.router)
     app.include_router(admin_routing.router)
     app.include_router(admin_consultations.router)

@@ -34,6 +34,7 @@ from pacs.archive.lifecycle import DeletionView, HoldView, Lifecycle, PurgeRepor
 from pacs.archive.patients import MoveView, PatientMoves, PatientRef
 from pacs.archive.presence import require_archive
 from pacs.archive.rejection import Rejections, RejectionView
+from pacs.archive.retention import Retention
 from pacs.archive.retrieve import StoredInstance
 from pacs.archive.usage import Usage
 from pacs.audit import AuditTrail
@@ -194,6 +195,8 @@ class Archive:
                 self.events.on_study_stable(COMPRESS_JOB)
             else:
                 self.jobs.every("compress-due", 3600.0, self._queue_due_compression)
+        # Retention rules: a purge list an administrator approves (holds respected).
+        self.retention = Retention(self.sessions, settings.retention_years, self.delete)
         # The leader finds the deletions whose purge is due and queues one durable job each.
         self.jobs.handle("purge-deletion", self._purge_job, backoff_s=60.0)
         self.jobs.every(
