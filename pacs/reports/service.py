@@ -173,9 +173,9 @@ class Reports:
                 updated_at=now,
                 **_unsigned(),
             )
-            if text.template is not None:
-                self._apply_template(session, row, text.template)
             self._apply(row, text, study_uid)
+            if text.template is not None:  # fills the sections the text left empty
+                self._apply_template(session, row, text.template)
             session.add(row)
             self._times(session, study_uid, draft=now)
             session.flush()
@@ -192,9 +192,9 @@ class Reports:
             row = self._row(session, report_id)
             if row.status != DRAFT:
                 raise ReportConflict("a signed report never changes: write an addendum")
+            self._apply(row, text, row.study_uid)
             if text.template is not None:
                 self._apply_template(session, row, text.template)
-            self._apply(row, text, row.study_uid)
             row.updated_at = _now()
             view = report_json(row, [])
         self.audit.record(

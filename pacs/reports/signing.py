@@ -10,8 +10,10 @@ the same interface: it needs only ``certificate`` and ``sign``.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -34,9 +36,26 @@ class CertificateInfo:
     not_after: datetime | None
 
 
+_ABBREVIATIONS = {
+    "common_name": "CN", "organization_name": "O", "organizational_unit_name": "OU",
+    "country_name": "C", "state_or_province_name": "ST", "locality_name": "L",
+    "email_address": "E", "serial_number": "SERIALNUMBER", "user_id": "UID",
+}  # fmt: skip
+
+
+def _subject(cert: x509.Certificate) -> str:
+    """The subject as ``CN=..., O=...`` (the same in every language, unlike asn1crypto's
+    English "Common Name: ...")."""
+    parts = []
+    for name, value in cert.subject.native.items():
+        text = value if isinstance(value, str) else ", ".join(str(v) for v in value)
+        parts.append(f"{_ABBREVIATIONS.get(name, name)}={text}")
+    return ", ".join(parts)
+
+
 def describe(cert: x509.Certificate) -> CertificateInfo:
     return CertificateInfo(
-        subject=cert.subject.human_friendly[:512],
+        subject=_subject(cert)[:512],
         serial=format(cert.serial_number, "x")[:128],
         sha256=hashlib.sha256(cert.dump()).hexdigest(),
         not_after=cert.not_valid_after,
@@ -54,7 +73,21 @@ class ReportSigner(Protocol):
 
 def pades(signer: Signer, pdf: bytes, field_name: str, reason: str) -> bytes:
     """``pdf`` with one more PAdES B-B signature (an incremental update: what was signed
-    before stays byte for byte)."""
+    before stays byte for byte).
+
+    pyHanko's synchronous API runs its own event loop (``asyncio.run``), which fails in a
+    thread that already runs one (an ASGI server's, Playwright's): there it signs in a
+    short-lived thread of its own.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return _pades(signer, pdf, field_name, reason)
+    with ThreadPoolExecutor(max_workers=1) as executor:
+        return executor.submit(_pades, signer, pdf, field_name, reason).result()
+
+
+def _pades(signer: Signer, pdf: bytes, field_name: str, reason: str) -> bytes:
     writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
     meta = signers.PdfSignatureMetadata(
         field_name=field_name,

@@ -5,6 +5,7 @@ study, addendum (the signed version unchanged), key images, turnaround times, au
 from __future__ import annotations
 
 import io
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -26,7 +27,13 @@ def _ca(path: Path) -> x509.Certificate:
 
 
 def _validate(pdf: bytes, ca: x509.Certificate) -> list[tuple[bool, bool, bool]]:
-    """(intact, valid, trusted) of each signature, checked against ``ca`` only."""
+    """(intact, valid, trusted) of each signature, checked against ``ca`` only (in a thread of
+    its own: pyHanko's sync validator starts an event loop, and Playwright's may be running)."""
+    with ThreadPoolExecutor(max_workers=1) as executor:
+        return executor.submit(_validate_here, pdf, ca).result()
+
+
+def _validate_here(pdf: bytes, ca: x509.Certificate) -> list[tuple[bool, bool, bool]]:
     reader = PdfFileReader(io.BytesIO(pdf))
     results = []
     for signature in reader.embedded_signatures:
