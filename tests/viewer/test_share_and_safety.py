@@ -52,6 +52,8 @@ def test_share_link_on_a_phone(
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
+    scripts: list[str] = []
+    page.on("request", lambda r: scripts.append(r.url) if r.resource_type == "script" else None)
     try:
         page.goto(link.json()["url"])
         pages.wait_rendered(page)
@@ -60,6 +62,11 @@ def test_share_link_on_a_phone(
         assert page.locator(".reader.shared").count() == 1
         assert page.locator("#studies, .back, [data-layout], [data-tool='Length']").count() == 0
         assert not page.locator("#bar").is_visible()
+        # Light on a phone: the shell and the reader's chunks, no other page of the app.
+        names = [url.rsplit("/", 1)[-1] for url in scripts]
+        assert any(name.startswith("ReaderView-") for name in names), names
+        pages_loaded = [name for name in names if name[:1].isupper()]  # Vue pages: PascalCase
+        assert all(name.startswith("ReaderView-") for name in pages_loaded), names
         assert "Nguyễn Văn An" in page.inner_text(".vp[data-index='0']")
 
         box = page.locator(".vp[data-index='0'] canvas").bounding_box()
