@@ -11,7 +11,6 @@ from playwright.sync_api import Browser
 from pacs.archive import Archive
 from pacs.auth.accounts import create_account
 from pacs.auth.principal import Role
-from tests.viewer import pages
 
 # A browser per test: the whole module takes longer than the fast suite's budget.
 pytestmark = pytest.mark.slow
@@ -74,7 +73,11 @@ def test_links_follow_the_role_and_pages_have_urls(
         page.click("#logout")
         page.wait_for_selector("#login")
 
-        pages.log_in(page, live_http, *admin_auth)
+        page.goto(f"{live_http}/viewer/login")  # the status page's "log in" link
+        page.fill("#login input[name=username]", admin_auth[0])
+        page.fill("#login input[name=password]", admin_auth[1])
+        page.click("#login button[type=submit]")
+        page.wait_for_selector("#studies")  # then home: the study list
         assert page.locator("#nav a[data-nav='studies']").inner_text() == "Ca chụp"
         page.goto(f"{live_http}/viewer/studies")  # reloading a page of the app
         page.wait_for_selector("#studies")
