@@ -1,5 +1,6 @@
 """The report editor in Chromium, in Vietnamese, end to end: a template fills the draft, the
-autosave keeps what is typed across a reload, a saved phrase is inserted, a wrong passphrase
+autosave keeps what is typed across a reload, a saved phrase is inserted, a thumbnail
+marks a key image, a wrong passphrase
 is refused in Vietnamese, signing shows who signed with which certificate, the PDF link
 answers the signed PDF, and an addendum is written and signed beside the unchanged report.
 Screenshots of each state go to tests/viewer/artifacts."""
@@ -26,7 +27,7 @@ def test_write_sign_and_amend_a_report(
     browser: Browser, live_http: str, archive: Archive, tmp_path: Path, artifacts: Path
 ) -> None:
     user, password = radiologist(archive, make_signing_pki(tmp_path / "pki"), "bs.lan")
-    study, _ = store_study(archive, slices=1)
+    study, uids = store_study(archive, slices=2)
     context = browser.new_context(locale="vi-VN")
     page = context.new_page()
     try:
@@ -59,6 +60,10 @@ def test_write_sign_and_amend_a_report(
         _saved(page)
         assert page.input_value("textarea[name=findings]").endswith("Xương sọ bình thường.")
 
+        page.click(f".key-image[data-uid='{uids[1]}']")  # a key image, linked from its thumbnail
+        page.wait_for_selector(f".key-image[data-uid='{uids[1]}'][aria-pressed=true]")
+        _saved(page)
+
         page.fill("input[name=passphrase]", "sai-mat-khau")
         page.click("#sign")
         page.wait_for_selector("#reporting .error")
@@ -74,6 +79,10 @@ def test_write_sign_and_amend_a_report(
         pdf = page.request.get(f"{live_http}{href}")
         assert pdf.ok and pdf.body().startswith(b"%PDF") and b"/ByteRange" in pdf.body()
         signed_pdf = pdf.body()
+        report_id = page.get_attribute(".history .version >> nth=0", "data-id")
+        assert page.request.get(f"{live_http}/api/reports/{report_id}").json()["key_images"] == [
+            uids[1]
+        ]
 
         page.click("#addendum")
         page.wait_for_selector(".status[data-status=draft]")

@@ -1,1 +1,0 @@
-import{A as e,B as t,I as n,i as r,r as i,v as a}from"./index-CQd8nXVw.js";var o={__name:`AdminHome`,setup(o){let s=a();return t(()=>{r.principal&&s.replace(i(`admin`)?`/admin/accounts`:`/admin/audit`)}),(t,r)=>(n(),e(`span`))}};export{o as default};
