@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from pacs.archive import Archive
 from pacs.auth.http import authorize
@@ -23,10 +23,12 @@ from pacs.auth.principal import Principal
 from pacs.i18n import negotiate, translate
 from pacs.query import QueryError
 from pacs.reading import STATUSES, ClaimConflict, NotClaimed, WorklistFilter
+from pacs.reading import measurements as saved
 
 router = APIRouter()
 Reader = Annotated[Principal, Depends(authorize("report"))]
 Searcher = Annotated[Principal, Depends(authorize("search"))]
+Retriever = Annotated[Principal, Depends(authorize("retrieve"))]
 MAX_PAGE = 100
 PRIORITIES = ("STAT", "HIGH", "ROUTINE")
 
@@ -136,3 +138,52 @@ def study_priors(request: Request, principal: Searcher, study: str) -> dict[str,
     if principal.study_uid:  # a share link opens its one study, never the others
         return {"study": current, "priors": []}
     return {"study": current, "priors": archive.reading.priors(principal, current)}
+
+
+class DrawnBody(BaseModel):
+    kind: str = Field(max_length=16)
+    value: float
+    label: str = Field(default="", max_length=64)
+    sop_instance_uid: str = Field(max_length=64)
+    frame: int | None = Field(default=None, ge=1, le=1_000_000)
+    graphic_type: str = Field(max_length=16)
+    points: list[tuple[float, float]] = Field(max_length=saved.MAX_POINTS)
+
+
+class MeasurementsBody(BaseModel):
+    measurements: list[DrawnBody] = Field(max_length=saved.MAX_MEASUREMENTS)
+
+
+@router.post("/api/studies/{study}/measurements", status_code=201)
+def save_measurements(
+    request: Request, principal: Reader, study: str, body: MeasurementsBody
+) -> dict[str, Any]:
+    """Store the viewer's measurements as a new DICOM SR measurement report (TID 1500) in
+    ``study``; returns its UIDs. 422 names what cannot be saved."""
+    archive, lang = _archive(request), _lang(request)
+    _study(archive, principal, study, lang)
+    drawn = [saved.Drawn(**item.model_dump()) for item in body.measurements]
+    try:
+        result = saved.save(archive, principal, study, drawn)
+    except saved.MeasurementError as exc:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            translate("reading.bad_measurements", lang, reason=str(exc)),
+        ) from exc
+    archive.audit.record(
+        principal, "store", study_uid=study,
+        detail=f"measurement report {result['sop_instance_uid']}: {len(drawn)} measurements",
+    )  # fmt: skip
+    return result
+
+
+@router.get("/api/studies/{study}/measurements")
+def latest_measurements(request: Request, principal: Retriever, study: str) -> dict[str, Any]:
+    """The study's newest measurement report as the viewer draws it (404 when none)."""
+    archive, lang = _archive(request), _lang(request)
+    _study(archive, principal, study, lang)
+    found = saved.latest(archive, study)
+    if found is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, translate("reading.no_measurements", lang))
+    archive.audit.record(principal, "wado", study_uid=study, detail="measurements")
+    return found

@@ -158,3 +158,60 @@ def test_priors_are_the_patients_other_studies_newest_first(
     assert body["study"]["0020000D"]["Value"] == [current]
     assert [p["0020000D"]["Value"][0] for p in body["priors"]] == [old, older]
     assert clients["clin"].get("/api/studies/1.2.3.999/priors").status_code == 404
+
+
+def test_measurements_saved_as_a_tid_1500_sr_and_reloaded(
+    archive: Archive, clients: dict[str, TestClient]
+) -> None:
+    import highdicom as hd
+    from pydicom import dcmread
+
+    lan, clin = clients["lan"], clients["clin"]
+    ds: Dataset = ct_slice()
+    archive.ingest(io.BytesIO(to_bytes(ds)), Origin(door="import"))
+    study, image = str(ds.StudyInstanceUID), str(ds.SOPInstanceUID)
+    length = {"kind": "length", "value": 12.5, "label": "Nốt phổi thùy trên phải",
+              "sop_instance_uid": image, "graphic_type": "POLYLINE",
+              "points": [[10, 10], [20, 30]]}  # fmt: skip
+    mean = {"kind": "mean", "value": 42.0, "sop_instance_uid": image, "graphic_type": "ELLIPSE",
+            "points": [[5, 10], [25, 10], [15, 5], [15, 15]]}  # fmt: skip
+    assert lan.get(f"/api/studies/{study}/measurements").status_code == 404
+    saved = lan.post(f"/api/studies/{study}/measurements", json={"measurements": [length, mean]})
+    assert saved.status_code == 201, saved.text
+
+    [stored] = archive.locate(study, None, saved.json()["sop_instance_uid"])
+    with archive.open_blob(stored.blob_key) as fp:
+        sr = dcmread(fp)
+    assert sr.ContentTemplateSequence[0].TemplateIdentifier == "1500"
+    report = hd.sr.MeasurementReport.from_sequence([hd.sr.Comprehensive3DSR.from_dataset(sr)])
+    groups = report.get_planar_roi_measurement_groups()
+    assert [float(g.get_measurements()[0].value) for g in groups] == [12.5, 42.0]
+    assert str(groups[0].tracking_identifier) == "Nốt phổi thùy trên phải"
+
+    loaded = clin.get(f"/api/studies/{study}/measurements").json()  # clinicians read them
+    assert [m["kind"] for m in loaded["measurements"]] == ["length", "mean"]
+    assert loaded["measurements"][0]["points"] == [[10.0, 10.0], [20.0, 30.0]]
+    assert loaded["measurements"][0]["unit"] == "mm" and loaded["observer"] == "bs.lan"
+
+    # Deleting one is saving the set without it: the newest report is what reloads.
+    assert (
+        lan.post(f"/api/studies/{study}/measurements", json={"measurements": [mean]}).status_code
+        == 201
+    )
+    assert [
+        m["kind"] for m in lan.get(f"/api/studies/{study}/measurements").json()["measurements"]
+    ] == ["mean"]
+
+    stranger = {**length, "sop_instance_uid": "1.2.3.4.5"}
+    refused = lan.post(f"/api/studies/{study}/measurements", json={"measurements": [stranger]},
+                       headers={"Accept-Language": "vi"})  # fmt: skip
+    assert refused.status_code == 422 and "Không lưu được số đo" in refused.json()["detail"]
+    odd = {**length, "graphic_type": "POLYLINE", "points": [[1, 1]]}
+    assert (
+        lan.post(f"/api/studies/{study}/measurements", json={"measurements": [odd]}).status_code
+        == 422
+    )
+    assert (
+        clin.post(f"/api/studies/{study}/measurements", json={"measurements": [mean]}).status_code
+        == 403
+    )
