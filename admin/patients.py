@@ -4,7 +4,9 @@
 {"patient_id": "BN0001"}, "reason": "..."}`` moves every study of the source to
 the target as audited corrections; PatientID=BN0002 keeps finding them (QIDO,
 C-FIND) as an alias of BN0001. ``POST /api/patients/split`` moves chosen studies
-to another (possibly new) patient ID. ``GET /api/patients/moves`` lists both and
+to another (possibly new) patient ID. ``POST /api/studies/{study}/series/{series}/move``
+moves one series to another study (``target_study_uid``) or to a new study of a
+patient (``patient``). ``GET /api/patients/moves`` lists both and
 ``POST /api/patients/moves/{id}/undo`` reverses one. Answers 400 for a bad
 request (same patient, other issuer, no reason, already undone), 404 for an
 unknown patient, study or move.
@@ -48,6 +50,13 @@ class SplitRequest(BaseModel):
     study_uids: list[str] = Field(min_length=1, max_length=1000)
     # Demographics of a new target patient (PatientName, PatientBirthDate, PatientSex).
     attributes: dict[str, str] = Field(default_factory=dict, max_length=8)
+    reason: str = Field(min_length=1, max_length=1024)
+
+
+class SeriesMoveRequest(BaseModel):
+    # Either an existing study, or a patient for whom a new study is made.
+    target_study_uid: str | None = Field(default=None, max_length=64)
+    patient: Patient | None = None
     reason: str = Field(min_length=1, max_length=1024)
 
 
@@ -97,6 +106,24 @@ def split_patient(request: Request, principal: Admin, body: SplitRequest) -> dic
             body.target.ref(),
             body.reason,
             body.attributes,
+        )
+    )
+
+
+@router.post("/api/studies/{study}/series/{series}/move")
+def move_series(
+    request: Request, principal: Admin, study: str, series: str, body: SeriesMoveRequest
+) -> dict[str, Any]:
+    """Move the series to ``target_study_uid``, or to a new study of ``patient``."""
+    archive = _archive(request)
+    return _answer(
+        lambda: archive.move_series(
+            principal,
+            study,
+            series,
+            body.reason,
+            target_study_uid=body.target_study_uid,
+            patient=body.patient.ref() if body.patient else None,
         )
     )
 

@@ -89,7 +89,10 @@ CORRECTABLE: dict[str, Attribute] = {
     "StudyDate": Attribute("00080020", "DA", "study", "study_date", 8, r"(\d{8})?"),
     "StudyTime": Attribute("00080030", "TM", "study", "study_time", 16, r"(\d{2,6}(\.\d{1,6})?)?"),
     "ReferringPhysicianName": Attribute("00080090", "PN", "study", "referring_physician_name", 324),
+    # Not correctable by request: set when a series moves to another study (pacs.archive.series).
+    "StudyInstanceUID": Attribute("0020000D", "UI", "study", "study_uid", 64),
 }
+INTERNAL = frozenset({"StudyInstanceUID"})
 _FOLDED = {"name": "name_folded", "referring_physician_name": "referring_physician_folded"}
 
 
@@ -128,9 +131,9 @@ def validate(values: dict[str, str]) -> dict[str, str]:
         raise InvalidCorrection("no attribute to correct")
     clean: dict[str, str] = {}
     for keyword, raw in values.items():
-        attribute = CORRECTABLE.get(keyword)
+        attribute = CORRECTABLE.get(keyword) if keyword not in INTERNAL else None
         if attribute is None:
-            allowed = ", ".join(CORRECTABLE)
+            allowed = ", ".join(k for k in CORRECTABLE if k not in INTERNAL)
             raise InvalidCorrection(f"{keyword} cannot be corrected (correctable: {allowed})")
         if not isinstance(raw, str):
             raise InvalidCorrection(f"{keyword}: the value must be a string")

@@ -36,6 +36,7 @@ from pacs.archive.presence import require_archive
 from pacs.archive.rejection import Rejections, RejectionView
 from pacs.archive.retention import Retention
 from pacs.archive.retrieve import StoredInstance
+from pacs.archive.series import SeriesMoves
 from pacs.archive.usage import Usage
 from pacs.audit import AuditTrail
 from pacs.audit.checkpoint import Checkpoint
@@ -122,6 +123,8 @@ class Archive:
         self.lifecycle = Lifecycle(self.sessions, store, self.audit, purge_after=purge_after)
         self.corrections = Corrections(self.sessions, store, self.audit)
         self.patient_moves = PatientMoves(self.sessions, self.corrections, self.audit)
+        self.series_moves = SeriesMoves(self.sessions, self.corrections, self.audit)
+        self.patient_moves.series_undo = self.series_moves.undo
         # Exports (ZIP, DICOMDIR, de-identified) are jobs writing into the data folder.
         self.exports = Exports(
             self.sessions,
@@ -437,6 +440,29 @@ class Archive:
         """Move some studies of ``source`` to ``target`` (made with ``values`` when new); raises
         like :meth:`merge_patients`, NotFound too for a study not of ``source``."""
         return self.patient_moves.split(principal, source, study_uids, target, reason, values)
+
+    def move_series(
+        self,
+        principal: Principal,
+        study_uid: str,
+        series_uid: str,
+        reason: str,
+        *,
+        target_study_uid: str | None = None,
+        patient: PatientRef | None = None,
+    ) -> MoveView:
+        """Move a series to another study, or to a new study of ``patient``; audited, versioned,
+        undone with :meth:`undo_patient_move` (see :mod:`pacs.archive.series`). Raises
+        :class:`~pacs.archive.errors.NotFound` and
+        :class:`~pacs.archive.errors.InvalidCorrection`."""
+        return self.series_moves.move(
+            principal,
+            study_uid,
+            series_uid,
+            reason,
+            target_study_uid=target_study_uid,
+            patient=patient,
+        )
 
     def undo_patient_move(self, principal: Principal, move_id: int, reason: str) -> MoveView:
         """Undo a merge or split: the studies go back, the alias goes; audited."""

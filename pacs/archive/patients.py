@@ -121,6 +121,8 @@ class PatientMoves:
         self.corrections = corrections
         self.audit = audit
         self.clock = clock
+        # Undoing a series move (pacs.archive.series), set by the facade.
+        self.series_undo: Callable[[Principal, PatientMove, str], None] | None = None
 
     def merge(
         self,
@@ -214,6 +216,27 @@ class PatientMoves:
                 raise NotFound(f"no patient merge or split {move_id}")
             if row.undone_at is not None:
                 raise InvalidCorrection(f"{row.kind} {move_id} was already undone")
+            session.expunge(row)
+        if row.kind == "series" and self.series_undo is not None:
+            self.series_undo(principal, row, reason)
+        else:
+            self._undo_patients(principal, row, reason)
+        with self.sessions.begin() as session:
+            stored = session.get(PatientMove, move_id)
+            assert stored is not None
+            stored.undone_by, stored.undone_at = principal.name[:128], self.clock()
+            view = _view(stored)
+        self.audit.record(
+            principal,
+            {"merge": "unmerge", "split": "unsplit"}.get(view.kind, "unmove-series"),
+            patient_id=view.source.patient_id,
+            detail=json.dumps({**view.as_json(), "undo_reason": reason}, ensure_ascii=False),
+        )
+        return view
+
+    def _undo_patients(self, principal: Principal, row: PatientMove, reason: str) -> None:
+        move_id = row.pk
+        with self.sessions() as session:
             view = _view(row)
             snapshot = json.loads(row.source)
             added = [tuple(item) for item in json.loads(row.added)]
@@ -230,18 +253,6 @@ class PatientMoves:
         self._move(principal, back, view.source, restore, f"undo {view.kind} {move_id}: {reason}")
         # The identifiers the source carried over (citizen ID ...) go back with it.
         self._add_identifiers(view.source, [i for i in added if i[2] != ALIAS_TYPE])
-        with self.sessions.begin() as session:
-            stored = session.get(PatientMove, move_id)
-            assert stored is not None
-            stored.undone_by, stored.undone_at = principal.name[:128], self.clock()
-            view = _view(stored)
-        self.audit.record(
-            principal,
-            "unmerge" if view.kind == "merge" else "unsplit",
-            patient_id=view.source.patient_id,
-            detail=json.dumps({**view.as_json(), "undo_reason": reason}, ensure_ascii=False),
-        )
-        return view
 
     def moves(self, patient_id: str | None = None, limit: int = 100) -> list[MoveView]:
         """Recorded merges and splits, newest first (optionally those naming ``patient_id``)."""

@@ -151,3 +151,88 @@ def test_bad_merges_are_refused(
     assert split.status_code == 404
     assert client.post("/api/patients/moves/99999/undo", json={"reason": "r"}).status_code == 404
     assert _uids(_qido(client, PatientID="BN0001")) == {study.study_uid}
+
+
+def test_series_moved_to_another_study_and_back(
+    archive: Archive,
+    client: TestClient,
+    dimse_server: DimseServer,
+    study: StoredStudy,
+) -> None:
+    right = store_study(archive, series=1, per_series=1, patient_id="BN0555", patient_name="Lê^Hoa")
+    wrong_series = study.series_uids[1]
+    moved_items = study.instances(1)
+    response = client.post(
+        f"/api/studies/{study.study_uid}/series/{wrong_series}/move",
+        json={"target_study_uid": right.study_uid, "reason": "picked the wrong worklist entry"},
+    )
+    assert response.status_code == 200, response.text
+    move = response.json()
+    assert move["kind"] == "series"
+
+    # QIDO and C-FIND list the series under the right study and patient.
+    def series_of(uid: str) -> set[str]:
+        found = client.get(f"/dicom-web/studies/{uid}/series")
+        return (
+            {s["0020000E"]["Value"][0] for s in found.json()} if found.status_code == 200 else set()
+        )
+
+    assert series_of(right.study_uid) == {right.series_uids[0], wrong_series}
+    assert series_of(study.study_uid) == {study.series_uids[0]}
+    matches = _c_find(dimse_server.port, PatientID="BN0555")
+    assert [m.StudyInstanceUID for m in matches] == [right.study_uid]
+    # The served object carries the target's study UID and patient; the original is kept.
+    item = moved_items[0]
+    url = (
+        f"/dicom-web/studies/{right.study_uid}/series/{wrong_series}"
+        f"/instances/{item.sop_instance_uid}"
+    )
+    body = client.get(url, headers={"Accept": "multipart/related; type=application/dicom"})
+    assert body.status_code == 200, body.text
+    served = dcmread(io.BytesIO(body.content[body.content.index(b"DICM") - 128 :]))
+    assert served.StudyInstanceUID == right.study_uid and served.PatientID == "BN0555"
+    assert str(served.PatientName) == "Lê^Hoa"
+    with archive.open_blob(item.blob_key) as blob:
+        assert blob.read() == study.data[item.sop_instance_uid]
+    metadata = client.get(
+        f"/dicom-web/studies/{right.study_uid}/series/{wrong_series}/metadata",
+        headers={"Accept": "application/dicom+json"},
+    ).json()
+    assert {m["0020000D"]["Value"][0] for m in metadata} == {right.study_uid}
+    versions = client.get(f"/api/studies/{right.study_uid}/versions").json()["versions"]
+    assert versions[-1]["changes"] == {"series_added": {"old": "", "new": wrong_series}}
+
+    # Undo: back where it came from.
+    undo = client.post(f"/api/patients/moves/{move['id']}/undo", json={"reason": "mistake"})
+    assert undo.status_code == 200, undo.text
+    assert series_of(study.study_uid) == set(study.series_uids)
+    assert series_of(right.study_uid) == {right.series_uids[0]}
+    back = client.get(
+        url.replace(right.study_uid, study.study_uid),
+        headers={"Accept": "multipart/related; type=application/dicom"},
+    )
+    assert back.status_code == 200
+    again = dcmread(io.BytesIO(back.content[back.content.index(b"DICM") - 128 :]))
+    assert again.StudyInstanceUID == study.study_uid and again.PatientID == "BN0001"
+
+    # A series moved to a new study of another patient; the emptied source study goes.
+    single = store_study(archive, series=1, per_series=1, patient_id="BN0666")
+    response = client.post(
+        f"/api/studies/{single.study_uid}/series/{single.series_uids[0]}/move",
+        json={"patient": {"patient_id": "BN0555"}, "reason": "wrong patient"},
+    )
+    assert response.status_code == 200, response.text
+    new_study = response.json()["target"]["patient_id"]
+    assert series_of(new_study) == {single.series_uids[0]}
+    assert series_of(single.study_uid) == set()
+    assert _qido(client, StudyInstanceUID=single.study_uid) == []
+    assert {m.StudyInstanceUID for m in _c_find(dimse_server.port, PatientID="BN0555")} == {
+        right.study_uid,
+        new_study,
+    }
+    bad = client.post(
+        f"/api/studies/{study.study_uid}/series/{wrong_series}/move",
+        json={"reason": "neither target"},
+    )
+    assert bad.status_code == 400
+    assert "move-series" in [e.action for e in archive.audit.events()]
