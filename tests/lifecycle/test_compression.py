@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 from pydicom.data import get_testdata_files
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, JPEGLSLossless, generate_uid
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from pacs.archive import Archive
 from pacs.archive.compression import compress_losslessly
@@ -21,7 +22,7 @@ from pacs.archive.ingest import Origin, Outcome
 from pacs.auth.accounts import create_account
 from pacs.auth.principal import Role
 from pacs.index.lifecycle_models import CompressedInstance
-from pacs.index.models import Instance
+from pacs.index.models import Instance, Series, Study
 from pacs.reconcile import check
 from pacs.settings import Settings
 from tests.dicom_factory import ct_slice, to_bytes
@@ -145,3 +146,48 @@ def test_stable_study_compressed_by_its_job_and_served_as_asked(
 def _compressed(archive: Archive) -> dict[str, CompressedInstance]:
     with archive.sessions() as session:
         return {r.sop_instance_uid: r for r in session.scalars(select(CompressedInstance))}
+
+
+def test_by_age_only_studies_older_than_the_rule(tmp_path: Path) -> None:
+    """compression_after_days: the leader's scan queues only the old study; its job runs."""
+    archive = Archive.open(
+        Settings(
+            data_dir=tmp_path / "aged",
+            storage_fsync=False,
+            job_poll_seconds=0.05,
+            compression_modalities=["CT"],
+            compression_after_days=30,
+        )
+    )
+    try:
+        old, new = generate_uid(), generate_uid()
+        for study in (old, new):
+            series = generate_uid()
+            for i in range(2):
+                ds = ct_slice(study, series, index=i, size=32, seed=i)
+                archive.ingest(io.BytesIO(to_bytes(ds)), Origin(door="import"))
+        with archive.sessions.begin() as session:
+            session.execute(
+                update(Study)
+                .where(Study.study_uid == old)
+                .values(created_at=datetime.now(UTC) - timedelta(days=40))
+            )
+        assert archive.compression.due_studies() == [old]
+        archive._queue_due_compression()  # the leader's periodic task
+        running = archive.jobs.start()
+        try:
+            wait_until(lambda: len(_compressed(archive)) == 2, timeout=60, what="old study done")
+        finally:
+            running.stop()
+        with archive.sessions() as session:
+            syntaxes = dict(
+                session.execute(
+                    select(Study.study_uid, Instance.transfer_syntax_uid)
+                    .join(Series, Series.study_pk == Study.pk)
+                    .join(Instance, Instance.series_pk == Series.pk)
+                ).all()
+            )
+        assert syntaxes == {old: JPEGLSLossless, new: ExplicitVRLittleEndian}
+        assert archive.compression.due_studies() == []
+    finally:
+        archive.close()
