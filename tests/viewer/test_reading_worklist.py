@@ -67,11 +67,16 @@ def test_worklist_claims_and_opens_in_both_languages(
         page.click(f"#reading tbody tr[data-study='{first}'] button.release")
         page.wait_for_selector(f"#reading tbody tr[data-study='{first}'][data-status='unread']")
 
+        page.click(f"#reading tbody tr[data-study='{first}'] button.report")
+        page.wait_for_url(f"**/viewer/report?study={first}**")
+        page.goto(f"{live_http}/viewer/reading")
+        page.wait_for_selector(f"#reading tbody tr[data-study='{first}'][data-status='in-progress']")
+
         page.click("#lang")
         page.wait_for_function(
             "() => document.querySelector('#app h1')?.textContent === 'Reading worklist'"
         )
-        assert "In progress" in _row(page, taken) and "Unread" in _row(page, first)
+        assert "In progress" in _row(page, taken) and "In progress" in _row(page, first)
         page.screenshot(path=str(tmp_path / "reading-en.png"))
         assert errors == []
     finally:
