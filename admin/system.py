@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, status
 from pydantic import BaseModel, Field
 
 from pacs.archive import Archive
@@ -101,6 +101,21 @@ def storage_usage(request: Request, principal: Admin) -> StorageOut:
         if check
         else None,
     )
+
+
+class CheckRequest(BaseModel):
+    quick: bool = Field(default=True, description="compare sizes only; false hashes every blob")
+
+
+class CheckQueued(BaseModel):
+    job_id: int | None = Field(description="follow it in /api/jobs; the result lands in last_check")
+
+
+@router.post("/api/storage/check", status_code=status.HTTP_202_ACCEPTED)
+def request_check(request: Request, principal: Admin, body: CheckRequest) -> CheckQueued:
+    """Run ``pacs check`` (read-only: reports, never repairs) as a job; audited."""
+    archive: Archive = request.app.state.archive
+    return CheckQueued(job_id=archive.request_integrity_check(principal, quick=body.quick))
 
 
 class SettingsOut(BaseModel):

@@ -42,7 +42,7 @@ from pacs.audit import AuditTrail
 from pacs.audit.checkpoint import Checkpoint
 from pacs.audit.syslog import SyslogSender
 from pacs.auth.keys import signing_key
-from pacs.auth.principal import Principal
+from pacs.auth.principal import Kind, Principal, Role
 from pacs.auth.service import Auth
 from pacs.blobfile import seekable_blob
 from pacs.config import RemoteAEs
@@ -202,6 +202,8 @@ class Archive:
         self.retention = Retention(self.sessions, settings.retention_years, self.delete)
         # The leader finds the deletions whose purge is due and queues one durable job each.
         self.jobs.handle("purge-deletion", self._purge_job, backoff_s=60.0)
+        # `pacs check` asked for from the storage page: read-only (never --repair), recorded.
+        self.jobs.handle(usage.CHECK_ACTION, self._integrity_job, backoff_s=60.0)
         self.jobs.every(
             "purge-deleted",
             max(5.0, min(300.0, purge_after.total_seconds() / 24)),
@@ -661,6 +663,24 @@ class Archive:
         """Instances and bytes per store and per modality and month, free space, and the
         last integrity check (for the storage page)."""
         return usage.usage(self.sessions, self.store, self.settings.data_dir, self.audit)
+
+    def request_integrity_check(self, principal: Principal, *, quick: bool = True) -> int | None:
+        """Queue a read-only ``pacs check`` (never a repair); its job id. Audited."""
+        job_id = self.jobs.enqueue(
+            usage.CHECK_ACTION, {"by": principal.name, "quick": quick}, max_attempts=1
+        )
+        mode = "quick" if quick else "full"
+        # Not "integrity-check-...": the storage page reads the newest integrity-check* record.
+        self.audit.record(principal, "check-request", detail=f"{mode}, job {job_id}")
+        return job_id
+
+    def _integrity_job(self, payload: dict[str, Any]) -> None:
+        from pacs.reconcile import check  # reconcile builds on this facade
+
+        report = check(self, repair=False, quick=bool(payload.get("quick", True)))
+        by = Principal(Kind.USER, str(payload.get("by", ""))[:64], Role.ADMIN, "job")
+        mode = {"quick": bool(payload.get("quick", True)), "repair": False}
+        self.record_integrity_check(by, {**report.as_dict(), **mode})
 
     def record_integrity_check(self, principal: Principal, report: dict[str, Any]) -> None:
         """Keep a ``pacs check`` result in the audit trail, where the storage page reads it."""

@@ -93,10 +93,11 @@ def _store(store: BlobStore, instances: int, size: int) -> StoreUsage:
 
 def last_check(audit: AuditTrail) -> LastCheck | None:
     """The newest ``pacs check`` result recorded in the audit trail."""
-    found = audit.events(AuditFilter(action=CHECK_ACTION), limit=1, newest_first=True)
-    if not found:
+    # The filter also matches actions that start with "integrity-check-": keep the exact one.
+    found = audit.events(AuditFilter(action=CHECK_ACTION), limit=20, newest_first=True)
+    event = next((e for e in found if e.action == CHECK_ACTION), None)
+    if event is None:
         return None
-    event = found[0]
     try:
         summary = json.loads(event.detail) if event.detail else {}
     except ValueError:

@@ -24,6 +24,7 @@ from pacs.auth import accounts
 from pacs.auth.principal import Kind, Principal, Role
 from pacs.settings import Settings
 from tests.dicom_factory import ct_slice, to_bytes
+from tests.jobs.waiting import wait_until
 
 PASSWORD = "mat-khau-dai-1"
 
@@ -179,3 +180,25 @@ def test_settings_are_the_effective_ones_with_secrets_masked(archive: Archive) -
     assert values["database_url"] == "postgresql+psycopg://pacs:***@db:5432/pacs"
     assert "mat-khau-csdl" not in shown.text
     archive.settings.database_url = real_url
+
+
+def test_an_integrity_check_asked_for_from_the_page_runs_as_a_job(
+    archive: Archive, client: TestClient
+) -> None:
+    _study(archive, "BN1", "CT")
+    queued = client.post("/api/storage/check", json={})
+    assert queued.status_code == 202, queued.text
+    job_id = queued.json()["job_id"]
+    assert client.get("/api/storage").json()["last_check"] is None  # not run yet
+    running = archive.jobs.start(scheduler=False)  # the runners of `pacs serve`
+    try:
+        wait_until(lambda: archive.jobs.get(job_id).state == "done", what="the check job")
+    finally:
+        running.stop(10)
+    check = client.get("/api/storage").json()["last_check"]
+    assert check["consistent"] and check["by"] == "admin"
+    assert check["summary"]["counts"]["index_rows"] == 1
+    assert check["summary"]["counts"]["repair"] is False
+    requested = archive.audit.events(AuditFilter(action="check-request"))
+    assert len(requested) == 1 and requested[0].actor == "admin"
+    assert client.post("/api/storage/check", json={"quick": "maybe"}).status_code == 422

@@ -113,11 +113,18 @@ def test_accounts(
         qr_width = page.evaluate("() => document.querySelector('#secret img.qr').naturalWidth")
         assert qr_width > 50  # the PNG decoded in the browser
         page.screenshot(path=str(tmp_path / f"admin-accounts-{lang}.png"), full_page=True)
+
+        page.click("#admin-tabs a[data-tab='storage']")
+        page.wait_for_selector("#stores", timeout=WAIT_MS)
+        assert text(lang, "storage.neverChecked") in page.inner_text("#last-check")
+        page.click("#check-now")
+        _text_in(page, "#check-queued", text(lang, "storage.checkQueued"))
     finally:
         context.close()
     assert not errors, errors
     done = [e.action for e in archive.audit.events(AuditFilter(action="user"))]
     assert {"user-unlock", "user-create", "user-totp-reset"} <= set(done)
+    assert archive.audit.events(AuditFilter(action="check-request"))
 
 
 @pytest.mark.parametrize("lang", LANGS)
