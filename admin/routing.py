@@ -43,6 +43,7 @@ router = APIRouter()
 
 Admin = Annotated[Principal, Depends(authorize("admin"))]
 Sender = Annotated[Principal, Depends(authorize("send"))]
+Facility = Annotated[Principal, Depends(authorize("store"))]  # another archive's credential
 Id = Annotated[int, Path(ge=1, le=2**62)]
 Name = Annotated[str, Path(max_length=64)]
 UIDPath = Annotated[str, Path(max_length=64, pattern=r"^[0-9.]+$")]
@@ -415,5 +416,60 @@ def mark_external(
         patient_id=view.mapped_patient_id or view.original_patient_id,
         study_uid=study_uid,
         detail=f"from {view.source}"[:255],
+    )
+    return view.as_json()
+
+
+class PackageBody(BaseModel):
+    facility: str = Field(max_length=64, description="a DICOMweb endpoint's name")
+
+
+class IncomingPackage(BaseModel):
+    study_uid: str = Field(max_length=64, pattern=r"^[0-9.]+$")
+    facility: str = Field(max_length=128)
+
+
+@router.post("/api/studies/{study_uid}/package", status_code=status.HTTP_202_ACCEPTED)
+def push_package(
+    request: Request, principal: Sender, study_uid: UIDPath, body: PackageBody
+) -> dict[str, Any]:
+    """Push the study (images, signed report SR and PDF) to another facility's archive,
+    which keeps it as external, from us."""
+    archive = _archive(request)
+    try:
+        queued = archive.routing.packages.push(study_uid, body.facility, principal.name)
+    except DestinationNotFound as exc:
+        raise HTTPException(422, f"facility: {exc}") from exc
+    except (UnknownRoute, StudyNotFound) as exc:
+        raise _not_found(exc) from exc
+    instances = archive.locate(study_uid)
+    archive.audit.record(
+        principal,
+        "package-push",
+        patient_id=instances[0].patient_id if instances else None,
+        study_uid=study_uid,
+        detail=f"to {body.facility}",
+    )
+    return queued
+
+
+@router.post("/api/external-studies/incoming")
+def incoming_package(
+    request: Request, principal: Facility, body: IncomingPackage
+) -> dict[str, Any]:
+    """Another facility's notice that it pushed us a study: keep it as external, from it."""
+    archive = _archive(request)
+    try:
+        view = archive.routing.external.mark(
+            body.study_uid, f"facility:{body.facility}", archive.routing.itself
+        )
+    except UnknownRoute as exc:
+        raise _not_found(exc) from exc
+    archive.audit.record(
+        principal,
+        "package-received",
+        patient_id=view.mapped_patient_id or view.original_patient_id,
+        study_uid=body.study_uid,
+        detail=f"from {body.facility}"[:255],
     )
     return view.as_json()

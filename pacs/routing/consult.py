@@ -343,3 +343,52 @@ class Consultations:
                 for key, value in values.items():
                     setattr(row, key, value)
                 row.updated_at = datetime.now(UTC)
+
+
+PACKAGE_JOB = "package-notice"
+
+
+class Packages:
+    """Result packages pushed to another facility (issue 19 item 5): the study (its images
+    and, once signed, the report's SR and Encapsulated PDF, which live in the study) by
+    STOW-RS, then a notice to the facility's ``/api/external-studies/incoming`` so that it
+    keeps the study as external, with where it came from."""
+
+    def __init__(self, jobs: Jobs, routing: Routing, client: httpx.Client) -> None:
+        self.jobs = jobs
+        self.routing = routing
+        self.client = client
+        jobs.handle(
+            PACKAGE_JOB,
+            self._notice_job,
+            backoff_s=routing.settings.route_backoff_seconds,
+            backoff_cap_s=routing.settings.route_backoff_cap_seconds,
+        )
+
+    def push(self, study_uid: str, facility: str, requested_by: str) -> dict[str, Any]:
+        """Queue the study and its notice; ``UnknownRoute``, ``StudyNotFound``."""
+        endpoint = self.routing.rules.endpoint(facility)
+        queued = self.routing.send_study(
+            study_uid, f"web:{endpoint.name}", origin=f"package:{requested_by}"
+        )
+        job = self.jobs.enqueue(
+            PACKAGE_JOB,
+            {"send": queued.send.id, "facility": endpoint.name, "study_uid": study_uid},
+            max_attempts=self.routing.settings.route_max_attempts,
+        )
+        return {"send": queued.send.as_json(), "job": job}
+
+    def _notice_job(self, payload: dict[str, Any]) -> None:
+        send = self.routing.outbox.get(int(payload["send"]))
+        if send.state in ("failed", "cancelled"):
+            return  # nothing arrived: nothing to announce (the send's own error says why)
+        if send.state != "sent":
+            raise NotYet(f"study send {send.id} is {send.state}")
+        endpoint = self.routing.rules.endpoint(str(payload["facility"]))
+        base = endpoint.url.removesuffix("/dicom-web")
+        body = {"study_uid": payload["study_uid"], "facility": self.routing.settings.ae_title}
+        response = self.client.post(
+            f"{base}/api/external-studies/incoming", json=body, headers=auth_headers(endpoint)
+        )
+        if response.status_code != 200:
+            raise RuntimeError(f"{endpoint.name} answered HTTP {response.status_code}")

@@ -33,7 +33,7 @@ from pacs.index.models import Instance, Series, Study
 from pacs.index.routing_models import RemoteRetrieve
 from pacs.jobs import Jobs
 from pacs.routing import remote
-from pacs.routing.consult import Consultations
+from pacs.routing.consult import Consultations, Packages
 from pacs.routing.external import Correct, ExternalStudies
 from pacs.routing.outbox import Outbox, SendView
 from pacs.routing.rules import RuleBook
@@ -118,6 +118,7 @@ class Routing:
         events.on_study_stable(STUDY_JOB)
         events.on_instance(self._instance_stored)
         self.consultations = Consultations(sessions, jobs, self)
+        self.packages = Packages(jobs, self, self.consultations.client)
         self.external = ExternalStudies(sessions, correct, settings.fhir_citizen_id_issuer)
         # What this archive does on its own (marking, mapping) is audited under its AE title.
         self.itself = Principal(Kind.AE, settings.ae_title, Role.INTEGRATION)

@@ -1,7 +1,8 @@
 """A consultation round trip between two ``pacs serve`` on loopback (own ports, databases,
 data folders): the district hospital (A) asks the provincial one (B) about a study; the
 study arrives at B first, then the request; B's consultant answers; A sees the answer beside
-its study. Both sides see the status; a reply with a wrong secret is refused."""
+its study. Both sides see the status; a reply with a wrong secret is refused. Then A pushes a
+result package (another study) that B keeps as external, from A."""
 
 from __future__ import annotations
 
@@ -127,3 +128,16 @@ def test_consultation_round_trip(tmp_path: Path) -> None:
         )
         assert forged.status_code == 404
         assert a.get(f"/api/consultations/{asked['id']}")["answer"].startswith("Nghĩ nhiều")
+
+        # A result package: another study pushed to B, kept there as external, from A.
+        result = generate_uid()
+        _stow(a, result, 2)
+        a.post(f"/api/studies/{result}/package", {"facility": "BV tinh"}, expect=202)
+
+        def external() -> list[str]:
+            return [s["study_uid"] for s in b.get("/api/external-studies")["studies"]]
+
+        wait_until(lambda: result in external(), what="the package kept as external at B")
+        kept = b.get("/api/external-studies")["studies"][0]
+        assert (kept["study_uid"], kept["source"]) == (result, "facility:BV_HUYEN")
+        assert len(b.http.get(f"/dicom-web/studies/{result}/instances").json()) == 2
