@@ -27,6 +27,7 @@ from pacs.archive.ingest import Origin
 from pacs.auth import grants
 from pacs.auth.keys import signing_key
 from pacs.auth.models import Account
+from pacs.auth.policy import permits
 from pacs.auth.principal import Principal
 from pacs.index.models import Study
 from pacs.index.reports_models import (
@@ -275,8 +276,12 @@ class Reports:
     # -- reading -------------------------------------------------------------------------
 
     def get(self, principal: Principal, report_id: int) -> dict[str, Any]:
+        """One report version; a draft only for those who write reports (a clinician reads
+        what was signed, never a reader's unfinished text)."""
         with self.sessions() as session:
             row = self._row(session, report_id)
+            if row.status == DRAFT and not permits(principal, "report"):
+                raise ReportNotFound(f"no report {report_id}")
             view = report_json(row, self._addenda(session, row.pk))
         self.audit.record(
             principal, "report-read", patient_id=view["patient_id"],
@@ -288,13 +293,12 @@ class Reports:
         self, principal: Principal, study_uid: str, *, opening: bool
     ) -> list[dict[str, Any]]:
         """A study's reports, oldest first; ``opening``: a reader opened the study (the first
-        time is its turnaround's "first opened")."""
+        time is its turnaround's "first opened"). Drafts only for those who write reports."""
+        query = select(Report).where(Report.study_uid == study_uid).order_by(Report.pk)
+        if not permits(principal, "report"):
+            query = query.where(Report.status != DRAFT)
         with self.sessions.begin() as session:
-            rows = list(
-                session.scalars(
-                    select(Report).where(Report.study_uid == study_uid).order_by(Report.pk)
-                )
-            )
+            rows = list(session.scalars(query))
             views = [report_json(row, self._addenda(session, row.pk)) for row in rows]
             if opening:
                 self._times(session, study_uid, opened=(_now(), principal.name))

@@ -163,22 +163,47 @@ def test_draft_sign_addendum(archive: Archive, reader: tuple[TestClient, Path]) 
     } <= actions
 
 
-def test_clinician_reads_but_cannot_write(
+def test_clinician_reads_signed_reports_only(
     archive: Archive, reader: tuple[TestClient, Path]
 ) -> None:
+    """A clinician never sees a draft, reads the signed report, and writes nothing."""
     from pacs.auth.accounts import create_account
     from pacs.auth.principal import Role
 
     client, _ = reader
+    writer = client.auth
     study, _ = store_study(archive, slices=1)
     report = client.post(
         f"/api/studies/{study}/reports",
         json={"findings": "Bình thường.", "conclusion": "Bình thường."},
     ).json()
     create_account(archive.sessions, "bs.khoa", "clinician-password-long", Role.CLINICIAN)
-    client.auth = ("bs.khoa", "clinician-password-long")
-    assert client.get(f"/api/reports/{report['id']}").status_code == 200
-    assert client.put(f"/api/reports/{report['id']}", json={"findings": "x"}).status_code == 403
-    assert client.post(f"/api/studies/{study}/reports", json={"findings": "x"}).status_code == 403
-    assert client.get("/api/reports/99999").status_code == 404
-    assert client.post(f"/api/studies/{'9' * 64}/reports", json={}).status_code == 403
+    clinician = ("bs.khoa", "clinician-password-long")
+    assert client.get(f"/api/reports/{report['id']}", auth=clinician).status_code == 404
+    assert client.get(f"/api/studies/{study}/reports", auth=clinician).json()["reports"] == []
+    assert client.get(f"/api/reports/{report['id']}/pdf", auth=clinician).status_code == 409
+    assert (
+        client.put(
+            f"/api/reports/{report['id']}", json={"findings": "x"}, auth=clinician
+        ).status_code
+        == 403
+    )
+    assert (
+        client.post(
+            f"/api/studies/{study}/reports", json={"findings": "x"}, auth=clinician
+        ).status_code
+        == 403
+    )
+    assert (
+        client.post(
+            f"/api/reports/{report['id']}/sign", json={"passphrase": PASSPHRASE}, auth=writer
+        ).status_code
+        == 200
+    )
+    assert client.get(f"/api/reports/{report['id']}", auth=clinician).json()["status"] == "final"
+    listed = client.get(f"/api/studies/{study}/reports", auth=clinician).json()["reports"]
+    assert [r["id"] for r in listed] == [report["id"]]
+    assert client.get(f"/api/reports/{report['id']}/pdf", auth=clinician).content.startswith(
+        b"%PDF"
+    )
+    assert client.get("/api/reports/99999", auth=clinician).status_code == 404
