@@ -82,7 +82,11 @@ def _append_from_process(settings: Settings, label: str, count: int) -> None:
 def test_appends_from_several_processes_keep_one_chain(settings: Settings) -> None:
     """DIMSE worker processes and `pacs import` append beside `pacs serve`."""
     Archive.open(settings).close()  # migrate once, as `pacs serve` does
-    context = multiprocessing.get_context("spawn")
+    # Fresh interpreters (not forks of this threaded one), made by a fork server that
+    # imports the archive once for the session: spawn imported it in each process
+    # (about 10 s apiece on a busy 2-core runner).
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["pacs.archive", __name__])
     processes = [
         context.Process(target=_append_from_process, args=(settings, f"p{n}", 40)) for n in range(3)
     ]
