@@ -70,7 +70,8 @@ def test_worklist_claims_and_opens_in_both_languages(
         page.click(f"#reading tbody tr[data-study='{first}'] button.report")
         page.wait_for_url(f"**/viewer/report?study={first}**")
         page.goto(f"{live_http}/viewer/reading")
-        page.wait_for_selector(f"#reading tbody tr[data-study='{first}'][data-status='in-progress']")
+        in_progress = f"#reading tbody tr[data-study='{first}'][data-status='in-progress']"
+        page.wait_for_selector(in_progress)
 
         page.click("#lang")
         page.wait_for_function(
