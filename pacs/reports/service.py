@@ -438,7 +438,10 @@ class Reports:
         cert = signer.certificate
         row.signer, row.signer_code, row.signed_at = principal.name[:64], code, signed_at
         row.cert_subject, row.cert_serial, row.cert_sha256 = cert.subject, cert.serial, cert.sha256
-        pdf = signer.sign(self._slip_pdf(row), "Signature1", "report")
+        try:
+            pdf = signer.sign(self._slip_pdf(row), "Signature1", "report")
+        finally:
+            signer.close()  # a token's session is not left open when drawing the slip fails
         if self.settings.report_second_reader:
             self._store_signed(row, pdf, AWAITING)
         else:
@@ -459,7 +462,10 @@ class Reports:
                 raise ReportConflict("the second reader is another radiologist")
             session.expunge(row)
         signer, _code = self._signer(principal.name, passphrase)
-        pdf = signer.sign(bytes(row.pdf), "Signature2", "approval")
+        try:
+            pdf = signer.sign(bytes(row.pdf), "Signature2", "approval")
+        finally:
+            signer.close()
         row.approver, row.approved_at = principal.name[:64], _now()
         self._finalise(row, pdf)
         self.audit.record(
@@ -671,7 +677,7 @@ class Reports:
         """Point ``username`` at a key on a PKCS#11 token (the PIN opens it once to check)."""
         signer = Pkcs11Signer(self.settings.pkcs11_library, token_label, key_label, pin)
         info = signer.certificate
-        signer._session.close()
+        signer.close()
         self._store_cert(
             username, kind="pkcs11", pkcs12=None, token_label=token_label, key_label=key_label,
             code=professional_code, info=info,

@@ -70,6 +70,9 @@ class ReportSigner(Protocol):
 
     def sign(self, pdf: bytes, field_name: str, reason: str) -> bytes: ...
 
+    def close(self) -> None:
+        """Release what opening took (a token's session); signing again needs a new signer."""
+
 
 def pades(signer: Signer, pdf: bytes, field_name: str, reason: str) -> bytes:
     """``pdf`` with one more PAdES B-B signature (an incremental update: what was signed
@@ -121,6 +124,9 @@ class Pkcs12Signer:
     def sign(self, pdf: bytes, field_name: str, reason: str) -> bytes:
         return pades(self._signer, pdf, field_name, reason)
 
+    def close(self) -> None:
+        """Nothing to release: the key was read from the file into memory."""
+
 
 def read_pkcs12(pkcs12: bytes, passphrase: str) -> CertificateInfo:
     """Check that ``pkcs12`` opens with ``passphrase``; what its certificate says."""
@@ -144,14 +150,20 @@ class Pkcs11Signer:
             self._session = pkcs11.open_pkcs11_session(
                 library, token_criteria=TokenCriteria(label=token_label), user_pin=pin
             )
+        except Exception as exc:  # python-pkcs11 raises many kinds (PinIncorrect, NoSuchToken)
+            raise SigningError(f"the token could not be used: {type(exc).__name__}") from exc
+        try:
             self._signer = pkcs11.PKCS11Signer(
                 self._session, cert_label=key_label, key_label=key_label
             )
             cert = self._signer.signing_cert
-        except Exception as exc:  # python-pkcs11 raises many kinds (PinIncorrect, NoSuchToken)
+            if cert is None:
+                raise SigningError("the token holds no certificate with that label")
+        except Exception as exc:
+            self._session.close()
+            if isinstance(exc, SigningError):
+                raise
             raise SigningError(f"the token could not be used: {type(exc).__name__}") from exc
-        if cert is None:
-            raise SigningError("the token holds no certificate with that label")
         self._info = describe(cert)
 
     @property
@@ -159,7 +171,7 @@ class Pkcs11Signer:
         return self._info
 
     def sign(self, pdf: bytes, field_name: str, reason: str) -> bytes:
-        try:
-            return pades(self._signer, pdf, field_name, reason)
-        finally:
-            self._session.close()
+        return pades(self._signer, pdf, field_name, reason)
+
+    def close(self) -> None:
+        self._session.close()
