@@ -304,6 +304,19 @@ class Settings(BaseSettings):
             raise ValueError("AE title must be 1-16 characters without backslash")
         return value
 
+    @field_validator("stats_timezone")
+    @classmethod
+    def _time_zone(cls, value: str) -> str:
+        """A zone the statistics can count days in, refused at start rather than at the
+        first report."""
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r} (e.g. Asia/Ho_Chi_Minh)") from exc
+        return value
+
     @field_validator("extra_storage_sop_classes", mode="before")
     @classmethod
     def _uid_list(cls, value: Any) -> Any:

@@ -16,9 +16,12 @@ import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from openpyxl import load_workbook
+from pydantic import ValidationError
 from pydicom.uid import generate_uid
 from sqlalchemy import update
 
@@ -29,6 +32,7 @@ from pacs.auth.keys import signing_key
 from pacs.index.models import Instance, Study
 from pacs.index.reports_models import Report
 from pacs.index.workflow_models import HisPatient, ImagingOrder, StudyOrder
+from pacs.settings import Settings
 from tests.dicom_factory import ct_slice, to_bytes
 
 VN = timedelta(hours=7)
@@ -329,3 +333,9 @@ def test_bad_requests_are_400_or_422_and_roles_are_checked(
     too_long = client.get("/api/stats", params={"from": "1900-01-01", "to": "2026-01-01"})
     assert too_long.status_code == 400
     assert anonymous_client.get("/api/stats").status_code == 401
+
+
+def test_an_unknown_time_zone_is_refused_at_start(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="unknown time zone"):
+        Settings(data_dir=tmp_path, stats_timezone="Mars/Olympus")
+    assert Settings(data_dir=tmp_path, stats_timezone="UTC").stats_timezone == "UTC"
