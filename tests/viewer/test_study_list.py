@@ -89,6 +89,13 @@ def _rows(page: Page) -> list[str]:
     return page.locator("#studies tbody td.name").all_inner_texts()
 
 
+def _wait_first_name(page: Page, name: str) -> None:
+    """Until the list's first row shows ``name`` (the answer to the last request)."""
+    page.wait_for_function(
+        "(name) => document.querySelector('#studies tbody td.name')?.textContent === name", arg=name
+    )
+
+
 def test_given_names_server_sort_refresh_and_thumbnails(
     browser: Browser, live_http: str, archive: Archive, admin_auth: tuple[str, str], tmp_path: Path
 ) -> None:
@@ -119,8 +126,10 @@ def test_given_names_server_sort_refresh_and_thumbnails(
         for typed, wanted in typed_names:
             page.fill("#filters input[name=PatientName]", typed)
             page.click("#filters button[type=submit]")
+            # The total is 1 before and after a search that changes the one row: wait for
+            # the row itself, or the previous answer is read.
+            _wait_first_name(page, wanted)
             page.wait_for_function("() => document.querySelector('#studies').dataset.total === '1'")
-            page.wait_for_selector("#studies tbody tr >> nth=0")
             assert _rows(page) == [wanted], typed
         page.screenshot(path=str(tmp_path / "list-given-name.png"))
 
@@ -129,13 +138,11 @@ def test_given_names_server_sort_refresh_and_thumbnails(
         page.wait_for_function("() => document.querySelector('#studies').dataset.total === '26'")
         page.click("th[data-sort='PatientName']")
         page.wait_for_selector("th[data-sort='PatientName'][aria-sort='ascending']")
+        _wait_first_name(page, "Phạm Văn Khách 00")  # the sorted answer, not the one before it
         page.wait_for_function("() => document.querySelectorAll('#studies tbody tr').length === 25")
         assert _rows(page)[0] == "Phạm Văn Khách 00"
         page.click("th[data-sort='PatientName']")  # descending: the one that was on page 2 first
-        page.wait_for_function(
-            "() => document.querySelector('#studies tbody td.name')?.textContent"
-            " === 'Phạm Văn Khách 25'"
-        )
+        _wait_first_name(page, "Phạm Văn Khách 25")
         page.click("#pager button.next")
         page.wait_for_function("() => document.querySelectorAll('#studies tbody tr').length === 1")
         assert _rows(page) == ["Phạm Văn Khách 00"]
