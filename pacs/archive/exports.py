@@ -317,7 +317,10 @@ class Exports:
                 else:
                     with path.open("wb") as out:
                         shutil.copyfileobj(source, out, CHUNK)
-            media.add(path)  # copied into the FileSet's own staging: ours can go
+            ds = dcmread(path)
+            _invent_directory_keys(ds, n)
+            media.add(ds)  # written into the FileSet's own staging: ours can go
+            del ds
             path.unlink()
             self._progress(export_id, n)
         written = staging / "media"
@@ -335,6 +338,28 @@ class Exports:
     def _patient_of(self, study_uid: str) -> str:
         found = next(iter(retrieve.locate(self.sessions, study_uid)), None)
         return found.patient_id if found is not None else ""
+
+
+def _invent_directory_keys(ds: Any, n: int) -> None:
+    """Give a copy going onto media the type 1 values its DICOMDIR records need (PS3.3 F.5)
+    when the modality left them out, as DCMTK's ``dcmmkdir +I`` does: dates from the series
+    or content, StudyID from the accession number, numbers from the order, Modality OT."""
+
+    def missing(keyword: str) -> bool:
+        return keyword not in ds or ds[keyword].VM == 0
+
+    fallbacks = {
+        "PatientID": lambda: "UNKNOWN",
+        "StudyDate": lambda: ds.get("SeriesDate") or ds.get("ContentDate") or "19000101",
+        "StudyTime": lambda: ds.get("SeriesTime") or ds.get("ContentTime") or "000000",
+        "StudyID": lambda: (str(ds.get("AccessionNumber") or "") or "1")[:16],
+        "Modality": lambda: "OT",
+        "SeriesNumber": lambda: 1,
+        "InstanceNumber": lambda: n,
+    }
+    for keyword, value in fallbacks.items():
+        if missing(keyword):
+            setattr(ds, keyword, value())
 
 
 def _now() -> datetime:

@@ -167,3 +167,29 @@ def test_export_access_and_bad_requests(
     assert client.get("/api/exports/99999999999").status_code == 404
     assert client.delete(f"/api/exports/{theirs['id']}").status_code == 204
     assert client.get(f"/api/exports/{theirs['id']}").status_code == 404
+
+
+def test_dicomdir_of_an_object_without_study_id_invents_the_record_keys(
+    archive: Archive, tmp_path: Path
+) -> None:
+    from pydicom.uid import generate_uid
+
+    from pacs.archive.ingest import Origin
+    from pacs.auth.principal import Kind, Principal, Role
+    from tests.dicom_factory import ct_slice, to_bytes
+
+    ds = ct_slice(generate_uid(), generate_uid(), size=8)
+    for keyword in ("StudyID", "SeriesNumber", "StudyTime"):
+        if keyword in ds:
+            delattr(ds, keyword)
+    archive.ingest(io.BytesIO(to_bytes(ds)), Origin(door="import"))
+    who = Principal(Kind.USER, "admin", Role.ADMIN)
+    view = archive.exports.create(who, [str(ds.StudyInstanceUID)], "dicomdir")
+    done = archive.exports.run(view.id)  # what the job runner calls
+    assert done.status == "done" and done.done == 1
+    folder = tmp_path / "cd"
+    with zipfile.ZipFile(archive.exports.path(view.id)) as media:
+        media.extractall(folder)
+    (instance,) = FileSet(folder / "DICOMDIR")
+    assert instance.StudyInstanceUID == ds.StudyInstanceUID
+    assert instance.load().StudyID == "ACC0001"  # from the accession number, like dcmmkdir +I
