@@ -69,6 +69,14 @@ def create_app(archive: Archive) -> FastAPI:
     app.add_middleware(JsonGzipMiddleware)
     app.add_middleware(HeadAsGetMiddleware)
     install_metrics(app)  # outermost: times the whole request, HEAD and gzip included
+    # Starlette tries routes in order: the viewer's many requests per second (frames,
+    # rendered, metadata) are matched first, before the ~200 administration routes.
+    app.include_router(rendered.router, prefix="/dicom-web")
+    app.include_router(qido.router, prefix="/dicom-web")
+    app.include_router(wado.router, prefix="/dicom-web")
+    app.include_router(stow.router, prefix="/dicom-web")
+    app.include_router(delete.router, prefix="/dicom-web")
+    app.include_router(wado_uri.router)
     app.include_router(auth_routes.router)
     app.include_router(audit_routes.router)
     app.include_router(admin_jobs.router)
@@ -90,12 +98,6 @@ def create_app(archive: Archive) -> FastAPI:
     app.include_router(admin_exports.router)
     app.include_router(admin_rejections.router)
     app.include_router(ohif_routes.router)
-    app.include_router(rendered.router, prefix="/dicom-web")
-    app.include_router(qido.router, prefix="/dicom-web")
-    app.include_router(wado.router, prefix="/dicom-web")
-    app.include_router(stow.router, prefix="/dicom-web")
-    app.include_router(delete.router, prefix="/dicom-web")
-    app.include_router(wado_uri.router)
     app.include_router(fhir_routes.create_router(base_url))
     app.include_router(ehr_launch.create_router(base_url))
     app.include_router(viewer_studies.router)
