@@ -1,8 +1,9 @@
 """A consultation round trip between two ``pacs serve`` on loopback (own ports, databases,
 data folders): the district hospital (A) asks the provincial one (B) about a study; the
 study arrives at B first, then the request; B's consultant answers; A sees the answer beside
-its study. Both sides see the status; a reply with a wrong secret is refused. Then A pushes a
-result package (another study) that B keeps as external, from A."""
+its study. Both sides see the status; a reply with a wrong secret is refused. The requester's
+measurements (a TID 1500 SR in the study) travel with it: B's reader opens them in B's own
+viewer. Then A pushes a result package (another study) that B keeps as external, from A."""
 
 from __future__ import annotations
 
@@ -71,6 +72,12 @@ def test_consultation_round_trip(tmp_path: Path) -> None:
         a, b = Site(a_proc.http_port, token_a), Site(b_proc.http_port, token_b)
         study = generate_uid()
         _stow(a, study, 3)
+        [first] = a.get(f"/dicom-web/studies/{study}/instances")[:1]
+        image = first["00080018"]["Value"][0]
+        drawn = {"kind": "length", "value": 18.5, "label": "Khối mờ thuỳ trên phải",
+                 "sop_instance_uid": image, "graphic_type": "POLYLINE",
+                 "points": [[4, 6], [20, 22]]}  # fmt: skip
+        a.post(f"/api/studies/{study}/measurements", {"measurements": [drawn]})
         a.post(
             "/api/routes/endpoints",
             {
@@ -100,7 +107,13 @@ def test_consultation_round_trip(tmp_path: Path) -> None:
         assert (incoming["study_uid"], incoming["facility"]) == (study, "BV_HUYEN")
         assert incoming["question"].startswith("Tổn thương")
         series = b.http.get(f"/dicom-web/studies/{study}/instances")
-        assert series.status_code == 200 and len(series.json()) == 3  # the study came first
+        # the study came first: its 3 images and the requester's measurement report
+        assert series.status_code == 200 and len(series.json()) == 4
+        shared = b.get(f"/api/studies/{study}/measurements")
+        assert shared["observer"] == "admin"
+        seen = [(m["kind"], m["value"], m["label"], m["points"]) for m in shared["measurements"]]
+        assert seen == [("length", 18.5, "Khối mờ thuỳ trên phải", [[4.0, 6.0], [20.0, 22.0]])]
+        assert shared["measurements"][0]["sop_instance_uid"] == image
         [external] = b.get("/api/external-studies")["studies"]
         assert (external["study_uid"], external["source"]) == (study, "facility:BV_HUYEN")
         wait_until(
