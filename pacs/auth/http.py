@@ -69,7 +69,10 @@ def login_limiter(request: Request) -> FailureLimiter:
     """Failed credentials per client address, shared by the login form, Basic and tokens."""
     limiter: FailureLimiter | None = getattr(request.app.state, "login_limiter", None)
     if limiter is None:
-        limiter = FailureLimiter(request.app.state.archive.settings.login_attempts_per_minute)
+        archive = request.app.state.archive
+        limiter = FailureLimiter(
+            archive.sessions, "login", archive.settings.login_attempts_per_minute
+        )
         request.app.state.login_limiter = limiter
     return limiter
 

@@ -72,3 +72,24 @@ class ShareGrant(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     pin_hash: Mapped[str | None] = mapped_column(String(256), nullable=True)
     failed_pins: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class CredentialFailure(Base):
+    """One failed credential attempt (login, Basic, token, share-link PIN), seen by every node.
+
+    Kept only for the limiter's window (a minute, or the account lockout's for
+    user names): a guesser spreading attempts over the nodes behind a load
+    balancer meets the same count on each (issue 20 item 4). ``at_ms`` is epoch
+    milliseconds: plain integers compare the same on SQLite and PostgreSQL.
+    """
+
+    __tablename__ = "credential_failure"
+    __table_args__ = (
+        Index("ix_credential_failure_scope_key_at", "scope", "key", "at_ms"),
+        Index("ix_credential_failure_at", "at_ms"),
+    )
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    scope: Mapped[str] = mapped_column(String(16))  # login, name, pin
+    key: Mapped[str] = mapped_column(String(128))  # an address, a user name, a link
+    at_ms: Mapped[int] = mapped_column(BigInteger)

@@ -43,7 +43,10 @@ def _archive(request: Request) -> Archive:
 def _pin_limiter(request: Request) -> FailureLimiter:
     limiter: FailureLimiter | None = getattr(request.app.state, "pin_limiter", None)
     if limiter is None:
-        limiter = FailureLimiter(_archive(request).settings.share_pin_failures_per_minute)
+        archive = _archive(request)
+        limiter = FailureLimiter(
+            archive.sessions, "pin", archive.settings.share_pin_failures_per_minute
+        )
         request.app.state.pin_limiter = limiter
     return limiter
 
@@ -65,7 +68,9 @@ def _name_limiter(request: Request) -> FailureLimiter:
     limiter: FailureLimiter | None = getattr(request.app.state, "name_limiter", None)
     if limiter is None:
         window = accounts.LOCKOUT.total_seconds()
-        limiter = FailureLimiter(accounts.MAX_FAILED_LOGINS, window)
+        limiter = FailureLimiter(
+            _archive(request).sessions, "name", accounts.MAX_FAILED_LOGINS, window
+        )
         request.app.state.name_limiter = limiter
     return limiter
 

@@ -2,7 +2,8 @@
 
 What issue 20 item 4 asks of a second node: what node A stores, node B finds and
 retrieves; a login made on A is valid on B (sessions in the database, one
-``PACS_SECRET_KEY``); a study-stable event fires once across both nodes and the
+``PACS_SECRET_KEY``); failed logins spread over A and B are counted together (the
+limiters' counts in the database); a study-stable event fires once across both nodes and the
 job it queues runs once; and node A killed with SIGKILL in the middle of an ingest
 loses nothing it acknowledged. Each node has its own data folder, so nothing can
 pass between them except through PostgreSQL and S3.
@@ -26,7 +27,7 @@ from pydicom.uid import generate_uid
 from sqlalchemy import create_engine, text
 
 from pacs.archive import Archive
-from pacs.auth.accounts import create_account
+from pacs.auth.accounts import MAX_FAILED_LOGINS, create_account
 from pacs.auth.principal import Role
 from pacs.settings import Settings
 from tests.dicom_factory import ct_slice, to_bytes
@@ -35,6 +36,7 @@ from tests.storage.conftest import S3_KEY, s3_endpoint  # noqa: F401  (the moto 
 
 pytestmark = pytest.mark.slow  # two server processes and a moto server
 ADMIN = ("admin", "admin-test-password")
+LOGIN_LIMIT = 10  # PACS_LOGIN_ATTEMPTS_PER_MINUTE for both nodes
 BOUNDARY = "pacs-two-nodes"
 
 
@@ -74,6 +76,7 @@ def cluster(
         "PACS_STABLE_STUDY_SECONDS": "2",
         "PACS_JOB_POLL_SECONDS": "0.2",
         "PACS_STORAGE_FSYNC": "false",
+        "PACS_LOGIN_ATTEMPTS_PER_MINUTE": str(LOGIN_LIMIT),
     }
     # The schema and the admin account exist before either node starts.
     settings = Settings(
@@ -128,6 +131,30 @@ def test_two_nodes_share_everything_and_a_killed_node_loses_nothing_acknowledged
         assert login.status_code == 200
         me = browser.get(f"{_base(b)}/api/me").json()
         assert me["name"] == ADMIN[0] and me["kind"] == "user"
+
+    # Failed logins spread over the two nodes count together (the limiters' counts are in
+    # PostgreSQL): one name locks after MAX_FAILED_LOGINS failures, three on A and two on
+    # B, and the address is refused (429) on both after its limit, split the same way. The
+    # guesser calls from 127.0.0.2, so the rest of the test (127.0.0.1) is not limited.
+    guessing = httpx.HTTPTransport(local_address="127.0.0.2")
+    with httpx.Client(timeout=30, transport=guessing) as guesser:
+        nodes = [a, b]
+        for n in range(MAX_FAILED_LOGINS):
+            answer = guesser.post(
+                f"{_base(nodes[n % 2])}/login", json={"username": "ghost", "password": f"g{n}"}
+            )
+            assert answer.status_code == 401
+        assert answer.json()["reason"] == "locked"  # per-node counts would be 3 and 2
+        for n in range(MAX_FAILED_LOGINS, LOGIN_LIMIT):
+            answer = guesser.post(
+                f"{_base(nodes[n % 2])}/login", json={"username": f"ghost{n}", "password": "g"}
+            )
+            assert answer.status_code == 401
+        for node in nodes:
+            refused = guesser.post(
+                f"{_base(node)}/login", json={"username": ADMIN[0], "password": ADMIN[1]}
+            )
+            assert refused.status_code == 429 and int(refused.headers["retry-after"]) > 0
 
     # The study-stable event fires once across the two nodes; the job it queued runs once.
     engine = create_engine(url)
