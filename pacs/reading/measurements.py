@@ -47,7 +47,9 @@ KINDS: dict[str, tuple[hd.sr.CodedConcept, hd.sr.CodedConcept]] = {
         hd.sr.CodedConcept("[hnsf'U]", "UCUM", "Hounsfield unit"),
     ),
 }
-GRAPHICS = {"POINT": 1, "POLYLINE": 2, "POLYGON": 3, "ELLIPSE": 4, "CIRCLE": 2, "MULTIPOINT": 1}
+# The 2D graphic types of SCOORD (PS3.3 C.18.6.1.2; a polygon is a closed POLYLINE) and the
+# fewest points each takes.
+GRAPHICS = {"POINT": 1, "POLYLINE": 2, "ELLIPSE": 4, "CIRCLE": 2, "MULTIPOINT": 1}
 MAX_MEASUREMENTS = 200
 MAX_POINTS = 1000
 
@@ -96,7 +98,12 @@ def save(
     for item in drawn:
         check(item)
     sources = _source_images(archive, study_uid, {d.sop_instance_uid for d in drawn})
-    groups = [_group(item, sources[item.sop_instance_uid], n) for n, item in enumerate(drawn, 1)]
+    try:
+        groups = [
+            _group(item, sources[item.sop_instance_uid], n) for n, item in enumerate(drawn, 1)
+        ]
+    except ValueError as exc:  # highdicom's checks (frame numbers, points of a type...)
+        raise MeasurementError(str(exc)) from exc
     observer = hd.sr.ObserverContext(
         observer_type=codes.DCM.Person,
         observer_identifying_attributes=hd.sr.PersonObserverIdentifyingAttributes(

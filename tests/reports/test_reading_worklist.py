@@ -206,6 +206,11 @@ def test_measurements_saved_as_a_tid_1500_sr_and_reloaded(
     refused = lan.post(f"/api/studies/{study}/measurements", json={"measurements": [stranger]},
                        headers={"Accept-Language": "vi"})  # fmt: skip
     assert refused.status_code == 422 and "Không lưu được số đo" in refused.json()["detail"]
+    polygon = {**length, "graphic_type": "POLYGON"}  # 3D only: a 2D polygon is a closed POLYLINE
+    assert (
+        lan.post(f"/api/studies/{study}/measurements", json={"measurements": [polygon]}).status_code
+        == 422
+    )
     odd = {**length, "graphic_type": "POLYLINE", "points": [[1, 1]]}
     assert (
         lan.post(f"/api/studies/{study}/measurements", json={"measurements": [odd]}).status_code

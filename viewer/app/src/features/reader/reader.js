@@ -10,12 +10,14 @@ import {
 import { init as loaderInit, wadors } from '@cornerstonejs/dicom-image-loader';
 import {
   AngleTool, EllipticalROITool, Enums as ToolEnums, LengthTool, PanTool, RectangleROITool,
-  StackScrollTool, ToolGroupManager, WindowLevelTool, ZoomTool, addTool, init as toolsInit,
-  utilities as toolUtils,
+  StackScrollTool, ToolGroupManager, WindowLevelTool, ZoomTool, addTool, annotation as annotations,
+  init as toolsInit, utilities as toolUtils,
 } from '@cornerstonejs/tools';
 import { DICOMWEB, errorText, formatDate, studyMetadata, thumbnailUrl, value } from '../../api.js';
 import { el } from '../../dom.js';
 import { t as translate } from '../../i18n.js';
+import { permits } from '../../session.js';
+import { deleteSelected, loadMeasurements, saveMeasurements } from './measurements.js';
 import { TAG_NAMES } from './tagnames.js';
 
 /** The reader's texts (features/reader/locales), or the shell's for keys naming another domain. */
@@ -23,7 +25,7 @@ function t(key, params) {
   return translate(key.includes('.') ? key : `reader.${key}`, params);
 }
 
-const { MouseBindings } = ToolEnums;
+const { MouseBindings, Events: ToolEvents } = ToolEnums;
 const { Events, ViewportType, OrientationAxis } = Enums;
 const ENGINE = 'pacs-engine';
 const STACK_GROUP = 'pacs-stack';
@@ -283,10 +285,66 @@ class Reader {
         this.mprButton.title = t('mprNeedsWebgl');
       }
       layouts.append(this.mprButton);
-      bar.append(layouts,
+      bar.append(layouts, this.measureGroup(),
         this.button(t('tags'), 't', () => this.toggleTags(), { class: 'tags-toggle' }),
         el('a', { class: 'ohif', href: `../ohif/viewer?StudyInstanceUIDs=${encodeURIComponent(this.studyUid)}` }, t('openOhif')));
     }
+  }
+
+  /** Save (radiologists) and delete the selected measurement, with what happened to them. */
+  measureGroup() {
+    this.measureStatus = el('span', { class: 'measure-status', role: 'status', 'aria-live': 'polite' });
+    this.deleteButton = this.button(t('deleteMeasurement'), 'Del', () => this.deleteMeasurement(),
+      { 'data-action': 'delete-measurement', disabled: '' });
+    const group = el('span', { class: 'group measure' }, this.deleteButton);
+    this.on(eventTarget, ToolEvents.ANNOTATION_SELECTION_CHANGE, (event) => {
+      this.deleteButton.disabled = !(event.detail?.selection?.length);
+    });
+    if (permits('report')) {
+      group.prepend(this.button(t('saveMeasurements'), '', () => this.saveMeasurements(), { 'data-action': 'save-measurements' }));
+    }
+    group.append(this.measureStatus);
+    for (const name of [ToolEvents.ANNOTATION_COMPLETED, ToolEvents.ANNOTATION_REMOVED]) {
+      this.on(eventTarget, name, () => this.setMeasureStatus(t('unsaved'), 'unsaved'));
+    }
+    return group;
+  }
+
+  setMeasureStatus(text, state) {
+    if (!this.measureStatus) return;
+    this.measureStatus.textContent = text;
+    this.measureStatus.dataset.state = state;
+  }
+
+  async saveMeasurements() {
+    const multiframe = (imageId) => this.series.some((series) => series.multiframe && series.itemOf.has(imageId));
+    this.setMeasureStatus(t('saving'), 'saving');
+    try {
+      const saved = await saveMeasurements(this.studyUid, multiframe);
+      if (saved) this.setMeasureStatus(t('savedMeasurements', { count: saved.count }), 'saved');
+      else this.setMeasureStatus(t('nothingToSave'), 'error');
+    } catch (error) {
+      this.setMeasureStatus(`${t('saveFailed')}: ${errorText(error)}`, 'error');
+    }
+  }
+
+  deleteMeasurement() {
+    if (deleteSelected()) toolUtils.triggerAnnotationRenderForViewportIds(this.slots.map((slot) => slot.id));
+  }
+
+  /** Draw the study's saved measurements (after the first image: it is what the user waits for). */
+  async loadSaved() {
+    const byRef = new Map();
+    for (const series of this.series) {
+      for (const imageId of series.imageIds) byRef.set(imageId.split('/instances/')[1], imageId);
+    }
+    try {
+      const count = await loadMeasurements(this.studyUid, (sop, frame) => byRef.get(`${sop}/frames/${frame}`));
+      if (count) this.setMeasureStatus(t('loadedMeasurements', { count }), 'loaded');
+    } catch (error) {
+      this.setMeasureStatus(`${t('loadFailed')}: ${errorText(error)}`, 'error');
+    }
+    if (this.root.isConnected) this.engine.renderViewports(this.slots.map((slot) => slot.id));
   }
 
   buildSeriesPanel() {
@@ -315,6 +373,7 @@ class Reader {
       return;
     }
     await this.setLayout('1x1');
+    if (!this.shared) await this.loadSaved();
   }
 
   destroy() {
@@ -323,6 +382,7 @@ class Reader {
     for (const slot of this.slots) this.stopCine(slot);
     ToolGroupManager.destroyToolGroup(STACK_GROUP);
     ToolGroupManager.destroyToolGroup(MPR_GROUP);
+    annotations.state.removeAllAnnotations(); // measurements belong to this study
     this.engine.destroy();
     document.body.classList.remove('shared');
   }
@@ -637,6 +697,7 @@ class Reader {
         a: () => this.setPrimary(AngleTool.toolName), q: () => this.setPrimary(RectangleROITool.toolName),
         e: () => this.setPrimary(EllipticalROITool.toolName), r: () => this.rotate(),
         h: () => this.flip('h'), v: () => this.flip('v'), c: () => this.toggleCine(),
+        Delete: () => this.deleteMeasurement(), Backspace: () => this.deleteMeasurement(),
         t: () => this.toggleTags(), m: () => this.setLayout('mpr'), o: () => this.grid.classList.toggle('no-overlay'),
       });
     }

@@ -1,0 +1,165 @@
+"""Measurements kept (issue 17 item 4), in Chromium, in Vietnamese: a length and a rectangle
+drawn on a CT are saved through the measurements API, come back after a reload, the stored
+SR is a valid TID 1500 report (pydicom and highdicom read it: values, units, the points on
+the source image); a measurement selected with a click and deleted with the Delete key
+stays deleted after saving and reloading. Screenshots of each state go to
+tests/viewer/artifacts."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import highdicom as hd
+import numpy as np
+import pytest
+from playwright.sync_api import Browser, Page
+from pydicom import Dataset, dcmread
+
+from pacs.archive import Archive
+from tests.viewer import pages
+from tests.viewer.studies import SIZE, SPACING, store_pattern_ct
+
+pytestmark = pytest.mark.slow  # a browser per test
+
+COMPREHENSIVE_3D_SR = "1.2.840.10008.5.1.4.1.1.88.34"
+LENGTH_LABEL = re.compile(r"^[0-9.]+ mm$")
+
+
+@pytest.fixture
+def page(browser: Browser, live_http: str, admin_auth: tuple[str, str]) -> Iterator[Page]:
+    context = browser.new_context(locale="vi-VN", viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    pages.log_in(page, live_http, *admin_auth)
+    yield page
+    context.close()
+    assert not errors, errors
+
+
+def _drag(page: Page, start: tuple[float, float], end: tuple[float, float]) -> None:
+    """Drag from image pixel ``start`` to ``end`` on viewport 0."""
+    box = page.locator(".vp[data-index='0'] canvas").bounding_box()
+    assert box is not None
+    where = pages.placement(pages.canvas_image(page))
+    a, b = where.to_canvas(*start, SIZE, SIZE), where.to_canvas(*end, SIZE, SIZE)
+    page.mouse.move(box["x"] + a[0], box["y"] + a[1])
+    page.mouse.down()
+    page.mouse.move(box["x"] + b[0], box["y"] + b[1], steps=8)
+    page.mouse.up()
+
+
+def _labels(page: Page) -> list[str]:
+    return [t.strip() for t in page.locator(".vp[data-index='0'] svg text").all_text_contents()]
+
+
+LABELS = (
+    "[...document.querySelectorAll(\".vp[data-index='0'] svg text\")]"
+    ".map((t) => t.textContent.trim())"
+)
+HAS_AREA = f"() => {LABELS}.some((t) => t.startsWith('Diện tích'))"
+NO_LENGTH = f"() => !{LABELS}.some((t) => /^[0-9.]+ mm$/.test(t))"
+
+
+def _wait_labels(page: Page, condition: str) -> None:
+    page.wait_for_function(condition, timeout=pages.RENDER_TIMEOUT_MS)
+
+
+def _status(page: Page, state: str) -> str:
+    selector = f".measure-status[data-state={state}]"
+    page.wait_for_selector(selector, timeout=pages.RENDER_TIMEOUT_MS)
+    return page.inner_text(selector)
+
+
+def _reports(archive: Archive, study: str) -> dict[str, Dataset]:
+    found = {}
+    for instance in archive.locate(study):
+        if instance.sop_class_uid == COMPREHENSIVE_3D_SR:
+            with archive.open_blob(instance.blob_key) as fp:
+                ds = dcmread(fp)
+            found[str(ds.SOPInstanceUID)] = ds
+    return found
+
+
+def _groups(ds: Dataset) -> list[tuple[str, float, str, list[list[float]]]]:
+    """(concept, value, unit, points) of each planar ROI group, read back by highdicom."""
+    assert ds.ContentTemplateSequence[0].TemplateIdentifier == "1500"
+    report = hd.sr.MeasurementReport.from_sequence([hd.sr.Comprehensive3DSR.from_dataset(ds)])
+    out = []
+    for group in report.get_planar_roi_measurement_groups():
+        [measurement] = group.get_measurements()
+        out.append(
+            (
+                measurement.name.meaning,
+                float(measurement.value),
+                measurement.unit.value,
+                group.roi.value.tolist(),
+            )
+        )
+    return out
+
+
+def test_measurements_saved_as_sr_reloaded_and_deleted(
+    page: Page, live_http: str, archive: Archive, artifacts: Path
+) -> None:
+    datasets = store_pattern_ct(archive, slices=3)
+    study = str(datasets[0].StudyInstanceUID)
+    pages.open_study(page, live_http, study)
+    pages.wait_slice(page, "1/3")
+
+    page.click("[data-tool='Length']")
+    _drag(page, (16, 64), (112, 64))
+    page.click("[data-tool='RectangleROI']")
+    _drag(page, (40, 16), (88, 40))
+    _wait_labels(page, HAS_AREA)
+    assert any(LENGTH_LABEL.match(text) for text in _labels(page)), _labels(page)
+    assert "Số đo chưa lưu" in _status(page, "unsaved")
+    page.screenshot(path=str(artifacts / "measurements-drawn.png"))
+
+    page.click("[data-action='save-measurements']")
+    assert _status(page, "saved") == "Đã lưu 3 số đo"  # length; the region's area and mean
+    [first] = _reports(archive, study).values()
+    kinds = _groups(first)
+    assert [(name, unit) for name, _, unit, _ in kinds] == [
+        ("Length", "mm"), ("Area", "mm2"), ("Mean Value of population", "[hnsf'U]"),
+    ]  # fmt: skip
+    length, area = kinds[0], kinds[1]
+    assert length[1] == pytest.approx(96 * SPACING, abs=1.0)
+    # on the source image, in its pixel coordinates
+    assert np.allclose(length[3], [[16, 64], [112, 64]], atol=1.5), length[3]
+    assert area[1] == pytest.approx(48 * 24 * SPACING**2, rel=0.1)
+    assert area[3][0] == area[3][-1] and len(area[3]) == 5  # a closed POLYLINE: a polygon
+    evidence = first.CurrentRequestedProcedureEvidenceSequence[0]
+    assert evidence.StudyInstanceUID == study
+
+    page.reload()
+    pages.wait_rendered(page)
+    assert _status(page, "loaded") == "2 số đo đã lưu"
+    _wait_labels(page, HAS_AREA)
+    [back] = [text for text in _labels(page) if LENGTH_LABEL.match(text)]
+    assert float(back.split()[0]) == pytest.approx(96 * SPACING, abs=1.0)
+    page.screenshot(path=str(artifacts / "measurements-reloaded.png"))
+
+    # Select the length with a click on it (any tool), delete it with the key, save.
+    page.click("[data-tool='WindowLevel']")
+    box = page.locator(".vp[data-index='0'] canvas").bounding_box()
+    assert box is not None
+    x, y = pages.placement(pages.canvas_image(page)).to_canvas(64, 64, SIZE, SIZE)
+    page.mouse.click(box["x"] + x, box["y"] + y)
+    page.wait_for_selector("[data-action='delete-measurement']:enabled")
+    page.keyboard.press("Delete")
+    assert "Số đo chưa lưu" in _status(page, "unsaved")
+    _wait_labels(page, NO_LENGTH)
+    page.click("[data-action='save-measurements']")
+    assert _status(page, "saved") == "Đã lưu 2 số đo"
+    [second] = [ds for uid, ds in _reports(archive, study).items() if uid != first.SOPInstanceUID]
+    assert [name for name, *_ in _groups(second)] == ["Area", "Mean Value of population"]
+
+    page.reload()
+    pages.wait_rendered(page)
+    assert _status(page, "loaded") == "1 số đo đã lưu"
+    _wait_labels(page, HAS_AREA)
+    assert not any(LENGTH_LABEL.match(text) for text in _labels(page))
+    page.screenshot(path=str(artifacts / "measurements-deleted.png"))
