@@ -26,6 +26,8 @@ from pacs.auth.accounts import AccountInfo, TokenInfo
 from pacs.auth.http import authorize
 from pacs.auth.passwords import random_password
 from pacs.auth.principal import Principal
+from pacs.auth.scopes import ScopeError
+from pacs.auth.scopes import parse as parse_scopes
 
 router = APIRouter()
 
@@ -94,11 +96,20 @@ class TokenOut(BaseModel):
     expires_at: datetime | None
     revoked_at: datetime | None
     last_used_at: datetime | None = Field(description="to the minute: use is recorded coarsely")
+    scopes: str | None = Field(
+        default=None, description="SMART scopes (space-separated); null: what the role permits"
+    )
 
 
 class TokenCreate(BaseModel):
     name: str = Field(default="", max_length=128)
     days: float | None = Field(default=None, gt=0, le=3650, allow_inf_nan=False)
+    scopes: str | None = Field(
+        default=None,
+        max_length=1000,
+        description="SMART scopes for a client app, e.g. 'system/ImagingStudy.rs "
+        "user/DiagnosticReport.read': the token may then only read those resource types",
+    )
 
 
 class TokenCreated(TokenOut):
@@ -133,6 +144,7 @@ def _token(info: TokenInfo) -> TokenOut:
         expires_at=info.expires_at,
         revoked_at=info.revoked_at,
         last_used_at=info.last_used_at,
+        scopes=info.scopes,
     )
 
 
@@ -278,7 +290,10 @@ def create_user_token(
     archive = _archive(request)
     expires_in = timedelta(days=body.days) if body.days else None
     try:
-        token = archive.auth.create_token(username, body.name, expires_in)
+        scopes = parse_scopes(body.scopes) if body.scopes is not None else None
+        token = archive.auth.create_token(username, body.name, expires_in, scopes)
+    except ScopeError as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from exc
     except accounts.AccountError as exc:
         raise _refusal(exc) from exc
     token_id = token.removeprefix("pacs_").partition("_")[0]

@@ -9,6 +9,8 @@ from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 from pacs import __version__
 
 FHIR_VERSION = "4.0.1"
+SECURITY_SERVICE = "http://terminology.hl7.org/CodeSystem/restful-security-service"
+OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
 
 
 def _param(name: str, kind: str, documentation: str) -> dict[str, Any]:
@@ -87,8 +89,27 @@ def capability_statement(base: str, published: str) -> CapabilityStatement:
                     "mode": "server",
                     "security": {
                         "cors": True,
+                        "service": [
+                            {
+                                "coding": [
+                                    {
+                                        "system": SECURITY_SERVICE,
+                                        "code": "SMART-on-FHIR",
+                                    }
+                                ]
+                            }
+                        ],
+                        "extension": [
+                            {
+                                "url": OAUTH_URIS,
+                                "extension": [{"url": "token", "valueUri": f"{base}/auth/token"}],
+                            }
+                        ],
                         "description": "The same authentication as DICOMweb: bearer tokens, HTTP "
-                        "Basic or a session; every search and read is audited.",
+                        "Basic or a session; a client app gets a token by the client credentials "
+                        "grant (see .well-known/smart-configuration) whose SMART scopes "
+                        "(system/ or user/ Type.rs) say what it may read; every search and read "
+                        "is audited.",
                     },
                     "resource": resources,
                 }

@@ -38,6 +38,7 @@ from pacs.archive import Archive
 from pacs.auth.http import authorize
 from pacs.auth.policy import check_study_scope
 from pacs.auth.principal import Principal
+from pacs.auth.scopes import allows
 from pacs.query import Level, QueryError
 from pacs.settings import Settings
 
@@ -57,6 +58,18 @@ def _not_found(kind: str, resource_id: str) -> FhirError:
     return FhirError(
         status.HTTP_404_NOT_FOUND, "not-found", f"{kind}/{resource_id[:64]} is unknown"
     )
+
+
+def _need(principal: Principal, kind: str, permission: str) -> None:
+    """Refuse (403, an OperationOutcome) a client app whose SMART scopes do not name
+    ``kind`` with ``permission`` (``r`` read, ``s`` search)."""
+    if not allows(principal.scopes, kind, permission):
+        what = "search" if permission == "s" else "read"
+        raise FhirError(
+            status.HTTP_403_FORBIDDEN,
+            "forbidden",
+            f"the token's scopes do not allow to {what} {kind} (e.g. system/{kind}.rs)",
+        )
 
 
 def _study_by_id(resource_id: str) -> Search:
@@ -214,6 +227,7 @@ def create_router(base_url: BaseUrl) -> APIRouter:
         what = f"ImagingStudy?{request.url.query}"
 
         def work() -> JSONResponse:
+            _need(principal, "ImagingStudy", "s")
             search = imaging_study_search(request, _archive(request).settings)
             models, more, patients = door.studies(request, principal, search)
             audit(request, principal, what, patients)
@@ -228,6 +242,7 @@ def create_router(base_url: BaseUrl) -> APIRouter:
         what = f"ImagingStudy/{resource_id}"
 
         def work() -> JSONResponse:
+            _need(principal, "ImagingStudy", "r")
             check_study_scope(principal, resource_id)
             search = _study_by_id(resource_id)
             models, _, patients = door.studies(request, principal, search)
@@ -249,6 +264,7 @@ def create_router(base_url: BaseUrl) -> APIRouter:
         what = f"Patient?{request.url.query}"
 
         def work() -> JSONResponse:
+            _need(principal, "Patient", "s")
             search = patient_search(request, _archive(request).settings)
             models, more, patients = door.patients(request, principal, search)
             audit(request, principal, what, patients)
@@ -263,6 +279,7 @@ def create_router(base_url: BaseUrl) -> APIRouter:
         what = f"Patient/{resource_id}"
 
         def work() -> JSONResponse:
+            _need(principal, "Patient", "r")
             parsed = parse_patient_resource_id(resource_id)
             if parsed is None:
                 raise _not_found("Patient", resource_id)
@@ -283,6 +300,7 @@ def create_router(base_url: BaseUrl) -> APIRouter:
     @router.get("/Endpoint")
     def search_endpoints(request: Request, principal: SearchPrincipal) -> JSONResponse:
         def work() -> JSONResponse:
+            _need(principal, "Endpoint", "s")
             search = Search(identifier_with(()))
             for name in request.query_params:
                 if name not in ("_count", "_offset", "_format", "_id", "connection-type"):
@@ -297,6 +315,7 @@ def create_router(base_url: BaseUrl) -> APIRouter:
         resource_id: str, request: Request, principal: RetrievePrincipal
     ) -> JSONResponse:
         def work() -> JSONResponse:
+            _need(principal, "Endpoint", "r")
             if resource_id != resources.ENDPOINT_ID:
                 raise _not_found("Endpoint", resource_id)
             root = base_url(request, _archive(request).settings) + "/dicom-web"
@@ -329,6 +348,7 @@ def create_router(base_url: BaseUrl) -> APIRouter:
         what = f"DiagnosticReport?{request.url.query}"
 
         def work() -> JSONResponse:
+            _need(principal, "DiagnosticReport", "s")
             terms, search = fhir_reports.search_terms(request)
             models, more = report_models(request, principal, terms, search)
             return door.bundle(request, "DiagnosticReport", models, search, more)
@@ -340,6 +360,7 @@ def create_router(base_url: BaseUrl) -> APIRouter:
         what = f"DiagnosticReport/{resource_id}"
 
         def work() -> JSONResponse:
+            _need(principal, "DiagnosticReport", "r")
             if not resource_id.isdigit() or not 0 < int(resource_id) < 2**62:
                 raise _not_found("DiagnosticReport", resource_id)
             search = Search(identifier_with(()), count=1)

@@ -210,6 +210,8 @@ class Settings(BaseSettings):
     fhir_citizen_id_system: str = "http://fhir.hl7.org.vn/core/sid/cccd"
     fhir_patient_id_system: str = "urn:pacs:patient-id"
     fhir_timezone: str = "Asia/Ho_Chi_Minh"
+    # Life of a token a SMART client app gets from POST /fhir/auth/token (client credentials).
+    fhir_token_minutes: int = Field(default=60, ge=1, le=24 * 60)
     # The calendar statistics count days in (GET /api/stats): the hospital's zone.
     stats_timezone: str = "Asia/Ho_Chi_Minh"
     # Lossless compression (JPEG-LS) of uncompressed images of these modalities, e.g.

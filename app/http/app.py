@@ -40,6 +40,7 @@ from dicomweb import delete, qido, rendered, stow, wado, wado_uri
 from dicomweb.urls import base_url
 from ehr import launch as ehr_launch
 from ehr import routes as fhir_routes
+from ehr import smart as fhir_smart
 from pacs import __version__
 from pacs.archive import Archive
 from pacs.audit import routes as audit_routes
@@ -99,6 +100,7 @@ def create_app(archive: Archive) -> FastAPI:
     app.include_router(admin_rejections.router)
     app.include_router(ohif_routes.router)
     app.include_router(fhir_routes.create_router(base_url))
+    app.include_router(fhir_smart.create_router(base_url))
     app.include_router(ehr_launch.create_router(base_url))
     app.include_router(viewer_studies.router)
     app.include_router(viewer_routes.router)

@@ -22,6 +22,8 @@ from pacs.auth.models import Account, ApiToken, WebSession
 from pacs.auth.password_policy import password_problem
 from pacs.auth.passwords import hash_password, needs_rehash, random_password, verify_password
 from pacs.auth.principal import Kind, Principal, Role
+from pacs.auth.scopes import load as load_scopes
+from pacs.auth.scopes import text as scope_text
 
 MAX_FAILED_LOGINS = 5
 LOCKOUT = timedelta(minutes=15)
@@ -83,6 +85,7 @@ class TokenInfo:
     expires_at: datetime | None
     revoked_at: datetime | None
     last_used_at: datetime | None
+    scopes: str | None = None  # SMART scopes, space-separated; None acts with the role
 
     @property
     def state(self) -> str:
@@ -330,8 +333,10 @@ def create_token(
     username: str,
     name: str = "",
     expires_in: timedelta | None = None,
+    scopes: frozenset[str] | None = None,
 ) -> str:
-    """A new bearer token for ``username``: returned once, stored only as a hash."""
+    """A new bearer token for ``username``: returned once, stored only as a hash; with
+    ``scopes`` (SMART, :mod:`pacs.auth.scopes`) it may only read what they name."""
     token_id = secrets.token_hex(8)
     secret = secrets.token_urlsafe(32)
     with sessions.begin() as session:
@@ -344,6 +349,7 @@ def create_token(
                 name=name,
                 created_at=_now(),
                 expires_at=_now() + expires_in if expires_in else None,
+                scopes=scope_text(scopes) if scopes is not None else None,
             )
         )
     return f"pacs_{token_id}_{secret}"
@@ -367,6 +373,7 @@ def list_tokens(sessions: sessionmaker[Session], username: str | None = None) ->
                 _aware(token.expires_at),
                 _aware(token.revoked_at),
                 _aware(token.last_used_at),
+                token.scopes,
             )
             for token, owner in rows
         ]
@@ -417,7 +424,13 @@ def check_token(sessions: sessionmaker[Session], token: str, address: str = "") 
         last_used = _aware(api_token.last_used_at)
         if last_used is None or _now() - last_used > timedelta(minutes=1):
             api_token.last_used_at = _now()  # coarse, so that API calls stay read-only
-        return Principal(Kind.TOKEN, account.username, Role(account.role), address)
+        return Principal(
+            Kind.TOKEN,
+            account.username,
+            Role(account.role),
+            address,
+            scopes=load_scopes(api_token.scopes),
+        )
 
 
 def enrol_totp(sessions: sessionmaker[Session], username: str) -> str:

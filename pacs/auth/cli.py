@@ -16,6 +16,8 @@ from pacs.audit.filters import AuditFilter, parse_when
 from pacs.audit.trail import event_fields
 from pacs.auth import accounts
 from pacs.auth.principal import Kind, Principal, Role
+from pacs.auth.scopes import ScopeError
+from pacs.auth.scopes import parse as parse_scopes
 from pacs.reports.errors import SigningError
 from pacs.settings import Settings
 
@@ -61,7 +63,13 @@ def _user(args: argparse.Namespace, archive: Archive) -> int:
         auth.set_disabled(args.username, action == "disable")
     elif action == "token":
         days = args.expires_days
-        token = auth.create_token(args.username, args.name, timedelta(days=days) if days else None)
+        try:
+            scopes = parse_scopes(args.scopes) if args.scopes is not None else None
+        except ScopeError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        expires = timedelta(days=days) if days else None
+        token = auth.create_token(args.username, args.name, expires, scopes)
         print(token)  # shown once; only its hash is kept
     elif action == "totp":
         print(auth.enrol_totp(args.username))  # scan as a QR code or type in
@@ -177,6 +185,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     token = users.add_parser("token", help="create an API token (printed once)")
     token.add_argument("username")
     token.add_argument("--name", default="", help="what the token is for")
+    token.add_argument(
+        "--scopes",
+        default=None,
+        help="SMART scopes of a client app, e.g. 'system/ImagingStudy.rs': the token may "
+        "then only read those FHIR resource types (and the studies' images)",
+    )
     token.add_argument(
         "--expires-days", type=int, default=int(os.environ.get("PACS_TOKEN_DAYS", 0))
     )

@@ -23,6 +23,7 @@ from pacs.auth.keys import signing_key
 from pacs.auth.policy import POLICY, permits
 from pacs.auth.principal import ANONYMOUS, Kind, Principal, Role
 from pacs.auth.ratelimit import FailureLimiter
+from pacs.auth.scopes import allows
 from pacs.auth.sessions import GRANT_COOKIE, SESSION_COOKIE, unsign
 
 CHALLENGE = {"WWW-Authenticate": 'Basic realm="PACS", charset="UTF-8"'}
@@ -112,7 +113,7 @@ def _is_loopback(host: str) -> bool:
         return host in ("localhost", "testclient")
 
 
-def _secure_transport(request: Request) -> bool:
+def secure_transport(request: Request) -> bool:
     """TLS to us, or the loopback interface (where nothing can sniff the password)."""
     peer = request.client.host if request.client else ""
     return request.url.scheme == "https" or _is_loopback(peer)
@@ -153,7 +154,7 @@ def authenticate(request: Request) -> Principal:
                 request, address, token_id, Kind.TOKEN, "invalid, expired or revoked token"
             )
     elif scheme.lower() == "basic":
-        if not _secure_transport(request):
+        if not secure_transport(request):
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN, "HTTP Basic is refused over plain HTTP; use HTTPS"
             )
@@ -235,6 +236,33 @@ def _from_cookies(request: Request, address: str) -> Principal | None:
     return None
 
 
+# What a scoped token (a SMART client app's) may do outside the FHIR door, whose routes check
+# the scope of each resource type themselves: read the images of the studies it may read
+# (their DICOMweb Endpoint) and the signed reports it may read.
+_SCOPED_OPERATIONS = {
+    "search": ("ImagingStudy", "s"),
+    "retrieve": ("ImagingStudy", "r"),
+    "report-read": ("DiagnosticReport", "r"),
+}
+
+
+def _check_scopes(request: Request, principal: Principal, operation: str) -> None:
+    """Refuse (403) a scoped token anything its SMART scopes do not name."""
+    if operation in ("self", "public"):
+        return
+    needed = _SCOPED_OPERATIONS.get(operation)
+    if needed is None:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, f"this token's scopes allow reading only, not {operation}"
+        )
+    if request.url.path.startswith("/fhir/"):
+        return  # the FHIR routes check the scope of their resource type
+    if not allows(principal.scopes, *needed):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, f"this token's scopes do not allow reading {needed[0]}"
+        )
+
+
 def authorize(operation: str) -> Callable[[Request], Principal]:
     """A dependency that lets the request through only if the policy permits ``operation``."""
     if operation not in POLICY:
@@ -242,6 +270,8 @@ def authorize(operation: str) -> Callable[[Request], Principal]:
 
     def dependency(request: Request) -> Principal:
         principal = authenticate(request)
+        if principal.scopes is not None:
+            _check_scopes(request, principal, operation)
         if not permits(principal, operation):
             if not principal.is_authenticated:
                 if _from_page_script(request):

@@ -55,6 +55,8 @@ class ApiToken(Base):
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # SMART scopes (space-separated) of a client app's token; None acts with the role.
+    scopes: Mapped[str | None] = mapped_column(String(1000), nullable=True)
 
 
 class ShareGrant(Base):

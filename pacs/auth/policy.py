@@ -51,6 +51,13 @@ PUBLIC_ROUTES: dict[str, str] = {
     "/login/oidc": "redirect to the identity provider: no patient data",
     "/login/oidc/callback": "the identity provider's answer: verified, then a session cookie",
     "/fhir/metadata": "FHIR CapabilityStatement: what the server supports, no patient data",
+    "/fhir/.well-known/smart-configuration": (
+        "SMART configuration: the token endpoint and the scopes, no patient data"
+    ),
+    "/fhir/auth/token": (
+        "OAuth 2.0 client credentials: the client's secret is the credential (checked like a "
+        "password: rate-limited, locked out, audited); returns a token, no patient data"
+    ),
     "/s/{token}": "share link landing: the signed token (and PIN) is the credential",
     "/api/consultations/{consultation_id}/reply": (
         "a consulted facility's answer: the secret made for that one consultation is the "

@@ -37,6 +37,8 @@ class Principal:
     role: Role
     address: str = ""  # client IP (and port for DICOM)
     study_uid: str | None = None  # set only for share grants: the one study they open
+    # SMART scopes of a client app's token (pacs.auth.scopes); None: what the role permits
+    scopes: frozenset[str] | None = None
 
     @property
     def is_authenticated(self) -> bool:

@@ -115,10 +115,15 @@ class Auth:
         accounts.ensure_sso_account(self._sessions, username, role)
 
     def create_token(
-        self, username: str, name: str = "", expires_in: timedelta | None = None
+        self,
+        username: str,
+        name: str = "",
+        expires_in: timedelta | None = None,
+        scopes: frozenset[str] | None = None,
     ) -> str:
-        """A new bearer token for ``username``, returned once (stored as a hash)."""
-        return accounts.create_token(self._sessions, username, name, expires_in)
+        """A new bearer token for ``username``, returned once (stored as a hash); ``scopes``
+        (SMART) narrow it to reading the resource types they name."""
+        return accounts.create_token(self._sessions, username, name, expires_in, scopes)
 
     def revoke_token(self, token_id: str) -> bool:
         """Revoke a token; whether there was a live one."""
