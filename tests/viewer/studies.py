@@ -66,13 +66,23 @@ def store_pattern_ct(
     study_description: str = "CT sọ não",
     patient_name: str = "Nguyễn^Văn An",
     patient_id: str = "BN0001",
+    study_date: str | None = None,
+    first_z: float | None = None,
 ) -> list[Dataset]:
-    study_uid, series_uid = generate_uid(), generate_uid()
+    """A pattern CT; with ``first_z``, an axial series in its own frame of reference whose
+    slices lie 1 mm apart from ``first_z`` (to test scrolling by position across studies)."""
+    study_uid, series_uid, frame_of_reference = generate_uid(), generate_uid(), generate_uid()
     datasets = [
         pattern_slice(study_uid, series_uid, i, study_description, patient_name, patient_id)
         for i in range(slices)
     ]
-    for ds in datasets:
+    for i, ds in enumerate(datasets):
+        if study_date:
+            ds.StudyDate = ds.SeriesDate = study_date
+        if first_z is not None:
+            ds.FrameOfReferenceUID = frame_of_reference
+            ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+            ds.ImagePositionPatient = [0, 0, first_z + i]
         ingest(archive, ds)
     return datasets
 

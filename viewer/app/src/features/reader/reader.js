@@ -18,6 +18,7 @@ import { el } from '../../dom.js';
 import { t as translate } from '../../i18n.js';
 import { permits } from '../../session.js';
 import { deleteSelected, loadMeasurements, saveMeasurements } from './measurements.js';
+import { fetchPriors, linkScroll, matchingSeries, nearestIndex, unlinkScroll } from './priors.js';
 import { TAG_NAMES } from './tagnames.js';
 
 /** The reader's texts (features/reader/locales), or the shell's for keys naming another domain. */
@@ -144,7 +145,7 @@ function buildSeries(study, instances) {
     }
     const first = items[0];
     list.push({
-      uid, imageIds, itemOf, first,
+      uid, imageIds, itemOf, first, study,
       number: numbers(first, '00200011')[0] ?? 0,
       modality: value(first, '00080060'),
       description: value(first, '0008103E'),
@@ -153,7 +154,9 @@ function buildSeries(study, instances) {
     });
   }
   list.sort((a, b) => a.number - b.number);
-  return list.filter((series) => series.imageIds.length > 0);
+  const shown = list.filter((series) => series.imageIds.length > 0);
+  for (const series of shown) series.siblings = shown; // the series of the same study, in order
+  return shown;
 }
 
 function frameRate(item) {
@@ -207,6 +210,8 @@ class Reader {
     this.primary = shared ? 'DragScroll' : WindowLevelTool.toolName;
     this.listeners = [];
     this.cine = new Set();
+    this.priorSeries = []; // series of the priors opened so far
+    this.syncOn = false;
     this.build();
   }
 
@@ -285,6 +290,8 @@ class Reader {
         this.mprButton.title = t('mprNeedsWebgl');
       }
       layouts.append(this.mprButton);
+      this.syncButton = this.button(t('sync'), 'y', () => { this.syncOn = !this.syncOn; this.updateSync(); }, { 'data-action': 'sync' });
+      layouts.append(this.syncButton);
       bar.append(layouts, this.measureGroup(),
         this.button(t('tags'), 't', () => this.toggleTags(), { class: 'tags-toggle' }),
         el('a', { class: 'ohif', href: `../ohif/viewer?StudyInstanceUIDs=${encodeURIComponent(this.studyUid)}` }, t('openOhif')));
@@ -349,22 +356,101 @@ class Reader {
 
   buildSeriesPanel() {
     this.seriesCards = new Map();
-    for (const [index, series] of this.series.entries()) {
-      const count = el('span', { class: 'count' }, String(series.imageIds.length));
-      const card = el('button', {
-        type: 'button', class: 'series-card', 'data-series': series.uid, draggable: 'true',
-        on: {
-          click: () => this.showSeries(this.active, series),
-          dragstart: (event) => event.dataTransfer.setData('text/plain', String(index)),
-        },
+    for (const series of this.series) this.panel.append(this.seriesCard(series));
+  }
+
+  seriesCard(series) {
+    const count = el('span', { class: 'count' }, String(series.imageIds.length));
+    const card = el('button', {
+      type: 'button', class: 'series-card', 'data-series': series.uid, draggable: 'true',
+      on: {
+        click: () => this.showSeries(this.active, series).then(() => this.updateSync()),
+        dragstart: (event) => event.dataTransfer.setData('text/plain', series.uid),
       },
-      el('img', { src: thumbnailUrl(this.studyUid, series.uid), alt: '', loading: 'lazy' }),
-      el('span', { class: 'label' }, `${series.number} ${series.modality} ${series.description}`.trim()),
-      count,
-      el('progress', { max: String(series.imageIds.length), value: '0' }));
-      this.seriesCards.set(series.uid, { card, count, progress: card.querySelector('progress') });
-      this.panel.append(card);
+    },
+    el('img', { src: thumbnailUrl(series.study, series.uid), alt: '', loading: 'lazy' }),
+    el('span', { class: 'label' }, `${series.number} ${series.modality} ${series.description}`.trim()),
+    count,
+    el('progress', { max: String(series.imageIds.length), value: '0' }));
+    this.seriesCards.set(series.uid, { card, count, progress: card.querySelector('progress') });
+    return card;
+  }
+
+  allSeries() {
+    return [...this.series, ...this.priorSeries];
+  }
+
+  // -- priors ---------------------------------------------------------------------------
+  /** List the patient's other studies under the series (after the first image is drawn). */
+  async loadPriors() {
+    let priors;
+    try {
+      priors = await fetchPriors(this.studyUid);
+    } catch (error) {
+      this.panel.append(el('p', { class: 'error priors-error' }, `${t('priorsFailed')}: ${errorText(error)}`));
+      return;
     }
+    if (!this.root.isConnected) return;
+    const section = el('section', { class: 'priors', id: 'priors' }, el('h2', {}, t('priors')));
+    if (!priors.length) section.append(el('p', { class: 'none' }, t('noPriors')));
+    for (const prior of priors) {
+      const uid = value(prior, '0020000D');
+      const box = el('div', { class: 'prior', 'data-study': uid });
+      box.append(el('button', {
+        type: 'button', class: 'prior-card', 'data-study': uid, title: t('openPrior'),
+        on: { click: () => this.openPrior(uid, box) },
+      },
+      el('span', { class: 'date' }, formatDate(value(prior, '00080020'))), ' ',
+      el('span', { class: 'mod' }, value(prior, '00080061')), ' ',
+      el('span', { class: 'desc' }, value(prior, '00081030'))));
+      section.append(box);
+    }
+    this.panel.append(section);
+  }
+
+  /** Open a prior beside the current image: its series under its card, the best match in the
+   * second pane, scrolling linked. */
+  async openPrior(uid, box) {
+    let series = this.priorSeries.filter((s) => s.study === uid);
+    if (!series.length) {
+      box.classList.add('loading');
+      try {
+        const instances = await studyMetadata(uid);
+        await inlinePalettes(instances);
+        series = buildSeries(uid, instances);
+      } catch (error) {
+        box.append(el('p', { class: 'error' }, `${t('app.error')}: ${errorText(error)}`));
+        return;
+      } finally {
+        box.classList.remove('loading');
+      }
+      for (const s of series) s.prior = true;
+      this.priorSeries.push(...series);
+      box.append(...series.map((s) => this.seriesCard(s)));
+    }
+    if (!series.length) return;
+    const slot = this.slots[this.active];
+    const current = slot?.series || this.series[0];
+    const beside = matchingSeries(series, current);
+    // The prior opens where the current pane is (nearest position), then scrolls with it.
+    const shownId = slot?.kind === 'stack' ? this.viewport(slot)?.getCurrentImageId() : null;
+    const index = shownId ? nearestIndex(beside, shownId) : 0;
+    this.syncOn = true;
+    if (this.layout === '1x1' || this.layout === 'mpr') {
+      await this.setLayout('1x2', { 1: { series: beside, index } });
+    } else {
+      const target = this.active === this.slots.length - 1 ? 0 : this.active + 1;
+      await this.showSeries(target, beside, index);
+    }
+    this.updateSync();
+  }
+
+  /** Link (or unlink) the stack panes' scrolling, as the sync button says. */
+  updateSync() {
+    if (this.syncButton) this.syncButton.classList.toggle('on', this.syncOn);
+    const stacks = this.slots.filter((slot) => slot.kind === 'stack' && slot.series).map((slot) => slot.id);
+    if (this.syncOn) linkScroll(ENGINE, stacks);
+    else unlinkScroll();
   }
 
   async start() {
@@ -373,13 +459,14 @@ class Reader {
       return;
     }
     await this.setLayout('1x1');
-    if (!this.shared) await this.loadSaved();
+    if (!this.shared) await Promise.all([this.loadSaved(), this.loadPriors()]);
   }
 
   destroy() {
     for (const [target, name, fn] of this.listeners) target.removeEventListener(name, fn);
     this.observer?.disconnect();
     for (const slot of this.slots) this.stopCine(slot);
+    unlinkScroll();
     ToolGroupManager.destroyToolGroup(STACK_GROUP);
     ToolGroupManager.destroyToolGroup(MPR_GROUP);
     annotations.state.removeAllAnnotations(); // measurements belong to this study
@@ -397,18 +484,32 @@ class Reader {
     box.addEventListener('dragover', (event) => event.preventDefault());
     box.addEventListener('drop', (event) => {
       event.preventDefault();
-      const series = this.series[Number(event.dataTransfer.getData('text/plain'))];
-      if (series && kind === 'stack') this.showSeries(index, series);
+      const uid = event.dataTransfer.getData('text/plain');
+      const series = this.allSeries().find((s) => s.uid === uid);
+      if (series && kind === 'stack') this.showSeries(index, series).then(() => this.updateSync());
     });
     const slot = { id: `vp-${index}`, box, element, corners, kind, series: null, shown: 0 };
     this.on(element, Events.IMAGE_RENDERED, () => this.onRendered(slot));
     return slot;
   }
 
-  async setLayout(layout) {
+  /** Where each pane is (its series and image), so a layout change keeps it. */
+  panePositions() {
+    return this.slots.map((slot) => {
+      const viewport = slot.kind === 'stack' ? this.viewport(slot) : null;
+      return { series: slot.series, index: viewport && slot.series ? viewport.getCurrentImageIdIndex() : null };
+    });
+  }
+
+  async setLayout(layout, overrides = {}) {
     if (layout === 'mpr' && !this.canMpr(this.slots[this.active]?.series)) return;
-    const previous = this.slots.map((slot) => slot.series);
-    const activeSeries = this.slots[this.active]?.series || this.series[0];
+    const positions = this.panePositions();
+    const activePosition = positions[this.active] || { series: this.series[0], index: null };
+    // The active pane becomes the first; the others keep their order after it.
+    const previous = [activePosition, ...positions.filter((_, i) => i !== this.active)];
+    Object.assign(previous, overrides);
+    const activeSeries = activePosition.series || this.series[0];
+    unlinkScroll();
     for (const slot of this.slots) this.stopCine(slot);
     ToolGroupManager.destroyToolGroup(STACK_GROUP);
     ToolGroupManager.destroyToolGroup(MPR_GROUP);
@@ -435,15 +536,20 @@ class Reader {
       await this.showVolume(activeSeries);
       return;
     }
-    // Keep what was shown; fill new viewports with the next series.
-    const shown = new Set();
+    // Keep what was shown, where it was; fill new viewports with the next series.
+    const shown = new Set(previous.map((p) => p?.series?.uid).filter(Boolean));
     const jobs = this.slots.map((slot, i) => {
-      let series = i === 0 ? activeSeries : previous[i];
-      if (!series) series = this.series.find((s) => !shown.has(s.uid)) || activeSeries;
+      let { series, index } = previous[i] || {};
+      if (i === 0) series = series || activeSeries;
+      if (!series) {
+        series = this.series.find((s) => !shown.has(s.uid)) || activeSeries;
+        index = null;
+      }
       shown.add(series.uid);
-      return this.showSeries(i, series);
+      return this.showSeries(i, series, index ?? 0);
     });
     await Promise.all(jobs);
+    this.updateSync();
   }
 
   canMpr(series) {
@@ -497,7 +603,7 @@ class Reader {
     return slot ? this.engine.getViewport(slot.id) : null;
   }
 
-  async showSeries(index, series) {
+  async showSeries(index, series, imageIndex = 0) {
     const slot = this.slots[index];
     if (!slot || slot.kind !== 'stack') {
       if (this.layout === 'mpr') { this.slots[this.active].series = series; await this.setLayout('1x1'); }
@@ -510,7 +616,7 @@ class Reader {
     const viewport = this.viewport(slot);
     // The first image is requested (and drawn) first; the rest are prefetched after it.
     try {
-      await viewport.setStack(series.imageIds, 0);
+      await viewport.setStack(series.imageIds, Math.min(imageIndex, series.imageIds.length - 1));
     } catch (error) {
       setLines(slot.corners[2], [`${t('app.error')}: ${error?.message || error?.error?.message || String(error)}`]);
       return;
@@ -589,7 +695,7 @@ class Reader {
 
   onCached(imageId) {
     if (!imageId) return;
-    for (const series of this.series) {
+    for (const series of this.allSeries()) {
       if (!series.itemOf.has(imageId) || series.loaded.has(imageId)) continue;
       series.loaded.add(imageId);
       const card = this.seriesCards.get(series.uid);
@@ -676,8 +782,9 @@ class Reader {
   nextSeries(step) {
     const slot = this.slots[this.active];
     if (!slot?.series || slot.kind !== 'stack') return;
-    const index = this.series.indexOf(slot.series) + step;
-    if (index >= 0 && index < this.series.length) this.showSeries(this.active, this.series[index]);
+    const list = slot.series.siblings || this.series;
+    const index = list.indexOf(slot.series) + step;
+    if (index >= 0 && index < list.length) this.showSeries(this.active, list[index]).then(() => this.updateSync());
   }
 
   onKey(event) {
@@ -698,6 +805,7 @@ class Reader {
         e: () => this.setPrimary(EllipticalROITool.toolName), r: () => this.rotate(),
         h: () => this.flip('h'), v: () => this.flip('v'), c: () => this.toggleCine(),
         Delete: () => this.deleteMeasurement(), Backspace: () => this.deleteMeasurement(),
+        y: () => { this.syncOn = !this.syncOn; this.updateSync(); },
         t: () => this.toggleTags(), m: () => this.setLayout('mpr'), o: () => this.grid.classList.toggle('no-overlay'),
       });
     }
