@@ -26,8 +26,11 @@ def _resource(kind: str, params: list[dict[str, Any]], documentation: str) -> di
     }
 
 
-def capability_statement(base: str, published: str) -> CapabilityStatement:
-    """This server's statement; ``base`` is the FHIR base URL, ``published`` an ISO date."""
+def capability_statement(
+    base: str, published: str, profiles: dict[str, str] | None = None
+) -> CapabilityStatement:
+    """This server's statement; ``base`` is the FHIR base URL, ``published`` an ISO date,
+    ``profiles`` the profile each resource type follows (supportedProfile; "" for none)."""
     count = _param("_count", "number", "page size (at most 200); Bundle.link next/previous page")
     resources = [
         _resource(
@@ -74,6 +77,10 @@ def capability_statement(base: str, published: str) -> CapabilityStatement:
             "pending, appended once an addendum is signed); presentedForm is the signed PDF.",
         ),
     ]
+    for resource in resources:
+        profile = (profiles or {}).get(resource["type"])
+        if profile:
+            resource["supportedProfile"] = [profile]
     return CapabilityStatement.model_validate(
         {
             "status": "active",

@@ -48,6 +48,11 @@ def fhir_response(resource: Any, status: int = 200) -> JSONResponse:
     )
 
 
+def fhir_json_response(data: dict[str, Any], status: int = 200) -> JSONResponse:
+    """A resource already in JSON form (see :func:`ehr.resources.imaging_study`)."""
+    return JSONResponse(data, status_code=status, media_type=FHIR_JSON)
+
+
 def error_response(error: FhirError) -> JSONResponse:
     return fhir_response(outcome([issue("error", error.code, error.diagnostics)]), error.status)
 

@@ -30,9 +30,16 @@ SEARCH_PARAMETERS = ("_id", "patient", "subject", "study", "_count", "_offset", 
 
 
 def diagnostic_report(
-    report: dict[str, Any], study: dict[str, Any] | None, pdf: bytes | None, base: str
+    report: dict[str, Any],
+    study: dict[str, Any] | None,
+    pdf: bytes | None,
+    base: str,
+    profile: str = "",
 ) -> DiagnosticReport:
-    """The resource of one signed report; ``study`` its study's stored DICOM JSON."""
+    """The resource of one signed report; ``study`` its study's stored DICOM JSON.
+
+    ``profile`` (VN Core's imaging DiagnosticReport) is declared only when the report
+    has its subject, which that profile requires (1..1)."""
     status = "preliminary" if report["status"] == "awaiting-approval" else "final"
     if report["addenda"]:
         status = "appended"
@@ -58,6 +65,8 @@ def diagnostic_report(
     }
     if study is not None:
         data["subject"] = resources.patient_reference(study)
+        if profile:
+            data["meta"] = {"profile": [profile]}
     if report["conclusion"]:
         data["conclusion"] = report["conclusion"]
     if pdf is not None:

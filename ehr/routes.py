@@ -22,9 +22,16 @@ from ehr import reports as fhir_reports
 from ehr import resources
 from ehr.capability import capability_statement
 from ehr.identity import parse_patient_resource_id
-from ehr.outcome import FhirError, FhirRoute, error_response, fhir_response, issue, outcome
+from ehr.outcome import (
+    FhirError,
+    FhirRoute,
+    error_response,
+    fhir_json_response,
+    fhir_response,
+    issue,
+    outcome,
+)
 from ehr.search import (
-    INSTANCE_RETURN,
     PATIENT_RETURN,
     SERIES_RETURN,
     STUDY_RETURN,
@@ -58,6 +65,11 @@ def _not_found(kind: str, resource_id: str) -> FhirError:
     return FhirError(
         status.HTTP_404_NOT_FOUND, "not-found", f"{kind}/{resource_id[:64]} is unknown"
     )
+
+
+def _json(model: Any) -> dict[str, Any]:
+    data: dict[str, Any] = model.model_dump(mode="json", exclude_none=True)
+    return data
 
 
 def _need(principal: Principal, kind: str, permission: str) -> None:
@@ -97,8 +109,8 @@ class _Door:
 
     def studies(
         self, request: Request, principal: Principal, search: Search
-    ) -> tuple[list[Any], bool, set[str]]:
-        """ImagingStudy models of one page, whether more follow, and the patients shown."""
+    ) -> tuple[list[dict[str, Any]], bool, set[str]]:
+        """ImagingStudy resources (JSON) of one page, whether more follow, the patients shown."""
         archive = _archive(request)
         if search.no_match or search.count == 0:
             return [], False, set()
@@ -116,11 +128,15 @@ class _Door:
         series_query = identifier_with(SERIES_RETURN)
         series_query.StudyInstanceUID = uids
         series = archive.search(Level.SERIES, series_query).json()
-        instance_query = identifier_with(INSTANCE_RETURN)
-        instance_query.StudyInstanceUID = uids
-        instances: dict[str, list[Any]] = {}
-        for item in archive.search(Level.IMAGE, instance_query).json():
-            instances.setdefault(resources.text(item, "0020000E"), []).append(item)
+        # The instances of the page's studies, read by UID from the index (not through the
+        # matching engine, whose DICOM JSON for 4,000 instances took 0.36 s: bench.fhir).
+        instances: dict[str, list[dict[str, Any]]] = {}
+        for stored in archive.locate_many(study_uids=uids):
+            instances.setdefault(stored.series_uid, []).append(
+                resources.instance_element(
+                    stored.sop_instance_uid, stored.sop_class_uid, stored.instance_number
+                )
+            )
         by_study: dict[str, list[Any]] = {}
         for item in series:
             by_study.setdefault(resources.text(item, "0020000D"), []).append(item)
@@ -138,7 +154,7 @@ class _Door:
 
     def patients(
         self, request: Request, principal: Principal, search: Search
-    ) -> tuple[list[Any], bool, set[str]]:
+    ) -> tuple[list[dict[str, Any]], bool, set[str]]:
         archive = _archive(request)
         if search.no_match or search.count == 0:
             return [], False, set()
@@ -150,18 +166,19 @@ class _Door:
             offset=search.offset,
             study_uid_scope=principal.study_uid,
         )
-        models = [resources.patient(item, archive.settings) for item in found.json()]
+        models = [_json(resources.patient(item, archive.settings)) for item in found.json()]
         return models, found.truncated, found.patient_ids()
 
     def bundle(
         self,
         request: Request,
         kind: str,
-        models: list[Any],
+        found: list[dict[str, Any]],
         search: Search,
         more: bool,
     ) -> JSONResponse:
-        """A searchset Bundle with self/next/previous links (R4 3.1.1.6) and the warnings."""
+        """A searchset Bundle with self/next/previous links (R4 3.1.1.6) and the warnings;
+        ``found`` are resources in JSON form, placed in the validated Bundle's entries."""
         base = self.fhir_base(request)
         params = [(k, v) for k, v in request.query_params.multi_items() if k != "_offset"]
 
@@ -176,23 +193,23 @@ class _Door:
             previous = max(0, search.offset - max(search.count, 1))
             links.append({"relation": "previous", "url": page(previous)})
         entries: list[dict[str, Any]] = [
-            {
-                "fullUrl": f"{base}/{kind}/{model.id}" if model.id else None,
-                "resource": model,
-                "search": {"mode": "match"},
-            }
-            for model in models
+            {"fullUrl": f"{base}/{kind}/{item['id']}", "search": {"mode": "match"}}
+            if item.get("id")
+            else {"search": {"mode": "match"}}
+            for item in found
         ]
+        resources_json = list(found)
         if search.warnings:
             warnings = outcome([issue("warning", "not-supported", w) for w in search.warnings])
-            entries.append({"resource": warnings, "search": {"mode": "outcome"}})
-        for entry in entries:
-            if entry.get("fullUrl") is None:
-                entry.pop("fullUrl", None)
+            entries.append({"search": {"mode": "outcome"}})
+            resources_json.append(_json(warnings))
         data: dict[str, Any] = {"type": "searchset", "link": links, "entry": entries or None}
         if not more and search.offset == 0 and search.count > 0:
-            data["total"] = len(models)  # all matches are on this one page
-        return fhir_response(Bundle(**{k: v for k, v in data.items() if v is not None}))
+            data["total"] = len(found)  # all matches are on this one page
+        bundle = _json(Bundle(**{k: v for k, v in data.items() if v is not None}))
+        for entry, resource in zip(bundle.get("entry", []), resources_json, strict=True):
+            entry["resource"] = resource
+        return fhir_json_response(bundle)
 
 
 def create_router(base_url: BaseUrl) -> APIRouter:
@@ -220,7 +237,14 @@ def create_router(base_url: BaseUrl) -> APIRouter:
     def metadata(request: Request) -> JSONResponse:
         """The CapabilityStatement: no patient data, so clients may read it before logging in."""
         published = datetime.now(UTC).date().isoformat()
-        return fhir_response(capability_statement(door.fhir_base(request), published))
+        settings = _archive(request).settings
+        profiles = {
+            "Patient": settings.fhir_profile_patient,
+            "ImagingStudy": settings.fhir_profile_imaging_study,
+            "DiagnosticReport": settings.fhir_profile_diagnostic_report,
+        }
+        statement = capability_statement(door.fhir_base(request), published, profiles)
+        return fhir_response(statement)
 
     @router.get("/ImagingStudy")
     def search_imaging_studies(request: Request, principal: SearchPrincipal) -> JSONResponse:
@@ -255,7 +279,7 @@ def create_router(base_url: BaseUrl) -> APIRouter:
                 detail=what,
                 patients=patients,
             )
-            return fhir_response(models[0])
+            return fhir_json_response(models[0])
 
         return run(request, principal, what, work)
 
@@ -287,13 +311,13 @@ def create_router(base_url: BaseUrl) -> APIRouter:
             search.identifier.PatientID = parsed[0]
             search.identifier.IssuerOfPatientID = parsed[1]
             models, _, patients = door.patients(request, principal, search)
-            found = [m for m in models if m.id == resource_id]
+            found = [m for m in models if m.get("id") == resource_id]
             if not found:
                 raise _not_found("Patient", resource_id)
             _archive(request).audit.record(
                 principal, "fhir", patient_id=parsed[0], detail=what, patients=patients
             )
-            return fhir_response(found[0])
+            return fhir_json_response(found[0])
 
         return run(request, principal, what, work)
 
@@ -306,7 +330,8 @@ def create_router(base_url: BaseUrl) -> APIRouter:
                 if name not in ("_count", "_offset", "_format", "_id", "connection-type"):
                     search.warnings.append(f"parameter {name[:64]} is not supported")
             root = base_url(request, _archive(request).settings) + "/dicom-web"
-            return door.bundle(request, "Endpoint", [resources.endpoint(root)], search, False)
+            found = [_json(resources.endpoint(root))]
+            return door.bundle(request, "Endpoint", found, search, False)
 
         return run(request, principal, "Endpoint", work)
 
@@ -325,8 +350,8 @@ def create_router(base_url: BaseUrl) -> APIRouter:
 
     def report_models(
         request: Request, principal: Principal, terms: dict[str, Any], search: Search
-    ) -> tuple[list[Any], bool]:
-        """DiagnosticReport models of one page of signed reports, and whether more follow."""
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """DiagnosticReport resources of one page of signed reports, and whether more follow."""
         archive = _archive(request)
         if search.no_match or search.count == 0:
             return [], False
@@ -338,7 +363,9 @@ def create_router(base_url: BaseUrl) -> APIRouter:
         for view in views:
             pdf = archive.reports.pdf_bytes(view["id"])
             study = fhir_reports.study_json(archive, view["study_uid"])
-            models.append(fhir_reports.diagnostic_report(view, study, pdf, base))
+            profile = archive.settings.fhir_profile_diagnostic_report
+            resource = fhir_reports.diagnostic_report(view, study, pdf, base, profile)
+            models.append(_json(resource))
         return models, more
 
     @router.get("/DiagnosticReport")
@@ -367,7 +394,7 @@ def create_router(base_url: BaseUrl) -> APIRouter:
             models, _ = report_models(request, principal, {"report_id": int(resource_id)}, search)
             if not models:
                 raise _not_found("DiagnosticReport", resource_id)
-            return fhir_response(models[0])
+            return fhir_json_response(models[0])
 
         return run(request, principal, what, work)
 

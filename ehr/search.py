@@ -38,8 +38,6 @@ SERIES_RETURN = (
     "StudyInstanceUID", "SeriesInstanceUID", "Modality", "SeriesNumber", "SeriesDescription",
     "NumberOfSeriesRelatedInstances", "BodyPartExamined",
 )  # fmt: skip
-INSTANCE_RETURN = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID",
-                   "InstanceNumber")  # fmt: skip
 PATIENT_RETURN = (
     "PatientID", "IssuerOfPatientID", "PatientName", "PatientBirthDate", "PatientSex",
     "OtherPatientIDsSequence",

@@ -210,6 +210,18 @@ class Settings(BaseSettings):
     fhir_citizen_id_system: str = "http://fhir.hl7.org.vn/core/sid/cccd"
     fhir_patient_id_system: str = "urn:pacs:patient-id"
     fhir_timezone: str = "Asia/Ho_Chi_Minh"
+    # The profiles the FHIR resources declare (meta.profile, CapabilityStatement
+    # supportedProfile): HL7 Vietnam's VN Core IG (fhir.hl7.org.vn/core, a draft; the Ministry's
+    # CI build at fhir.ehealth.gov.vn/core names its own); "" declares none. The citizen ID's
+    # identifier type also carries this coding (system|code) beside HL7 v2-0203 NI.
+    fhir_profile_patient: str = "http://fhir.hl7.org.vn/core/StructureDefinition/vn-core-patient"
+    fhir_profile_imaging_study: str = (
+        "http://fhir.hl7.org.vn/core/StructureDefinition/vn-core-imaging-study"
+    )
+    fhir_profile_diagnostic_report: str = (
+        "http://fhir.hl7.org.vn/core/StructureDefinition/vn-core-diagnostic-report-imaging"
+    )
+    fhir_citizen_id_type: str = "http://fhir.hl7.org.vn/core/CodeSystem/vn-identifier-type-cs|CCCD"
     # Life of a token a SMART client app gets from POST /fhir/auth/token (client credentials).
     fhir_token_minutes: int = Field(default=60, ge=1, le=24 * 60)
     # The calendar statistics count days in (GET /api/stats): the hospital's zone.

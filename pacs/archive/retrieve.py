@@ -31,6 +31,7 @@ class StoredInstance:
     sha256: str
     number_of_frames: int | None
     patient_id: str
+    instance_number: int | None = None
 
 
 def _stored_instances() -> Any:
@@ -47,6 +48,7 @@ def _stored_instances() -> Any:
             Instance.sha256,
             Instance.number_of_frames,
             Patient.patient_id.label("patient_id"),
+            Instance.instance_number,
         )
         .join(Series, Instance.series_pk == Series.pk)
         .join(Study, Series.study_pk == Study.pk)

@@ -20,9 +20,12 @@ from fhir.resources.R4B.operationoutcome import OperationOutcome
 from fhir.resources.R4B.patient import Patient
 
 from pacs.archive import Archive
+from pacs.auth.accounts import create_account
+from pacs.auth.principal import Role
 from tests.query_dimse.archive_factory import PATIENTS, STUDIES, populate, study_uid
 
 CCCD = "http://fhir.hl7.org.vn/core/sid/cccd"
+VN_CORE = "http://fhir.hl7.org.vn/core"
 
 
 @pytest.fixture
@@ -82,6 +85,20 @@ def test_imaging_study_searches(fhir: httpx.Client) -> None:
     assert patient.name[0].text == "Nguyễn Văn An"
     systems = {(i.system, i.value) for i in patient.identifier or []}
     assert (CCCD, citizen) in systems and ("urn:pacs:issuer:BV-HUE", "BN001") in systems
+    [cccd] = [i for i in patient.identifier or [] if i.system == CCCD]
+    assert {(c.system, c.code) for c in cccd.type.coding} == {
+        ("http://terminology.hl7.org/CodeSystem/v2-0203", "NI"),
+        (f"{VN_CORE}/CodeSystem/vn-identifier-type-cs", "CCCD"),
+    }
+    # HL7 Vietnam's VN Core profiles, declared by each resource and by the server.
+    assert patient.meta.profile == [f"{VN_CORE}/StructureDefinition/vn-core-patient"]
+    assert first.meta.profile == [f"{VN_CORE}/StructureDefinition/vn-core-imaging-study"]
+    statement = CapabilityStatement.model_validate_json(fhir.get("/metadata").content)
+    supported = {r.type: r.supportedProfile for r in statement.rest[0].resource}
+    assert supported["Patient"] == [f"{VN_CORE}/StructureDefinition/vn-core-patient"]
+    assert supported["DiagnosticReport"] == [
+        f"{VN_CORE}/StructureDefinition/vn-core-diagnostic-report-imaging"
+    ]
     # The same study by reference to the patient, and read by its id.
     by_reference = bundle(fhir.get("/ImagingStudy", params={"patient": first.subject.reference}))
     assert accessions(by_reference) == accessions(found)
@@ -206,3 +223,28 @@ def test_errors_warnings_audit_and_authentication(archive: Archive, fhir: httpx.
             assert refused.headers["www-authenticate"].startswith("Basic")
             assert OperationOutcome.model_validate_json(refused.content).issue[0].code == "login"
         assert anonymous.get("/Patient", auth=("admin", "wrong")).status_code == 401
+
+
+def test_profiles_and_citizen_system_are_settings(archive: Archive, live_http: str) -> None:
+    """Another IG (or none): the profile URLs and the citizen ID's system follow the settings."""
+    populate(archive)
+    ministry = "http://fhir.ehealth.gov.vn/core/sid/national_id"
+    archive.settings.fhir_citizen_id_system = ministry
+    archive.settings.fhir_profile_patient = ""
+    archive.settings.fhir_profile_imaging_study = ""
+    create_account(archive.sessions, "his", "his-password-2026", Role.INTEGRATION)
+    with httpx.Client(
+        base_url=f"{live_http}/fhir", auth=("his", "his-password-2026"), timeout=30
+    ) as http:
+        citizen = PATIENTS[0].citizen_id
+        found = bundle(
+            http.get("/ImagingStudy", params={"patient.identifier": f"{ministry}|{citizen}"})
+        )
+        [study, *_] = studies(found)
+        assert study.meta is None or not study.meta.profile
+        patient = Patient.model_validate_json(http.get(f"/{study.subject.reference}").content)
+        assert (ministry, citizen) in {(i.system, i.value) for i in patient.identifier or []}
+        assert patient.meta is None or not patient.meta.profile
+        statement = CapabilityStatement.model_validate_json(http.get("/metadata").content)
+        supported = {r.type: r.supportedProfile for r in statement.rest[0].resource}
+        assert supported["ImagingStudy"] is None and supported["DiagnosticReport"]

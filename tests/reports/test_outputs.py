@@ -192,6 +192,10 @@ def test_fhir_diagnostic_report(archive: Archive, client: TestClient, tmp_path: 
     assert form.contentType == "application/pdf" and form.size == len(pdf)
     assert form.url.endswith(f"/api/reports/{report['id']}/pdf")
     assert resource.subject.reference.startswith("Patient/")
+    assert resource.meta.profile == [
+        "http://fhir.hl7.org.vn/core/StructureDefinition/vn-core-diagnostic-report-imaging"
+    ]  # HL7 Vietnam's VN Core imaging report: category RAD, subject, status, code
+    assert resource.category[0].coding[0].code == "RAD" and resource.code.coding[0].code
     assert client.get(f"/fhir/DiagnosticReport/{draft['id']}").status_code == 404
 
     found = Bundle.model_validate_json(
