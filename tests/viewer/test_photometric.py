@@ -101,11 +101,11 @@ def test_multiframe_plays_as_cine(
     pages.open_study(page, live_http, ds.StudyInstanceUID)
     pages.wait_slice(page, f"1/{frames}")
     first = pages.canvas_image(page)
-    page.click("button:has-text('Cine')")
+    page.click("[data-action='cine']")  # Cine, then Pause
     page.wait_for_function(
         "() => !document.querySelector(\".vp[data-index='0'] .ov-bl\")"
         f".textContent.includes('1/{frames}')"
     )
-    page.click("button:has-text('Cine')")
+    page.click("[data-action='cine']")  # now labelled Pause
     page.screenshot(path=str(artifacts / "multiframe-cine.png"))
     assert not np.array_equal(first, pages.canvas_image(page)), "another frame, same pixels"

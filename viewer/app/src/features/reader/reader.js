@@ -18,6 +18,7 @@ import { el } from '../../dom.js';
 import { t as translate } from '../../i18n.js';
 import { permits } from '../../session.js';
 import { deleteSelected, loadMeasurements, saveMeasurements } from './measurements.js';
+import { orientationMarkers, probe, scaleBar } from './overlays.js';
 import { fetchPriors, linkScroll, matchingSeries, nearestIndex, unlinkScroll } from './priors.js';
 import { TAG_NAMES } from './tagnames.js';
 
@@ -78,6 +79,8 @@ function numbers(item, tag) {
 /** Remove values the GPU path chokes on (PixelSpacing 0\0 renders black); give a 2D image with
  * a real pixel spacing but no plane orientation (CR, DX, SC) the default one, else Cornerstone
  * ignores the spacing and measures in pixels. */
+const INVENTED_PLANE = new WeakSet(); // images given the default plane: no patient directions
+
 function cleanMetadata(item) {
   for (const tag of ['00280030', '00181164']) {
     const spacing = numbers(item, tag);
@@ -85,6 +88,7 @@ function cleanMetadata(item) {
   }
   if (item['00280030'] && numbers(item, '00200037').length !== 6) {
     item['00200037'] = { vr: 'DS', Value: [1, 0, 0, 0, 1, 0] };
+    INVENTED_PLANE.add(item);
     if (numbers(item, '00200032').length !== 3) item['00200032'] = { vr: 'DS', Value: [0, 0, 0] };
   }
   return item;
@@ -275,10 +279,10 @@ class Reader {
       view.append(
         this.button(t('rotate'), 'r', () => this.rotate()),
         this.button(t('flipH'), 'h', () => this.flip('h')),
-        this.button(t('flipV'), 'v', () => this.flip('v')),
-        this.cineButton = this.button(t('cine'), 'c', () => this.toggleCine()));
+        this.button(t('flipV'), 'v', () => this.flip('v')));
     }
     bar.append(view);
+    if (!this.shared) bar.append(this.cineBar());
     if (!this.shared) {
       const layouts = el('span', { class: 'group layouts' });
       for (const layout of Object.keys(LAYOUTS)) {
@@ -295,6 +299,41 @@ class Reader {
       bar.append(layouts, this.measureGroup(),
         this.button(t('tags'), 't', () => this.toggleTags(), { class: 'tags-toggle' }),
         el('a', { class: 'ohif', href: `../ohif/viewer?StudyInstanceUIDs=${encodeURIComponent(this.studyUid)}` }, t('openOhif')));
+    }
+  }
+
+  /** Cine: step back, play or pause, step on, the frame rate, the frame counter. */
+  cineBar() {
+    this.cineButton = this.button(t('cine'), 'c', () => this.toggleCine(), { 'data-action': 'cine' });
+    this.fpsInput = el('input', {
+      type: 'number', name: 'fps', min: '1', max: '60', step: '1', value: '15', title: t('fps'), 'aria-label': t('fps'),
+      on: { change: () => this.onFpsChange() },
+    });
+    this.frameCounter = el('span', { class: 'frame-counter', 'aria-live': 'off' });
+    return el('span', { class: 'group cine-bar' },
+      this.button('◀', ',', () => this.stepFrame(-1), { 'data-action': 'frame-prev', 'aria-label': t('prevFrame'), title: `${t('prevFrame')} (,)` }),
+      this.cineButton,
+      this.button('▶', '.', () => this.stepFrame(1), { 'data-action': 'frame-next', 'aria-label': t('nextFrame'), title: `${t('nextFrame')} (.)` }),
+      el('label', { class: 'fps' }, this.fpsInput, ` ${t('fpsUnit')}`),
+      this.frameCounter);
+  }
+
+  stepFrame(step) {
+    const slot = this.slots[this.active];
+    if (slot) this.stopCine(slot);
+    this.scroll(step);
+  }
+
+  fps() {
+    const value = Number(this.fpsInput?.value);
+    return value >= 1 && value <= 60 ? value : 15;
+  }
+
+  onFpsChange() {
+    const slot = this.slots[this.active];
+    if (slot && this.cine.has(slot)) {
+      this.stopCine(slot);
+      this.toggleCine();
     }
   }
 
@@ -479,7 +518,9 @@ class Reader {
     const element = el('div', { class: 'vp-element', oncontextmenu: null });
     element.addEventListener('contextmenu', (event) => event.preventDefault());
     const corners = ['tl', 'tr', 'bl', 'br'].map((corner) => el('div', { class: `ov ov-${corner}` }));
-    const box = el('div', { class: 'vp', 'data-index': String(index) }, element, ...corners);
+    const edges = Object.fromEntries(['top', 'bottom', 'left', 'right'].map((edge) => [edge, el('div', { class: `ov ori ori-${edge}` })]));
+    const scale = el('div', { class: 'ov scale-bar', hidden: '' }, el('span', { class: 'bar' }), el('span', { class: 'label' }));
+    const box = el('div', { class: 'vp', 'data-index': String(index) }, element, ...corners, ...Object.values(edges), scale);
     box.addEventListener('pointerdown', () => this.activate(index), true);
     box.addEventListener('dragover', (event) => event.preventDefault());
     box.addEventListener('drop', (event) => {
@@ -488,8 +529,12 @@ class Reader {
       const series = this.allSeries().find((s) => s.uid === uid);
       if (series && kind === 'stack') this.showSeries(index, series).then(() => this.updateSync());
     });
-    const slot = { id: `vp-${index}`, box, element, corners, kind, series: null, shown: 0 };
+    const slot = { id: `vp-${index}`, box, element, corners, edges, scale, kind, series: null, shown: 0, probe: '' };
     this.on(element, Events.IMAGE_RENDERED, () => this.onRendered(slot));
+    if (!this.shared && kind === 'stack') {
+      element.addEventListener('mousemove', (event) => this.onProbe(slot, event));
+      element.addEventListener('mouseleave', () => { slot.probe = ''; this.onRendered(slot); });
+    }
     return slot;
   }
 
@@ -652,6 +697,9 @@ class Reader {
       ...presets.map(([name, w, c], i) => el('option', { value: name }, `${i + 1}. ${t(name)} ${w}/${c}`)));
     this.presetSelect.hidden = presets.length === 0;
     if (this.cineButton) this.cineButton.disabled = slot.kind !== 'stack' || series.imageIds.length < 2;
+    if (this.fpsInput && slot.kind === 'stack' && !this.cine.has(slot)) {
+      this.fpsInput.value = String(Math.round(frameRate(slot.item || series.first)));
+    }
     if (!this.tags.hidden) this.renderTags();
   }
 
@@ -680,17 +728,49 @@ class Reader {
       [formatDate(value(item, '00100030')), value(item, '00100040')].filter(Boolean).join(' ')]);
     setLines(tr, [value(item, '00081030'), formatDate(value(item, '00080020')),
       `${t('series')} ${value(item, '00200011')}: ${value(item, '0008103E')}`]);
-    const lines = [`${t('slice')} ${index + 1}/${total}`];
+    const lines = [`${t(series.multiframe ? 'frame' : 'slice')} ${index + 1}/${total}`];
     if (voiRange) {
       const { windowWidth, windowCenter } = csUtils.windowLevel.toWindowLevel(voiRange.lower, voiRange.upper);
       lines.push(`W ${Math.round(windowWidth)} L ${Math.round(windowCenter)}${invert ? ' INV' : ''}`);
     }
     setLines(bl, lines);
     const zoom = viewport.getZoom ? viewport.getZoom() : 1;
-    setLines(br, [value(item, '00080060'), `${Math.round(zoom * 100)}%`]);
+    setLines(br, [slot.probe, value(item, '00080060'), `${Math.round(zoom * 100)}%`]);
+    this.drawMarkers(slot, viewport, item);
+    if (slot === this.slots[this.active] && this.frameCounter) {
+      this.frameCounter.textContent = t('frameCounter', { index: index + 1, total });
+    }
     slot.box.dataset.slice = String(index + 1);
     slot.box.dataset.rendered = '1';
     if (slot === this.slots[this.active] && !this.tags.hidden && this.tagsItem !== item) this.renderTags();
+  }
+
+  /** Patient directions at the edges and the scale bar, from the pane's current geometry. */
+  drawMarkers(slot, viewport, item) {
+    const hasPlane = numbers(item, '00200037').length === 6 && !INVENTED_PLANE.has(item);
+    const markers = orientationMarkers(viewport, hasPlane);
+    for (const [edge, node] of Object.entries(slot.edges)) {
+      node.textContent = markers ? markers[edge].map((letter) => t(`orient${letter}`)).join('') : '';
+    }
+    const hasSpacing = numbers(item, '00280030').length === 2;
+    const bar = scaleBar(viewport, hasSpacing);
+    slot.scale.hidden = !bar;
+    if (bar) {
+      slot.scale.firstChild.style.width = `${bar.pixels.toFixed(1)}px`;
+      slot.scale.lastChild.textContent = t('scaleMm', { value: bar.mm });
+      slot.scale.dataset.mm = String(bar.mm);
+    }
+  }
+
+  /** The modality value under the cursor (HU for CT) in the pane's corner. */
+  onProbe(slot, event) {
+    const viewport = this.viewport(slot);
+    if (!viewport || !slot.series) return;
+    const found = probe(viewport, [event.offsetX, event.offsetY]);
+    const unit = slot.series.modality === 'CT' ? 'HU' : '';
+    slot.probe = found ? t('probe', { x: found.column, y: found.row, value: found.value, unit }).trim() : '';
+    slot.box.dataset.probe = found ? String(found.value) : '';
+    this.onRendered(slot);
   }
 
   onCached(imageId) {
@@ -766,10 +846,11 @@ class Reader {
     const slot = this.slots[this.active];
     if (!slot || slot.kind !== 'stack') return;
     if (this.cine.has(slot)) { this.stopCine(slot); return; }
-    const fps = frameRate(slot.item || slot.series.first);
+    const fps = this.fps();
     toolUtils.cine.playClip(slot.element, { framesPerSecond: fps, loop: true });
     this.cine.add(slot);
     this.cineButton?.classList.add('on');
+    if (this.cineButton) this.cineButton.textContent = t('pause');
   }
 
   stopCine(slot) {
@@ -777,6 +858,7 @@ class Reader {
     toolUtils.cine.stopClip(slot.element);
     this.cine.delete(slot);
     this.cineButton?.classList.toggle('on', this.cine.size > 0);
+    if (this.cineButton && this.cine.size === 0) this.cineButton.textContent = t('cine');
   }
 
   nextSeries(step) {
@@ -804,6 +886,7 @@ class Reader {
         a: () => this.setPrimary(AngleTool.toolName), q: () => this.setPrimary(RectangleROITool.toolName),
         e: () => this.setPrimary(EllipticalROITool.toolName), r: () => this.rotate(),
         h: () => this.flip('h'), v: () => this.flip('v'), c: () => this.toggleCine(),
+        ',': () => this.stepFrame(-1), '.': () => this.stepFrame(1),
         Delete: () => this.deleteMeasurement(), Backspace: () => this.deleteMeasurement(),
         y: () => { this.syncOn = !this.syncOn; this.updateSync(); },
         t: () => this.toggleTags(), m: () => this.setLayout('mpr'), o: () => this.grid.classList.toggle('no-overlay'),
