@@ -83,10 +83,17 @@ def reading_worklist(
         priority=_choices(priority.upper(), PRIORITIES, "priority", lang),
         mine=mine,
     )
+    archive = _archive(request)
     try:
-        return _archive(request).reading.worklist(principal, wanted, limit, offset)
+        page = archive.reading.worklist(principal, wanted, limit, offset)
     except QueryError as exc:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from exc
+    # Studies received from another facility, by Study Instance UID: where they came from.
+    uids = [
+        str((item["study"].get("0020000D", {}).get("Value") or [""])[0]) for item in page["items"]
+    ]
+    page["external"] = archive.routing.external.origins(uids)
+    return page
 
 
 def _study(archive: Archive, principal: Principal, study: str, lang: str) -> dict[str, Any]:

@@ -207,6 +207,8 @@ def _search(
     )
     root = base_url(request, archive.settings)
     body = [_with_retrieve_url(item, level, root) for item in result.json()]
+    if level is Level.STUDY:
+        _mark_external(archive, body)
     response = JSONResponse(body, media_type="application/dicom+json")
     if result.truncated:
         response.headers.append(
@@ -221,6 +223,21 @@ def _search(
         text = "The following query parameters were ignored: " + "; ".join(ignored)
         response.headers.append("Warning", warning_header(text))
     return response
+
+
+# A study received from another facility carries where it came from (facility:NAME, ae:TITLE,
+# media) in a private block: creator (0009,0010) "PACS EXTERNAL", origin (0009,1000). DICOM has
+# no public attribute for "not acquired here"; viewers ignore private elements they don't know.
+EXTERNAL_CREATOR = "PACS EXTERNAL"
+
+
+def _mark_external(archive: Archive, studies: list[dict[str, Any]]) -> None:
+    uids = [str((item.get("0020000D", {}).get("Value") or [""])[0]) for item in studies]
+    origins = archive.routing.external.origins(uids)
+    for uid, item in zip(uids, studies, strict=True):
+        if uid in origins:
+            item["00090010"] = {"vr": "LO", "Value": [EXTERNAL_CREATOR]}
+            item["00091000"] = {"vr": "LO", "Value": [origins[uid][:64]]}
 
 
 def _with_retrieve_url(data: dict[str, Any], level: Level, root: str) -> dict[str, Any]:

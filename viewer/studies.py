@@ -7,6 +7,9 @@ over the whole result, a page of it, and the total; a typed name matches words
 of the patient's name in any order, accents ignored ("bich", "van an", "Bích").
 Every call is audited as a query with the patients it returned, like QIDO.
 
+Studies received from another facility are named in ``external`` with their origin, so
+that the list marks them ("ngoài viện").
+
 ``GET /api/studies/latest`` gives the change feed's newest sequence number, and
 nothing else, so that an open list can poll cheaply (and without an audit record
 per poll) and refresh when new studies arrive.
@@ -35,6 +38,7 @@ RETURNED = (
     "StudyInstanceUID", "StudyDate", "StudyTime", "AccessionNumber", "ModalitiesInStudy",
     "PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDescription",
     "ReferringPhysicianName", "NumberOfStudyRelatedSeries", "NumberOfStudyRelatedInstances",
+    "InstitutionName",
 )  # fmt: skip
 # sort=-StudyDate,PatientName: up to three keys, "-" for descending.
 _SORT = re.compile(r"-?[A-Za-z]{1,40}")
@@ -101,11 +105,16 @@ def list_studies(
         detail=f"study list {request.url.query}"[:1000],
         patients=result.patient_ids(),
     )
+    studies = result.json()
+    uids = [str((study.get("0020000D", {}).get("Value") or [""])[0]) for study in studies]
     return {
         "total": result.total,
         "offset": offset,
         "limit": limit,
-        "studies": result.json(),
+        "studies": studies,
+        # Studies received from another facility, by Study Instance UID: where they came from
+        # (facility:NAME, ae:TITLE, media); the list marks them, with their InstitutionName.
+        "external": archive.routing.external.origins(uids),
         "last_change": archive.last_change(),
     }
 

@@ -160,13 +160,17 @@ class ExternalStudies:
 
     def are_external(self, study_uids: list[str]) -> set[str]:
         """Which of ``study_uids`` are external (for a list to flag them)."""
+        return set(self.origins(study_uids))
+
+    def origins(self, study_uids: list[str]) -> dict[str, str]:
+        """Where each external one of ``study_uids`` came from (``facility:NAME``,
+        ``ae:TITLE``, ``media``...), for the lists that mark them; one query per page."""
         if not study_uids:
-            return set()
+            return {}
         with self.sessions() as session:
-            return set(
-                session.scalars(
-                    select(ExternalStudy.study_uid).where(
-                        ExternalStudy.study_uid.in_(study_uids[:1000])
-                    )
-                ).all()
-            )
+            rows = session.execute(
+                select(ExternalStudy.study_uid, ExternalStudy.source).where(
+                    ExternalStudy.study_uid.in_(study_uids[:1000])
+                )
+            ).all()
+            return {uid: source for uid, source in rows}

@@ -63,3 +63,24 @@ def test_external_study_mapped_by_citizen_id(archive: Archive, client: TestClien
     assert client.post("/api/studies/1.2.3/external", json={}).status_code == 404
     actions = [e.action for e in archive.audit.events()]
     assert actions.count("external-mark") == 2
+
+
+def test_lists_mark_external_studies(archive: Archive, client: TestClient) -> None:
+    """The study list, QIDO and the reading worklist say which studies came from outside, and
+    from where; the hospital's own studies carry no mark."""
+    own = _store(archive, "BN0001", None)
+    outside = _store(archive, "HUYEN-9", None)
+    client.post(f"/api/studies/{outside}/external", json={"source": "facility:BV huyện"})
+
+    listed = client.get("/api/studies").json()
+    assert listed["external"] == {outside: "facility:BV huyện"}
+    uids = {s["0020000D"]["Value"][0] for s in listed["studies"]}
+    assert {own, outside} <= uids
+
+    qido = {s["0020000D"]["Value"][0]: s for s in client.get("/dicom-web/studies").json()}
+    assert qido[outside]["00090010"]["Value"] == ["PACS EXTERNAL"]
+    assert qido[outside]["00091000"]["Value"] == ["facility:BV huyện"]
+    assert "00091000" not in qido[own]
+
+    worklist = client.get("/api/reading/worklist", params={"date": ""}).json()
+    assert worklist["external"] == {outside: "facility:BV huyện"}

@@ -171,3 +171,55 @@ def test_given_names_server_sort_refresh_and_thumbnails(
     finally:
         context.close()
     assert not errors, errors
+
+
+def test_external_studies_are_marked(
+    browser: Browser, live_http: str, archive: Archive, admin_auth: tuple[str, str]
+) -> None:
+    """A study received from another facility shows "Ngoài viện" and where it came from (its
+    institution, else the facility that sent it); the hospital's own studies show nothing."""
+    from pydicom.uid import generate_uid
+
+    from tests.viewer.studies import ingest, pattern_slice
+
+    store_pattern_ct(archive, slices=1, patient_name="Lê^Văn Nhà", patient_id="BN0301")
+    received = pattern_slice(generate_uid(), generate_uid(), 0, "CT ngực", "Đỗ^Thị Gửi", "BN0302")
+    received.InstitutionName = "Bệnh viện Huyện Phú Vang"
+    ingest(archive, received)
+    sent = store_pattern_ct(archive, slices=1, patient_name="Hồ^Văn Chuyển", patient_id="BN0303")
+    for uid, source in ((received.StudyInstanceUID, "ae:PHUVANG"), (sent[0].StudyInstanceUID,
+                        "facility:BV tỉnh Thừa Thiên Huế")):  # fmt: skip
+        marked = requests.post(
+            f"{live_http}/api/studies/{uid}/external",
+            json={"source": source},
+            auth=admin_auth,
+            timeout=30,
+        )
+        assert marked.status_code in (200, 201), marked.text
+    context = browser.new_context(locale="vi-VN", viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    try:
+        pages.log_in(page, live_http, *admin_auth)
+        page.wait_for_function("() => document.querySelectorAll('#studies tbody tr').length === 3")
+        badges = page.locator("#studies tbody .external-badge")
+        badges.first.wait_for()
+        assert badges.count() == 2
+        row = page.locator(f"#studies tbody tr[data-study='{received.StudyInstanceUID}']")
+        badge = row.locator(".external-badge")
+        assert badge.inner_text().strip() == "Ngoài viện · Bệnh viện Huyện Phú Vang"
+        assert badge.get_attribute("title") == (
+            "Ca chụp nhận từ cơ sở khác: Bệnh viện Huyện Phú Vang"
+        )
+        other = page.locator(f"#studies tbody tr[data-study='{sent[0].StudyInstanceUID}']")
+        assert other.locator(".external-badge").inner_text().strip() == (
+            "Ngoài viện · BV tỉnh Thừa Thiên Huế"
+        )
+        own = page.locator("#studies tbody tr", has_text="Lê Văn Nhà")
+        assert own.locator(".external-badge").count() == 0
+        page.click("#lang")  # the same marks in English
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('#studies .external-badge')]"
+            ".some((b) => b.textContent.includes('External'))"
+        )
+    finally:
+        context.close()
