@@ -1,12 +1,14 @@
 """``/api/exports``: studies onto ZIP or DICOMDIR media, optionally de-identified, as jobs.
 
 ``POST /api/exports`` with ``{"study_uids": [...], "media": "dicomdir",
-"deidentify": true, "retain_dates": false, "retain_device": false}`` answers
-202 with the export (``status`` queued); ``GET /api/exports/{id}`` shows its
-progress (``done`` of ``total`` instances); ``GET /api/exports/{id}/download``
-sends the ZIP once ``done`` (409 before); ``DELETE`` removes it. De-identified
-exports follow PS3.15 Annex E's Basic Profile with a consistent pseudonym per
-patient (see :mod:`pacs.dicom.deidentify`). Users see their own exports,
+"deidentify": true, "retain_dates": false, "retain_device": false,
+"viewer": true}`` answers 202 with the export (``status`` queued);
+``GET /api/exports/{id}`` shows its progress (``done`` of ``total`` instances);
+``GET /api/exports/{id}/download`` sends the ZIP once ``done`` (409 before);
+``DELETE`` removes it. De-identified exports follow PS3.15 Annex E's Basic
+Profile with a consistent pseudonym per patient (see :mod:`pacs.dicom.deidentify`).
+DICOMDIR media carry the offline viewer unless ``viewer`` is false
+(:mod:`pacs.archive.offline_viewer`). Users see their own exports,
 administrators every one. Every step is audited.
 """
 
@@ -37,6 +39,7 @@ class ExportRequest(BaseModel):
     deidentify: bool = False
     retain_dates: bool = False
     retain_device: bool = False
+    viewer: bool = True  # DICOMDIR media: the offline viewer (INDEX.HTM) beside DICOMDIR
 
 
 def _archive(request: Request) -> Archive:
@@ -68,6 +71,7 @@ def create_export(request: Request, principal: Exporter, body: ExportRequest) ->
             deidentify=body.deidentify,
             retain_dates=body.retain_dates,
             retain_device=body.retain_device,
+            viewer=body.viewer,
         )
     except InvalidExport as exc:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from exc

@@ -9,7 +9,9 @@ downloaded once the export is ``done``. Memory stays bounded whatever the size:
   de-identified one is read, changed and written one at a time);
 * DICOMDIR: each object is first written to a staging folder, pydicom's
   :class:`~pydicom.fileset.FileSet` builds the media there (DICOMDIR and the
-  PS3.10 file tree), and the result is streamed into the zip.
+  PS3.10 file tree), and the result is streamed into the zip. The media also
+  carries a small offline viewer (INDEX.HTM at its root, :mod:`pacs.archive.offline_viewer`)
+  showing the images and the reports from a browser without any server.
 
 A job that runs twice starts again from nothing (idempotent); the file appears
 under its final name only when complete. Creating, finishing and downloading
@@ -36,6 +38,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from pacs.archive import retrieve
 from pacs.archive.errors import InvalidRequest, NotFound
+from pacs.archive.offline_viewer import OfflineViewer
 from pacs.audit import AuditTrail
 from pacs.auth.principal import Kind, Principal, Role
 from pacs.blobfile import seekable_blob
@@ -143,8 +146,14 @@ class Exports:
         deidentify: bool = False,
         retain_dates: bool = False,
         retain_device: bool = False,
+        viewer: bool = True,
     ) -> ExportView:
-        """Record an export and queue its job. Raises InvalidExport and NotFound (a study)."""
+        """Record an export and queue its job. Raises InvalidExport and NotFound (a study).
+
+        ``viewer`` (DICOMDIR media only) puts the offline viewer on the medium; its copy
+        of the pixels adds 0.7-1.2x an uncompressed study's size, so a study that must
+        fit a CD can go without it.
+        """
         if media not in MEDIA:
             raise InvalidExport(f"media must be one of {', '.join(MEDIA)}")
         studies = list(dict.fromkeys(study_uids))
@@ -154,6 +163,7 @@ class Exports:
             "deidentify": deidentify,
             "retain_dates": deidentify and retain_dates,
             "retain_device": deidentify and retain_device,
+            "viewer": media == "dicomdir" and viewer,
         }
         with self.sessions.begin() as session:
             known = set(
@@ -248,7 +258,10 @@ class Exports:
                 if view.media == "zip":
                     self._zip(export_id, instances, archive, deid, options)
                 else:
-                    self._dicomdir(export_id, instances, archive, staging, deid, options)
+                    with_viewer = bool(view.options.get("viewer", True))
+                    self._dicomdir(
+                        export_id, instances, archive, staging, deid, options, with_viewer
+                    )
         except Exception as exc:
             part.unlink(missing_ok=True)
             self._set(export_id, status="failed", error=str(exc)[:1000], finished_at=_now())
@@ -302,11 +315,13 @@ class Exports:
         staging: Path,
         deid: bool,
         options: DeidOptions,
+        with_viewer: bool,
     ) -> None:
         incoming = staging / "in"
         incoming.mkdir(parents=True)
         media = FileSet()
         media.ID = "PACS_EXPORT"
+        viewer = OfflineViewer(staging / "viewer") if with_viewer else None
         for n, item in enumerate(instances, 1):
             path = incoming / f"{n:08d}.dcm"
             with seekable_blob(self.store, item.blob_key) as source:
@@ -319,6 +334,8 @@ class Exports:
                         shutil.copyfileobj(source, out, CHUNK)
             ds = dcmread(path)
             _invent_directory_keys(ds, n)
+            if viewer is not None:
+                viewer.add(ds)
             media.add(ds)  # written into the FileSet's own staging: ours can go
             del ds
             path.unlink()
@@ -327,6 +344,10 @@ class Exports:
         media.write(written)
         for file in sorted(p for p in written.rglob("*") if p.is_file()):
             archive.write(file, file.relative_to(written).as_posix())
+        if viewer is not None:
+            viewer.write()
+            for file, name in viewer.files():
+                archive.write(file, name)
 
     def _progress(self, export_id: int, done: int) -> None:
         self._set(export_id, done=done)

@@ -8,6 +8,7 @@ media back, the index on SQLite and PostgreSQL.
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 import time
 import zipfile
@@ -89,7 +90,8 @@ def test_dicomdir_export_reads_back_with_fileset_and_dcmdump(
     assert view["status"] == "done", view
     folder = tmp_path / "cd"
     with _download(client, view["id"], tmp_path) as media:
-        assert "DICOMDIR" in media.namelist()
+        names = media.namelist()
+        assert "DICOMDIR" in names
         media.extractall(folder)
     fileset = FileSet(folder / "DICOMDIR")
     assert len(fileset) == 4
@@ -97,12 +99,15 @@ def test_dicomdir_export_reads_back_with_fileset_and_dcmdump(
     assert {i.SOPInstanceUID for i in found} == {r.sop_instance_uid for r in study.results}
     ds = found[0].load()
     assert str(ds.PatientName) == ORIGINAL_NAME and "PixelData" in ds
-    dump = subprocess.run(
-        ["dcmdump", "+sd", "+r", str(folder)], capture_output=True, text=True, timeout=60
-    )
+    # DCMTK reads the directory and every file it references (the offline viewer's
+    # files beside them are no DICOM: a reader starts from the DICOMDIR, as dcmdump here).
+    files = [str(folder / "DICOMDIR"), *(str(i.path) for i in fileset)]
+    dump = subprocess.run(["dcmdump", *files], capture_output=True, text=True, timeout=60)
     assert dump.returncode == 0, dump.stderr
-    assert dump.stdout.count("(0008,0018)") >= 4  # every image, and the DICOMDIR's records
+    assert dump.stdout.count("(0008,0018)") == 4  # every image
+    assert dump.stdout.count("(0004,1511)") == 4  # and the DICOMDIR's record of each
     assert "PATIENT" in dump.stdout and "IMAGE" in dump.stdout
+    assert {"INDEX.HTM", "README.TXT", "VIEWER/VIEWER.JS"} <= set(names)
 
 
 def test_deidentified_export_basic_profile_and_stable_pseudonym(
@@ -184,12 +189,31 @@ def test_dicomdir_of_an_object_without_study_id_invents_the_record_keys(
             delattr(ds, keyword)
     archive.ingest(io.BytesIO(to_bytes(ds)), Origin(door="import"))
     who = Principal(Kind.USER, "admin", Role.ADMIN)
-    view = archive.exports.create(who, [str(ds.StudyInstanceUID)], "dicomdir")
+    # Without the offline viewer (a study that must fit a CD): DICOMDIR and the file only.
+    view = archive.exports.create(who, [str(ds.StudyInstanceUID)], "dicomdir", viewer=False)
     done = archive.exports.run(view.id)  # what the job runner calls
-    assert done.status == "done" and done.done == 1
+    assert done.status == "done" and done.done == 1 and done.options["viewer"] is False
     folder = tmp_path / "cd"
     with zipfile.ZipFile(archive.exports.path(view.id)) as media:
+        assert len(media.namelist()) == 2 and "INDEX.HTM" not in media.namelist()
         media.extractall(folder)
     (instance,) = FileSet(folder / "DICOMDIR")
     assert instance.StudyInstanceUID == ds.StudyInstanceUID
     assert instance.load().StudyID == "ACC0001"  # from the accession number, like dcmmkdir +I
+
+
+def test_deidentified_dicomdir_media_viewer_shows_only_the_pseudonym(
+    archive: Archive, client: TestClient, runners: RunningJobs, study: StoredStudy, tmp_path: Path
+) -> None:
+    """The offline viewer's files are made from the de-identified copies, never the originals."""
+    created = _export(client, study_uids=[study.study_uid], media="dicomdir", deidentify=True)
+    view = _finished(client, created["id"])
+    assert view["status"] == "done", view
+    escaped = json.dumps(ORIGINAL_NAME.split("^")[0])[1:-1].encode()  # as INDEX.JS writes it
+    with _download(client, view["id"], tmp_path) as media:
+        for name in media.namelist():
+            raw = media.read(name)
+            assert ORIGINAL_NAME.split("^")[0].encode() not in raw, name
+            assert escaped not in raw and b"BN0001" not in raw, name
+        index = media.read("VIEWER/DATA/INDEX.JS").decode("ascii")
+    assert '"name":"ANON-' in index and '"id":"ANON-' in index
