@@ -582,6 +582,11 @@ class Archive:
             sop_instance_uids=sop_instance_uids,
         )
 
+    def instance_refs(self, study_uids: Sequence[str]) -> list[retrieve.InstanceRef]:
+        """Series, SOP Instance and SOP Class UIDs and number of each instance of the
+        studies, in reading order (index only; empty for no UIDs)."""
+        return retrieve.instance_refs(self.sessions, study_uids)
+
     def metadata(
         self, study_uid: str, series_uid: str | None = None, sop_instance_uid: str | None = None
     ) -> list[tuple[str, str]]:

@@ -31,7 +31,6 @@ class StoredInstance:
     sha256: str
     number_of_frames: int | None
     patient_id: str
-    instance_number: int | None = None
 
 
 def _stored_instances() -> Any:
@@ -48,7 +47,6 @@ def _stored_instances() -> Any:
             Instance.sha256,
             Instance.number_of_frames,
             Patient.patient_id.label("patient_id"),
-            Instance.instance_number,
         )
         .join(Series, Instance.series_pk == Series.pk)
         .join(Study, Series.study_pk == Study.pk)
@@ -102,6 +100,39 @@ def locate_many(
         query = query.where(Instance.sop_instance_uid.in_(list(sop_instance_uids)))
     with sessions() as session:
         return [StoredInstance(**row._asdict()) for row in session.execute(query)]
+
+
+@dataclass(frozen=True)
+class InstanceRef:
+    """What a list of a study's images names: its series, UIDs and number (FHIR
+    ImagingStudy.series.instance), read by four columns."""
+
+    series_uid: str
+    sop_instance_uid: str
+    sop_class_uid: str
+    instance_number: int | None
+
+
+def instance_refs(sessions: sessionmaker[Session], study_uids: Sequence[str]) -> list[InstanceRef]:
+    """The instances of ``study_uids`` in reading order, four columns each: the FHIR door
+    lists 4,000 of them per page of 20 CT studies, where :func:`locate_many`'s ten columns
+    and its patient join cost a third of the answer (bench.fhir)."""
+    if not study_uids:
+        return []
+    query = (
+        select(
+            Series.series_uid,
+            Instance.sop_instance_uid,
+            Instance.sop_class_uid,
+            Instance.instance_number,
+        )
+        .join(Series, Instance.series_pk == Series.pk)
+        .join(Study, Series.study_pk == Study.pk)
+        .where(Study.study_uid.in_(list(study_uids)))
+        .order_by(Study.pk, Series.series_number, Series.pk, Instance.instance_number, Instance.pk)
+    )
+    with sessions() as session:
+        return [InstanceRef(*row) for row in session.execute(query)]
 
 
 def instance_metadata(
