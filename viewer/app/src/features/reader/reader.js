@@ -18,7 +18,9 @@ import { el } from '../../dom.js';
 import { t as translate } from '../../i18n.js';
 import { permits } from '../../session.js';
 import { deleteSelected, loadMeasurements, saveMeasurements } from './measurements.js';
+import { downloadStudyZip, downloadView, snapshot } from './download.js';
 import { orientationMarkers, probe, scaleBar } from './overlays.js';
+import { shortcutsDialog } from './shortcuts.js';
 import { fetchPriors, linkScroll, matchingSeries, nearestIndex, unlinkScroll } from './priors.js';
 import { TAG_NAMES } from './tagnames.js';
 
@@ -231,14 +233,17 @@ class Reader {
       el('span', { class: 'pid' }, value(study, '00100020')), ' ',
       el('span', {}, formatDate(value(study, '00080020'))), ' ',
       el('span', { class: 'sdesc' }, value(study, '00081030')));
+    this.printHeader = el('header', { class: 'print-header' });
+    this.printView = el('img', { class: 'print-view', alt: '' });
     this.root = el('div', { class: `reader${this.shared ? ' shared' : ''}` },
-      this.toolbar, this.panel, this.grid, this.tags);
+      this.toolbar, this.panel, this.grid, this.tags, this.printHeader, this.printView);
     this.buildToolbar(title);
     this.buildSeriesPanel();
     this.app.replaceChildren(this.root);
     this.observer = new ResizeObserver(() => this.engine.resize(true, true));
     this.observer.observe(this.grid);
     this.on(document, 'keydown', (event) => this.onKey(event));
+    this.on(window, 'beforeprint', () => this.preparePrint());
     this.on(eventTarget, Events.IMAGE_CACHE_IMAGE_ADDED, (event) => this.onCached(event.detail.image?.imageId));
   }
 
@@ -296,8 +301,9 @@ class Reader {
       layouts.append(this.mprButton);
       this.syncButton = this.button(t('sync'), 'y', () => { this.syncOn = !this.syncOn; this.updateSync(); }, { 'data-action': 'sync' });
       layouts.append(this.syncButton);
-      bar.append(layouts, this.measureGroup(),
+      bar.append(layouts, this.measureGroup(), this.takeAwayGroup(),
         this.button(t('tags'), 't', () => this.toggleTags(), { class: 'tags-toggle' }),
+        this.button(t('shortcuts'), '?', () => this.showShortcuts(), { 'data-action': 'shortcuts' }),
         el('a', { class: 'ohif', href: `../ohif/viewer?StudyInstanceUIDs=${encodeURIComponent(this.studyUid)}` }, t('openOhif')));
     }
   }
@@ -335,6 +341,67 @@ class Reader {
       this.stopCine(slot);
       this.toggleCine();
     }
+  }
+
+  /** PNG and JPEG of the active pane, the study as a DICOM ZIP (who may export), print. */
+  takeAwayGroup() {
+    this.downloadStatus = el('span', { class: 'download-status', role: 'status' });
+    const group = el('span', { class: 'group take-away' },
+      this.button(t('downloadPng'), '', () => this.downloadView('png'), { 'data-action': 'download-png' }),
+      this.button(t('downloadJpeg'), '', () => this.downloadView('jpeg'), { 'data-action': 'download-jpeg' }));
+    if (permits('export')) {
+      group.append(this.button(t('downloadZip'), '', () => this.downloadZip(), { 'data-action': 'download-zip' }));
+    }
+    group.append(this.button(t('print'), '', () => this.print(), { 'data-action': 'print' }), this.downloadStatus);
+    return group;
+  }
+
+  viewParts() {
+    const slot = this.slots[this.active];
+    const item = slot?.item || slot?.series?.first || {};
+    return [value(item, '00100020'), value(item, '00080020'), value(item, '00200011'), slot?.box.dataset.slice];
+  }
+
+  async downloadView(type) {
+    const slot = this.slots[this.active];
+    if (slot?.box.dataset.rendered) await downloadView(slot.box, type, this.viewParts());
+  }
+
+  async downloadZip() {
+    const show = (text, state) => { this.downloadStatus.textContent = text; this.downloadStatus.dataset.state = state; };
+    show(t('zipPreparing', { done: 0, total: '…' }), 'working');
+    try {
+      await downloadStudyZip(this.studyUid, (done, total) => show(t('zipPreparing', { done, total }), 'working'));
+      show(t('zipReady'), 'done');
+    } catch (error) {
+      show(`${t('zipFailed')}: ${error?.status ? errorText(error) : t('app.error')}`, 'error');
+    }
+  }
+
+  /** The print layout: a header naming the patient and the study above the active pane. */
+  async preparePrint() {
+    const slot = this.slots[this.active];
+    const item = slot?.item || slot?.series?.first || {};
+    setLines(this.printHeader, [
+      [value(item, '00100010'), value(item, '00100020'), formatDate(value(item, '00100030')), value(item, '00100040')].filter(Boolean).join(' · '),
+      [formatDate(value(item, '00080020')), value(item, '00081030'), value(item, '00080050')].filter(Boolean).join(' · '),
+      `${t('series')} ${value(item, '00200011')}: ${value(item, '0008103E')} · ${slot?.corners[2].firstChild?.textContent || ''}`,
+    ]);
+    if (slot?.box.dataset.rendered) this.printView.src = (await snapshot(slot.box)).toDataURL('image/png');
+  }
+
+  async print() {
+    await this.preparePrint();
+    this.root.dataset.printReady = '1';
+    window.print();
+  }
+
+  showShortcuts() {
+    if (!this.shortcuts) {
+      this.shortcuts = shortcutsDialog(t);
+      this.root.append(this.shortcuts);
+    }
+    if (!this.shortcuts.open) this.shortcuts.showModal();
   }
 
   /** Save (radiologists) and delete the selected measurement, with what happened to them. */
@@ -878,6 +945,7 @@ class Reader {
       Home: () => this.jump('first'), End: () => this.jump('last'),
       ArrowLeft: () => this.nextSeries(-1), ArrowRight: () => this.nextSeries(1),
       i: () => this.invert(), Escape: () => this.reset(), w: () => this.setPrimary(WindowLevelTool.toolName),
+      '?': () => this.showShortcuts(),
     };
     if (!this.shared) {
       Object.assign(actions, {
