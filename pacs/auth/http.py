@@ -71,9 +71,7 @@ def login_limiter(request: Request) -> FailureLimiter:
     limiter: FailureLimiter | None = getattr(request.app.state, "login_limiter", None)
     if limiter is None:
         archive = request.app.state.archive
-        limiter = FailureLimiter(
-            archive.sessions, "login", archive.settings.login_attempts_per_minute
-        )
+        limiter = archive.auth.failure_limiter("login", archive.settings.login_attempts_per_minute)
         request.app.state.login_limiter = limiter
     return limiter
 

@@ -44,8 +44,8 @@ def _pin_limiter(request: Request) -> FailureLimiter:
     limiter: FailureLimiter | None = getattr(request.app.state, "pin_limiter", None)
     if limiter is None:
         archive = _archive(request)
-        limiter = FailureLimiter(
-            archive.sessions, "pin", archive.settings.share_pin_failures_per_minute
+        limiter = archive.auth.failure_limiter(
+            "pin", archive.settings.share_pin_failures_per_minute
         )
         request.app.state.pin_limiter = limiter
     return limiter
@@ -68,9 +68,7 @@ def _name_limiter(request: Request) -> FailureLimiter:
     limiter: FailureLimiter | None = getattr(request.app.state, "name_limiter", None)
     if limiter is None:
         window = accounts.LOCKOUT.total_seconds()
-        limiter = FailureLimiter(
-            _archive(request).sessions, "name", accounts.MAX_FAILED_LOGINS, window
-        )
+        limiter = _archive(request).auth.failure_limiter("name", accounts.MAX_FAILED_LOGINS, window)
         request.app.state.name_limiter = limiter
     return limiter
 

@@ -18,6 +18,7 @@ from pacs.auth import accounts, grants
 from pacs.auth.accounts import AccountInfo, TokenInfo
 from pacs.auth.grants import GrantInfo, GrantRow
 from pacs.auth.principal import Principal, Role
+from pacs.auth.ratelimit import FailureLimiter
 
 
 class Auth:
@@ -25,6 +26,10 @@ class Auth:
         self._sessions = sessions
 
     # -- accounts ----------------------------------------------------------------------
+
+    def failure_limiter(self, scope: str, limit: int, window: float = 60.0) -> FailureLimiter:
+        """A limiter of failed credentials whose counts every node shares (the database)."""
+        return FailureLimiter(self._sessions, scope, limit, window)
 
     def create_account(self, username: str, password: str, role: Role | str) -> None:
         """A new local account; AccountError for a bad name, password or role, or a taken name."""
