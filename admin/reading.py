@@ -4,7 +4,8 @@
 oldest first) with each study's reading state, priority and who is reading it;
 ``POST /api/studies/{uid}/claim`` claims a study (409 while another radiologist holds
 it; an administrator may take it over with ``{"take_over": true}``), ``DELETE`` gives
-it back; ``GET /api/studies/{uid}/priors`` lists the patient's other studies. The
+it back; ``GET /api/studies/{uid}/priors`` lists the patient's other studies;
+``GET /api/studies/{uid}/instances/{sop}/sr`` gives an SR document as a text tree. The
 domain (:mod:`pacs.reading`) audits each call. Refusals are answered in the reader's
 language (``pacs.lang`` cookie, Accept-Language).
 """
@@ -22,7 +23,7 @@ from pacs.auth.policy import check_study_scope
 from pacs.auth.principal import Principal
 from pacs.i18n import negotiate, translate
 from pacs.query import QueryError
-from pacs.reading import STATUSES, ClaimConflict, NotClaimed, WorklistFilter
+from pacs.reading import STATUSES, ClaimConflict, NotClaimed, WorklistFilter, sr_text
 from pacs.reading import measurements as saved
 
 router = APIRouter()
@@ -194,3 +195,23 @@ def latest_measurements(request: Request, principal: Retriever, study: str) -> d
         raise HTTPException(status.HTTP_404_NOT_FOUND, translate("reading.no_measurements", lang))
     archive.audit.record(principal, "wado", study_uid=study, detail="measurements")
     return found
+
+
+@router.get("/api/studies/{study}/instances/{instance}/sr")
+def sr_document(
+    request: Request, principal: Retriever, study: str, instance: str
+) -> dict[str, Any]:
+    """The SR document ``instance`` of ``study`` as the viewer shows it: its header and its
+    content tree with each value as text (404 for anything but an SR of the study)."""
+    archive, lang = _archive(request), _lang(request)
+    _study(archive, principal, study, lang)
+    try:
+        tree = sr_text.document(archive, study, instance)
+    except sr_text.TooLarge as exc:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, translate("reading.document_too_large", lang)
+        ) from exc
+    if tree is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, translate("reading.no_document", lang))
+    archive.audit.record(principal, "wado", study_uid=study, detail=f"SR text {instance}")
+    return tree

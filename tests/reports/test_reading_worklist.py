@@ -6,6 +6,7 @@ import io
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -220,3 +221,43 @@ def test_measurements_saved_as_a_tid_1500_sr_and_reloaded(
         clin.post(f"/api/studies/{study}/measurements", json={"measurements": [mean]}).status_code
         == 403
     )
+
+
+def test_sr_document_as_a_text_tree(
+    archive: Archive, clients: dict[str, TestClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pacs.reading import sr_text
+
+    lan, clin = clients["lan"], clients["clin"]
+    ds: Dataset = ct_slice()
+    archive.ingest(io.BytesIO(to_bytes(ds)), Origin(door="import"))
+    study, image = str(ds.StudyInstanceUID), str(ds.SOPInstanceUID)
+    length = {"kind": "length", "value": 12.5, "label": "Nốt phổi", "sop_instance_uid": image,
+              "graphic_type": "POLYLINE", "points": [[10, 10], [20, 30]]}  # fmt: skip
+    sr = lan.post(f"/api/studies/{study}/measurements", json={"measurements": [length]}).json()
+    answer = clin.get(f"/api/studies/{study}/instances/{sr['sop_instance_uid']}/sr")
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["title"] == "Imaging Measurement Report" and body["completion"] == "COMPLETE"
+
+    def walk(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        yield node
+        for child in node["children"]:
+            yield from walk(child)
+
+    nodes = list(walk(body["tree"]))
+    assert {"name": "Length", "value": "12.5 mm", "type": "NUM"}.items() <= next(
+        n for n in nodes if n["name"] == "Length"
+    ).items()
+    assert any(n["value"] == "Nốt phổi" for n in nodes)  # the tracking identifier, as text
+    region = next(n for n in nodes if n["type"] == "SCOORD")
+    assert region["value"] == "POLYLINE (10, 10) (20, 30)"
+    assert any(n["type"] == "IMAGE" and n["value"] == image for n in nodes)
+
+    assert clin.get(f"/api/studies/{study}/instances/{image}/sr").status_code == 404  # an image
+    vi = {"Accept-Language": "vi"}
+    missing = clin.get(f"/api/studies/{study}/instances/1.2.3/sr", headers=vi)
+    assert missing.status_code == 404 and "Không tìm thấy tài liệu SR" in missing.json()["detail"]
+    monkeypatch.setattr(sr_text, "MAX_ITEMS", 5)
+    too_large = clin.get(f"/api/studies/{study}/instances/{sr['sop_instance_uid']}/sr")
+    assert too_large.status_code == 422

@@ -18,6 +18,7 @@ import { el } from '../../dom.js';
 import { t as translate } from '../../i18n.js';
 import { permits } from '../../session.js';
 import { deleteSelected, loadMeasurements, saveMeasurements } from './measurements.js';
+import { buildDocuments, documentView, fetchDocument } from './documents.js';
 import { downloadStudyZip, downloadView, snapshot } from './download.js';
 import { orientationMarkers, probe, scaleBar } from './overlays.js';
 import { shortcutsDialog } from './shortcuts.js';
@@ -193,6 +194,7 @@ export async function showStudy(app, studyUid, { shared = false, onBack = null }
   }
   if (!app.isConnected) return; // left while the metadata was loading
   current = new Reader(app, studyUid, buildSeries(studyUid, instances), shared, onBack);
+  current.documents = buildDocuments(studyUid, instances);
   await current.start();
 }
 
@@ -227,6 +229,7 @@ class Reader {
     this.grid = el('div', { class: 'grid', id: 'viewports' });
     this.panel = el('aside', { class: 'series-panel', id: 'series' });
     this.tags = el('aside', { class: 'tags', id: 'tags', hidden: '' });
+    this.docPanel = el('aside', { class: 'tags sr-panel', id: 'sr-document', hidden: '' });
     this.toolbar = el('div', { class: 'toolbar', role: 'toolbar' });
     const title = el('div', { class: 'study-title' },
       el('span', { class: 'pname' }, value(study, '00100010')), ' ',
@@ -236,7 +239,7 @@ class Reader {
     this.printHeader = el('header', { class: 'print-header' });
     this.printView = el('img', { class: 'print-view', alt: '' });
     this.root = el('div', { class: `reader${this.shared ? ' shared' : ''}` },
-      this.toolbar, this.panel, this.grid, this.tags, this.printHeader, this.printView);
+      this.toolbar, this.panel, this.grid, this.tags, this.docPanel, this.printHeader, this.printView);
     this.buildToolbar(title);
     this.buildSeriesPanel();
     this.app.replaceChildren(this.root);
@@ -559,7 +562,41 @@ class Reader {
     else unlinkScroll();
   }
 
+  /** The study's SR documents under its series (their pixels-less series have no card). */
+  listDocuments() {
+    if (!this.documents?.length) return;
+    const section = el('section', { class: 'documents', id: 'documents' }, el('h2', {}, t('documents')));
+    for (const document of this.documents) {
+      section.append(el('button', {
+        type: 'button', class: 'document-card', 'data-sop': document.sop,
+        on: { click: () => this.showDocument(document) },
+      }, `${document.number} SR ${document.description}`.trim(), el('br'), el('span', { class: 'date' }, formatDate(document.date))));
+    }
+    this.panel.append(section);
+  }
+
+  async showDocument(document) {
+    const close = () => this.setSidePanel(null);
+    this.docPanel.replaceChildren(el('p', { class: 'loading' }, t('app.loading')));
+    this.setSidePanel(this.docPanel);
+    try {
+      const tree = await fetchDocument(document);
+      this.docPanel.replaceChildren(...documentView(tree, t, close));
+      this.docPanel.dataset.sop = document.sop;
+    } catch (error) {
+      this.docPanel.replaceChildren(el('p', { class: 'error', role: 'alert' }, `${t('app.error')}: ${errorText(error)}`));
+    }
+  }
+
+  /** Show one side panel (the tags or an SR document) or none. */
+  setSidePanel(panel) {
+    for (const aside of [this.tags, this.docPanel]) aside.hidden = aside !== panel;
+    this.root.classList.toggle('with-tags', Boolean(panel));
+    this.engine.resize(true, true);
+  }
+
   async start() {
+    if (!this.shared) this.listDocuments();
     if (!this.series.length) {
       this.grid.replaceChildren(el('p', { class: 'error' }, t('noImages')));
       return;
@@ -976,10 +1013,8 @@ class Reader {
 
   // -- tag browser ----------------------------------------------------------------------
   toggleTags() {
-    this.tags.hidden = !this.tags.hidden;
-    this.root.classList.toggle('with-tags', !this.tags.hidden);
+    this.setSidePanel(this.tags.hidden ? this.tags : null);
     if (!this.tags.hidden) this.renderTags();
-    this.engine.resize(true, true);
   }
 
   renderTags() {
