@@ -293,7 +293,8 @@ def test_a_known_head_is_not_read_again_unless_meta_elements_follow_it(
     odd.write_bytes(data[: head.body_offset] + extra + data[head.body_offset :])
     with odd.open("rb") as fp:
         result = archive.ingest(fp, Origin("dimse"), spool=Spool(odd, header=head))
-    assert len(reads) == 1
+    # read afresh once (and the held copy's head too: this resend differs from it)
+    assert sum(getattr(r, "name", "") == str(odd) for r in reads) == 1
     with archive.sessions() as session:
         stored = session.scalar(
             select(Instance.dicom_json).where(Instance.sop_instance_uid == result.sop_instance_uid)

@@ -13,8 +13,9 @@ of older studies. For each uncompressed image:
 3. the new blob is written, then one transaction points the index at it, sets its
    transfer syntax and records the original's SHA-256, size and transfer syntax
    (``compressed_instance``); ``content_sha256`` (the dataset hash duplicates are
-   judged by) stays the original's, so a modality resending the image is still a
-   duplicate, not a conflict;
+   judged by, which ingest leaves empty until needed) becomes or stays the
+   original's, so a modality resending the image is still a duplicate, not a
+   conflict;
 4. only then is the original blob deleted.
 
 Retrieval is unchanged: every door already answers in the syntax the client asks
@@ -36,13 +37,14 @@ from typing import Any
 import numpy as np
 from pydicom import dcmread
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, JPEGLSLossless
-from sqlalchemy import Engine, exists, select, update
+from sqlalchemy import Engine, exists, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from pacs.archive.ingest import blob_key
+from pacs.archive.ingest import blob_key, content_sha256
 from pacs.blobfile import seekable_blob
 from pacs.index.lifecycle_models import CompressedInstance, InstanceOriginal
 from pacs.index.models import Instance, Series, Study
+from pacs.part10 import read_header
 from pacs.transcode import CannotTranscode, transcode_dataset
 from storage import BlobStore
 
@@ -156,6 +158,8 @@ class Compression:
         if encoded is None:
             return CompressionReport(kept=1)
         key = blob_key(study_uid, row.series_uid, row.sop_instance_uid, encoded.sha256)
+        original = io.BytesIO(data)
+        content = content_sha256(original, read_header(original))
         stored = self.store.put(key, io.BytesIO(encoded.data), len(encoded.data))
         with self.sessions.begin() as session:
             moved = (
@@ -168,6 +172,9 @@ class Compression:
                         sha256=encoded.sha256,
                         size=stored.size,
                         transfer_syntax_uid=str(TARGET),
+                        # ingest leaves it to the first differing resend; the original's
+                        # bytes are about to go, and a resend of them stays a duplicate
+                        content_sha256=func.coalesce(Instance.content_sha256, content),
                     )
                 )
                 .rowcount

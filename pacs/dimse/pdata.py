@@ -217,7 +217,7 @@ class PDataReader:
                 self.dul.assoc,
                 incoming.sop_class_uid,
                 incoming.sop_instance_uid,
-                Spool(Path(path), spool.sha256.hexdigest(), spool.header(), spool.content_sha256()),
+                Spool(Path(path), spool.sha256.hexdigest(), spool.header()),
             )
         finally:
             spool.close()

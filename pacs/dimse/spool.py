@@ -62,7 +62,6 @@ class SpoolFile:
     def __init__(self, name: str, fd: int, direct_io: bool) -> None:
         self.name = name
         self.sha256 = hashlib.sha256()
-        self._content = hashlib.sha256()  # of what follows the head: the dataset as sent
         self.closed = False
         self._writer = DirectWriter(fd, direct=direct_io)
         self._head: tuple[bytes, str] | None = None  # what write_head wrote, and its syntax
@@ -88,13 +87,8 @@ class SpoolFile:
             meta_synthesized=False,
         )
 
-    def content_sha256(self) -> str:
-        """SHA-256 of the dataset after the head :meth:`write_head` wrote ('' without one)."""
-        return self._content.hexdigest() if self._head is not None else ""
-
     def write(self, data: Any, /) -> int:
         self.sha256.update(data)
-        self._content.update(data)
         return self._writer.write(data)
 
     def tell(self) -> int:

@@ -34,12 +34,7 @@ def spool_of(event: Event) -> Spool:
     """The request's spool file, with its hash and head when our spool wrote them."""
     spooled = getattr(event.request, "_dataset_file", None)
     if isinstance(spooled, SpoolFile):
-        return Spool(
-            event.dataset_path,
-            spooled.sha256.hexdigest(),
-            spooled.header(),
-            spooled.content_sha256(),
-        )
+        return Spool(event.dataset_path, spooled.sha256.hexdigest(), spooled.header())
     return Spool(event.dataset_path)
 
 

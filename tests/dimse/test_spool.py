@@ -113,9 +113,11 @@ def test_the_head_a_spool_file_wrote_is_what_ingest_reads_back(
 def test_a_stored_slice_leaves_no_spool_file(
     archive: Archive, dimse_server: DimseServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Its hashes and head are the ones taken while it was spooled, not read from the file."""
+    """Its hash and head are the ones taken while it was spooled, not read from the file, and
+    no content hash is taken for a new object (only a differing resend needs one)."""
     rehashed: list[object] = []
-    monkeypatch.setattr(ingest, "_hashes", lambda *args: rehashed.append(args))
+    monkeypatch.setattr(ingest, "file_sha256", lambda *args: rehashed.append(args))
+    monkeypatch.setattr(ingest, "content_sha256", lambda *args: rehashed.append(args))
     monkeypatch.setattr(ingest, "read_header", lambda *args: rehashed.append(args))
     folder = tmp_path / "spool-under-test"
     folder.mkdir()
