@@ -194,6 +194,29 @@ def list_sends(
     return {"total": total, "sends": [s.as_json() for s in sends]}
 
 
+@router.get("/api/routes/destinations")
+def list_destinations(request: Request, principal: Sender) -> dict[str, Any]:
+    """Where a person may send a study (enabled remote AEs that take C-STORE, enabled
+    DICOMweb endpoints) and which remote AEs answer C-FIND: names and descriptions only,
+    for the send and query pages of those who may send but not administer (no host, port
+    or credential)."""
+    archive = _archive(request)
+    peers = [peer for peer in archive.remote_aes.all() if peer.enabled]
+    destinations = [
+        {"destination": f"ae:{p.ae_title}", "name": p.ae_title, "description": p.description}
+        for p in peers
+        if "store" in p.services
+    ] + [
+        {"destination": f"web:{e.name}", "name": e.name, "description": e.description}
+        for e in archive.routing.rules.endpoints()
+        if e.enabled
+    ]
+    remotes = [
+        {"name": p.ae_title, "description": p.description} for p in peers if "find" in p.services
+    ]
+    return {"destinations": destinations, "remotes": remotes}
+
+
 @router.get("/api/routes/sends/{send_id}")
 def get_send(request: Request, principal: Sender, send_id: Id) -> dict[str, Any]:
     """One send and its progress (what ``POST /api/studies/{uid}/send`` queued)."""

@@ -111,3 +111,25 @@ def test_policy_clinician_cannot_route_or_send(archive: Archive, client: TestCli
     assert client.post("/api/routes", json=RULE).status_code == 403
     assert client.post("/api/studies/1.2/send", json={"destination": "ae:X"}).status_code == 403
     assert client.post("/api/remote/X/find", json={}).status_code == 403
+    assert client.get("/api/routes/destinations").status_code == 403
+
+
+def test_destinations_for_those_who_send_name_no_host(archive: Archive, client: TestClient) -> None:
+    """The send and query pages' choices: enabled peers by service, endpoints, no address."""
+    archive.remote_aes.add(BACKUP)
+    archive.remote_aes.add(
+        remote_ae(ae_title="QR", host="10.0.0.9", port=104, services=["find", "move"])
+    )
+    archive.remote_aes.add(
+        remote_ae(
+            ae_title="OFF", host="10.0.0.8", port=104, services=["store", "find"], enabled=False
+        )
+    )
+    assert client.post("/api/routes/endpoints", json=ENDPOINT).status_code == 201
+    create_account(archive.sessions, "bsxq", "radiologist-password-1", Role.RADIOLOGIST)
+    client.auth = ("bsxq", "radiologist-password-1")
+    answer = client.get("/api/routes/destinations")
+    assert answer.status_code == 200, answer.text
+    assert [d["destination"] for d in answer.json()["destinations"]] == ["ae:BACKUP", "web:upper"]
+    assert [r["name"] for r in answer.json()["remotes"]] == ["QR"]
+    assert "10.0.0.9" not in answer.text and "bv-tinh" not in answer.text
