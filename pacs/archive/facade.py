@@ -140,6 +140,8 @@ class Archive:
         self.auth = Auth(self.sessions)  # accounts, tokens, share grants for the doors
         # Statistics and KPIs (GET /api/stats), counted in the hospital's calendar days.
         self.stats = Statistics(self.sessions, engine, utc_offset_minutes(settings.stats_timezone))
+        # The triggers' deltas folded into the statistics' summary (pacs.stats.summary).
+        self.jobs.every("fold-stats", 60.0, self.stats.fold)
         # Hospital workflow (HIS patients, orders): HL7 messages applied through it; demographic
         # changes reach stored studies as audited corrections; stable studies matched to orders.
         self.workflow = Workflow(

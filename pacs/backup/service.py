@@ -22,8 +22,9 @@ names exists when the snapshot is taken, and purges wait
 to the restored index; ``pacs check --repair`` adopts them.
 
 Restore loads the rows into an empty archive (any database: a SQLite backup can
-seed PostgreSQL when a site scales out), puts the backed-up blobs back when the
-backup has them, and leaves the verdict to ``pacs check``.
+seed PostgreSQL when a site scales out), recomputes the statistics' summary from
+the instance rows (the triggers counted them again as they went in), puts the
+backed-up blobs back when the backup has them, and leaves the verdict to ``pacs check``.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ from sqlalchemy import (
 from sqlalchemy.types import Date, DateTime
 
 from pacs.index.migrate import upgrade
+from pacs.stats import summary
 from storage import BlobStore
 from storage.base import check_key
 
@@ -327,6 +329,7 @@ def _restore_from_sqlite(engine: Engine, path: Path, report: RestoreReport) -> N
                 rows = (dict(r) for r in src.execute(select(source_table)).mappings())
                 report.rows[table.name] = _insert_rows(dst, table, rows)
             _reset_sequences(dst)
+            summary.rebuild(dst)
     finally:
         source.dispose()
         work.unlink(missing_ok=True)
@@ -364,6 +367,7 @@ def _restore_from_tables(engine: Engine, folder: Path, report: RestoreReport) ->
 
             report.rows[table.name] = _insert_rows(dst, table, rows())
         _reset_sequences(dst)
+        summary.rebuild(dst)
 
 
 def _clear_seeded(connection: Connection) -> None:

@@ -9,6 +9,7 @@ Python, so one portable GROUP BY serves every period.
 from __future__ import annotations
 
 import enum
+import functools
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -25,10 +26,14 @@ class Period(enum.StrEnum):
 EPOCH = date(1970, 1, 1)
 
 
+@functools.lru_cache(maxsize=8192)
 def period_key(value: str | int | float, period: Period) -> str:
     """The label of the period holding a local day (``YYYY-MM-DD`` text, or days since
     1970-01-01 as PostgreSQL's expression gives): the day, ``2026-W49`` (ISO week) or
-    ``2026-12``."""
+    ``2026-12``.
+
+    Cached: a year's report by group calls it for every row (thousands) with a few
+    hundred distinct days."""
     day = value if isinstance(value, str) else (EPOCH + timedelta(days=int(value))).isoformat()
     if period is Period.DAY:
         return day

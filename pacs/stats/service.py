@@ -11,7 +11,9 @@ Definitions (also in the README):
 
 - a study counts on the local day its first instance arrived (``study.created_at``),
   an instance on the day it arrived (``instance.received_at``); a study with two
-  modalities counts once under each;
+  modalities counts once under each; instances and bytes are read from the
+  summary that triggers keep of the instance table (:mod:`pacs.stats.summary`),
+  modality, study and physician from the series and study rows as they are now;
 - *station* is the sending AE title (``instance.source_ae``; empty for STOW and
   import), *referring* the study's Referring Physician's Name, *institution* its
   Institution Name;
@@ -50,9 +52,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from pacs.audit.models import AuditEvent
 from pacs.auth.models import ShareGrant
 from pacs.index.lifecycle_models import InstanceOriginal
-from pacs.index.models import Instance, Series, Study
+from pacs.index.models import Series, Study
+from pacs.index.stats_models import StatsSeriesSlot
 from pacs.index.workflow_models import ImagingOrder, StudyOrder
+from pacs.stats import summary
 from pacs.stats.periods import Period, local_day_sql, period_key, utc_bounds
+from pacs.stats.summary import local_day, slot_of
 
 
 class Report(enum.StrEnum):
@@ -135,8 +140,14 @@ class Statistics:
         self._dialect = engine.dialect.name
         self._offset = offset  # the hospital's UTC offset in minutes
 
+    def fold(self) -> int:
+        """Fold the summary's pending deltas (a periodic task on the leader); deltas moved."""
+        return summary.fold(self._engine)
+
     def run(self, q: StatsQuery) -> StatsResult:
         q.check()
+        if q.report in (Report.VOLUME, Report.STORAGE, Report.SOURCES):
+            summary.fold(self._engine)  # a minute of deltas at most: exact, and cheap
         handler = {
             Report.VOLUME: self._volume,
             Report.SHARES: self._shares,
@@ -161,53 +172,45 @@ class Statistics:
 
     # -- volume ------------------------------------------------------------------------------
 
-    def _group_column(self, by: GroupBy) -> Any:
-        return {
-            GroupBy.NONE: literal_column("''"),
-            GroupBy.MODALITY: Series.modality,
-            GroupBy.STATION: Instance.source_ae,
-            GroupBy.REFERRING: Study.referring_physician_name,
-            GroupBy.INSTITUTION: Study.institution_name,
-        }[by]
+    def _slot_range(self, q: StatsQuery) -> tuple[int, int]:
+        """The summary's slots of the query's local days (half-open)."""
+        low, high = self._bounds(q)
+        return slot_of(low.timestamp()), slot_of(high.timestamp())
 
     def _volume(self, q: StatsQuery) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         low, high = self._bounds(q)
-        group = self._group_column(q.group_by).label("grp")
+        first, last = self._slot_range(q)
+        arrived = StatsSeriesSlot
+        group: Any = {
+            GroupBy.NONE: literal_column("''"),
+            GroupBy.MODALITY: Series.modality,
+            GroupBy.STATION: arrived.source_ae,
+            GroupBy.REFERRING: Study.referring_physician_name,
+            GroupBy.INSTITUTION: Study.institution_name,
+        }[q.group_by].label("grp")
         # PostgreSQL refuses a constant in GROUP BY: without a grouping, days only.
         grouped = () if q.group_by is GroupBy.NONE else (group,)
-        day = self._day(Instance.received_at).label("day")
+        day = local_day(arrived.slot, self._offset).label("day")
         instances = (
-            select(day, group, func.count(), func.coalesce(func.sum(Instance.size), 0))
-            .select_from(Instance)
-            .where(Instance.received_at >= low, Instance.received_at < high)
+            select(day, group, func.sum(arrived.instances), func.sum(arrived.bytes))
+            .select_from(arrived)
+            .where(arrived.slot >= first, arrived.slot < last)
             .group_by(day, *grouped)
         )
-        # Joins only where the grouping or the filter reads them (each costs a hash of
-        # the whole range at a million rows).
+        # Series and study rows are read now: a corrected modality or a moved series counts
+        # where it is, not where it was when its instances arrived.
         if q.group_by in (GroupBy.MODALITY, GroupBy.REFERRING, GroupBy.INSTITUTION) or q.modality:
-            instances = instances.join(Series, Instance.series_pk == Series.pk)
+            instances = instances.join(Series, arrived.series_pk == Series.pk)
         if q.group_by in (GroupBy.REFERRING, GroupBy.INSTITUTION):
             instances = instances.join(Study, Series.study_pk == Study.pk)
-        study_day = self._day(Study.created_at).label("day")
-        studies = (
-            select(study_day, group, func.count(func.distinct(Study.pk)))
-            .select_from(Study)
-            .where(Study.created_at >= low, Study.created_at < high)
-            .group_by(study_day, *grouped)
-        )
-        if q.group_by in (GroupBy.MODALITY, GroupBy.STATION) or q.modality:
-            studies = studies.join(Series, Series.study_pk == Study.pk)
-        if q.group_by is GroupBy.STATION:
-            studies = studies.join(Instance, Instance.series_pk == Series.pk)
         if q.modality:
             instances = instances.where(Series.modality == q.modality)
-            studies = studies.where(Series.modality == q.modality)
         cells: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
         for d, g, n, size in self._rows(instances):
             cell = cells[(period_key(d, q.period), g or "")]
             cell[1] += int(n)
             cell[2] += int(size)
-        for d, g, n in self._rows(studies):
+        for d, g, n in self._rows(self._studies(q, low, high)):
             cells[(period_key(d, q.period), g or "")][0] += int(n)
         rows: list[dict[str, Any]] = [
             {"period": p, "group": g, "studies": s, "instances": i, "bytes": b}
@@ -219,6 +222,35 @@ class Statistics:
             "bytes": sum(r["bytes"] for r in rows),
         }
         return rows, totals
+
+    def _studies(self, q: StatsQuery, low: datetime, high: datetime) -> Any:
+        """Studies per local day of first arrival and group (a study in two groups counts in
+        each; a station: the studies with instances from it).
+
+        Each (day, group, study) is made distinct first and then counted: a hash
+        aggregate, where ``count(DISTINCT)`` sorted every joined row.
+        """
+        group: Any = {
+            GroupBy.NONE: literal_column("''"),
+            GroupBy.MODALITY: Series.modality,
+            GroupBy.STATION: StatsSeriesSlot.source_ae,
+            GroupBy.REFERRING: Study.referring_physician_name,
+            GroupBy.INSTITUTION: Study.institution_name,
+        }[q.group_by].label("grp")
+        day = self._day(Study.created_at).label("day")
+        pairs = (
+            select(day, group, Study.pk)
+            .where(Study.created_at >= low, Study.created_at < high)
+            .distinct()
+        )
+        if q.group_by in (GroupBy.MODALITY, GroupBy.STATION) or q.modality:
+            pairs = pairs.join(Series, Series.study_pk == Study.pk)
+        if q.group_by is GroupBy.STATION:
+            pairs = pairs.join(StatsSeriesSlot, StatsSeriesSlot.series_pk == Series.pk)
+        if q.modality:
+            pairs = pairs.where(Series.modality == q.modality)
+        held = pairs.subquery("held")
+        return select(held.c.day, held.c.grp, func.count()).group_by(held.c.day, held.c.grp)
 
     def _distinct_studies(self, q: StatsQuery, low: datetime, high: datetime) -> int:
         """Studies first received in the range (a study in two groups counts once here)."""
@@ -270,41 +302,46 @@ class Statistics:
     # -- storage -----------------------------------------------------------------------------
 
     def _storage(self, q: StatsQuery) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        low, high = self._bounds(q)
-        day = self._day(Instance.received_at).label("day")
+        first, last = self._slot_range(q)
+        arrived = StatsSeriesSlot
+        day = local_day(arrived.slot, self._offset).label("day")
         added = (
-            select(day, func.count(), func.coalesce(func.sum(Instance.size), 0))
-            .where(Instance.received_at >= low, Instance.received_at < high)
+            select(day, func.sum(arrived.instances), func.sum(arrived.bytes))
+            .where(arrived.slot >= first, arrived.slot < last)
             .group_by(day)
         )
         with self._sessions() as session:
             before = int(
                 session.scalar(
-                    select(func.coalesce(func.sum(Instance.size), 0)).where(
-                        Instance.received_at < low
-                    )
+                    select(func.coalesce(func.sum(arrived.bytes), 0)).where(arrived.slot < first)
                 )
                 or 0
             )
             live_count, live_bytes = session.execute(
-                select(func.count(), func.coalesce(func.sum(Instance.size), 0)).select_from(
-                    Instance
+                select(
+                    func.coalesce(func.sum(arrived.instances), 0),
+                    func.coalesce(func.sum(arrived.bytes), 0),
                 )
             ).one()
             originals = int(
                 session.scalar(select(func.coalesce(func.sum(InstanceOriginal.size), 0))) or 0
             )
         cells: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-        for d, n, size in self._rows(added):
+        for d, n, added_bytes in self._rows(added):
             cell = cells[period_key(d, q.period)]
             cell[0] += int(n)
-            cell[1] += int(size)
+            cell[1] += int(added_bytes)
         rows: list[dict[str, Any]] = []
         running = before
-        for p, (n, size) in sorted(cells.items()):
-            running += size
+        for p, (n, added_bytes) in sorted(cells.items()):
+            running += added_bytes
             rows.append(
-                {"period": p, "instances_added": n, "bytes_added": size, "bytes_total": running}
+                {
+                    "period": p,
+                    "instances_added": n,
+                    "bytes_added": added_bytes,
+                    "bytes_total": running,
+                }
             )
         totals = {
             "instances": int(live_count),
@@ -317,19 +354,20 @@ class Statistics:
     # -- top sources -------------------------------------------------------------------------
 
     def _sources(self, q: StatsQuery) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        low, high = self._bounds(q)
-        count = func.count()
+        first, last = self._slot_range(q)
+        arrived = StatsSeriesSlot
+        count = func.sum(arrived.instances)
         stmt = (
             select(
-                Instance.source_ae,
+                arrived.source_ae,
                 func.count(func.distinct(Series.study_pk)),
                 count,
-                func.coalesce(func.sum(Instance.size), 0),
+                func.sum(arrived.bytes),
             )
-            .join(Series, Instance.series_pk == Series.pk)
-            .where(Instance.received_at >= low, Instance.received_at < high)
-            .group_by(Instance.source_ae)
-            .order_by(count.desc(), Instance.source_ae)
+            .join(Series, arrived.series_pk == Series.pk)
+            .where(arrived.slot >= first, arrived.slot < last)
+            .group_by(arrived.source_ae)
+            .order_by(count.desc(), arrived.source_ae)
             .limit(max(1, min(q.limit, 1000)))
         )
         if q.modality:
