@@ -80,8 +80,9 @@ export async function snapshot(box) {
   context.fillStyle = '#000';
   context.fillRect(0, 0, canvas.width, canvas.height);
   context.drawImage(source, 0, 0);
-  const svg = box.querySelector('svg');
-  if (svg && svg.childElementCount) await drawSvg(context, svg, scale);
+  for (const svg of [box.querySelector('svg.overlay-plane'), box.querySelector('.vp-element svg')]) {
+    if (svg && svg.childElementCount) await drawSvg(context, svg, scale);
+  }
   drawOverlayText(context, box, canvasRect, scale);
   return canvas;
 }

@@ -67,3 +67,99 @@ export function probe(viewport, canvasPoint) {
   const value = scaled ? stored : stored * (image.slope ?? 1) + (image.intercept ?? 0);
   return { column, row, value: Math.round(value * 100) / 100 };
 }
+
+// ---- overlay planes (60xx) ---------------------------------------------------------------
+// PS3.3 C.9.2: up to 16 groups 6000-601E (even), each a bit plane of OverlayRows x
+// OverlayColumns placed at OverlayOrigin (1-based row, column) on the image. Their data comes
+// inline or as bulk data; each plane is unpacked once into a small PNG and drawn as an SVG
+// image through the pane's image-to-canvas transform, so it follows zoom, pan, flips and
+// rotation (an SVG, not a canvas: the pane keeps exactly one canvas, Cornerstone's).
+const SVG = 'http://www.w3.org/2000/svg';
+const OVERLAY_COLOUR = [255, 255, 64, 255];
+const planes = new WeakMap(); // DICOM JSON item -> Promise of [{url, rows, columns, row, column}]
+
+function tagOf(group, element) {
+  return `${(0x6000 + group).toString(16).toUpperCase()}${element}`;
+}
+
+function overlayGroups(item) {
+  const groups = [];
+  for (let group = 0; group < 0x20; group += 2) {
+    const data = item[tagOf(group, '3000')];
+    if (data && (data.InlineBinary || data.BulkDataURI)) groups.push(group);
+  }
+  return groups;
+}
+
+async function overlayBytes(element) {
+  if (element.InlineBinary) return Uint8Array.from(atob(element.InlineBinary), (c) => c.charCodeAt(0));
+  const response = await fetch(element.BulkDataURI, { credentials: 'same-origin', headers: { Accept: 'application/octet-stream' } });
+  if (!response.ok) throw new Error(`overlay: HTTP ${response.status}`);
+  return new Uint8Array(await response.arrayBuffer());
+}
+
+async function unpack(item, group) {
+  const number = (element) => Number(item[tagOf(group, element)]?.Value?.[0]);
+  const rows = number('0010');
+  const columns = number('0011');
+  if (!(rows > 0 && columns > 0 && rows * columns <= 16 * 1024 * 1024)) return null;
+  const origin = item[tagOf(group, '0050')]?.Value?.map(Number) || [1, 1];
+  const bytes = await overlayBytes(item[tagOf(group, '3000')]);
+  const canvas = document.createElement('canvas');
+  canvas.width = columns;
+  canvas.height = rows;
+  const context = canvas.getContext('2d');
+  const image = context.createImageData(columns, rows);
+  const count = Math.min(rows * columns, bytes.length * 8);
+  for (let bit = 0; bit < count; bit += 1) {
+    if (bytes[bit >> 3] & (1 << (bit & 7))) image.data.set(OVERLAY_COLOUR, bit * 4); // little-endian bit order
+  }
+  context.putImageData(image, 0, 0);
+  return { url: canvas.toDataURL('image/png'), rows, columns, row: origin[0] - 1, column: origin[1] - 1 };
+}
+
+/** The overlay planes of ``item`` (a promise; empty when it has none). */
+export function overlayPlanes(item) {
+  if (!planes.has(item)) {
+    const groups = overlayGroups(item);
+    planes.set(item, Promise.all(groups.map((group) => unpack(item, group).catch(() => null)))
+      .then((found) => found.filter(Boolean)));
+  }
+  return planes.get(item);
+}
+
+export function hasOverlayPlanes(item) {
+  return overlayGroups(item).length > 0;
+}
+
+/** The SVG layer a pane draws its overlay planes in. */
+export function overlayLayer() {
+  const svg = document.createElementNS(SVG, 'svg');
+  svg.setAttribute('class', 'overlay-plane');
+  svg.setAttribute('aria-hidden', 'true');
+  return svg;
+}
+
+/** Draw ``found`` planes of the image ``imageId`` in ``layer`` (none: clear it). */
+export function drawOverlayPlanes(layer, viewport, imageId, found) {
+  if (!found.length || !imageId) {
+    layer.replaceChildren();
+    return;
+  }
+  const at = (x, y) => viewport.worldToCanvas(csUtils.imageToWorldCoords(imageId, [x, y]));
+  const origin = at(0, 0);
+  const right = at(1, 0);
+  const down = at(0, 1);
+  const matrix = [right[0] - origin[0], right[1] - origin[1], down[0] - origin[0], down[1] - origin[1], origin[0], origin[1]];
+  layer.replaceChildren(...found.map((plane) => {
+    const image = document.createElementNS(SVG, 'image');
+    image.setAttribute('href', plane.url);
+    image.setAttribute('x', String(plane.column));
+    image.setAttribute('y', String(plane.row));
+    image.setAttribute('width', String(plane.columns));
+    image.setAttribute('height', String(plane.rows));
+    image.setAttribute('preserveAspectRatio', 'none');
+    image.setAttribute('transform', `matrix(${matrix.map((v) => v.toFixed(4)).join(' ')})`);
+    return image;
+  }));
+}

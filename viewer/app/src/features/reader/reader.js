@@ -20,7 +20,9 @@ import { permits } from '../../session.js';
 import { deleteSelected, loadMeasurements, saveMeasurements } from './measurements.js';
 import { buildDocuments, documentView, fetchDocument } from './documents.js';
 import { downloadStudyZip, downloadView, snapshot } from './download.js';
-import { orientationMarkers, probe, scaleBar } from './overlays.js';
+import {
+  drawOverlayPlanes, hasOverlayPlanes, orientationMarkers, overlayLayer, overlayPlanes, probe, scaleBar,
+} from './overlays.js';
 import { shortcutsDialog } from './shortcuts.js';
 import { fetchPriors, linkScroll, matchingSeries, nearestIndex, unlinkScroll } from './priors.js';
 import { TAG_NAMES } from './tagnames.js';
@@ -624,7 +626,8 @@ class Reader {
     const corners = ['tl', 'tr', 'bl', 'br'].map((corner) => el('div', { class: `ov ov-${corner}` }));
     const edges = Object.fromEntries(['top', 'bottom', 'left', 'right'].map((edge) => [edge, el('div', { class: `ov ori ori-${edge}` })]));
     const scale = el('div', { class: 'ov scale-bar', hidden: '' }, el('span', { class: 'bar' }), el('span', { class: 'label' }));
-    const box = el('div', { class: 'vp', 'data-index': String(index) }, element, ...corners, ...Object.values(edges), scale);
+    const planes = overlayLayer();
+    const box = el('div', { class: 'vp', 'data-index': String(index) }, element, planes, ...corners, ...Object.values(edges), scale);
     box.addEventListener('pointerdown', () => this.activate(index), true);
     box.addEventListener('dragover', (event) => event.preventDefault());
     box.addEventListener('drop', (event) => {
@@ -633,7 +636,7 @@ class Reader {
       const series = this.allSeries().find((s) => s.uid === uid);
       if (series && kind === 'stack') this.showSeries(index, series).then(() => this.updateSync());
     });
-    const slot = { id: `vp-${index}`, box, element, corners, edges, scale, kind, series: null, shown: 0, probe: '' };
+    const slot = { id: `vp-${index}`, box, element, planes, corners, edges, scale, kind, series: null, shown: 0, probe: '' };
     this.on(element, Events.IMAGE_RENDERED, () => this.onRendered(slot));
     if (!this.shared && kind === 'stack') {
       element.addEventListener('mousemove', (event) => this.onProbe(slot, event));
@@ -841,6 +844,7 @@ class Reader {
     const zoom = viewport.getZoom ? viewport.getZoom() : 1;
     setLines(br, [slot.probe, value(item, '00080060'), `${Math.round(zoom * 100)}%`]);
     this.drawMarkers(slot, viewport, item);
+    this.drawPlanes(slot, viewport, item);
     if (slot === this.slots[this.active] && this.frameCounter) {
       this.frameCounter.textContent = t('frameCounter', { index: index + 1, total });
     }
@@ -864,6 +868,21 @@ class Reader {
       slot.scale.lastChild.textContent = t('scaleMm', { value: bar.mm });
       slot.scale.dataset.mm = String(bar.mm);
     }
+  }
+
+  /** The image's 60xx overlay planes (fetched once per image), drawn over a stack pane. */
+  drawPlanes(slot, viewport, item) {
+    const imageId = slot.kind === 'stack' ? viewport.getCurrentImageId() : null;
+    if (!imageId || !hasOverlayPlanes(item)) {
+      if (slot.box.dataset.overlayPlanes) drawOverlayPlanes(slot.planes, viewport, imageId, []);
+      delete slot.box.dataset.overlayPlanes;
+      return;
+    }
+    overlayPlanes(item).then((found) => {
+      if (viewport.getCurrentImageId?.() !== imageId) return; // scrolled on meanwhile
+      drawOverlayPlanes(slot.planes, viewport, imageId, found);
+      slot.box.dataset.overlayPlanes = String(found.length);
+    });
   }
 
   /** The modality value under the cursor (HU for CT) in the pane's corner. */
