@@ -106,6 +106,11 @@ class Settings(BaseSettings):
     index_busy_timeout: float = Field(default=5.0, ge=0)
     storage_url: str = ""  # empty: folder 'blobs' in data_dir
     storage_fsync: bool = True
+    # Storage tiers: studies first received more than storage_tier_after_days ago move from
+    # storage_url (the hot tier, a filesystem) to this S3 URL (s3://bucket/prefix, the s3_*
+    # settings below); reads find a blob in either. Empty or 0 days: one tier.
+    storage_tier_url: str = ""
+    storage_tier_after_days: float = Field(default=0.0, ge=0)
 
     s3_endpoint: str | None = None
     s3_access_key: SecretStr | None = None
@@ -372,11 +377,23 @@ class Settings(BaseSettings):
             sources.append(_TomlFile(settings_cls, toml_file=toml))
         return tuple(sources)
 
+    @property
+    def storage_tiered(self) -> bool:
+        return bool(self.storage_tier_url) and self.storage_tier_after_days > 0
+
     def open_store(self) -> Any:
+        from storage.tiered import TieredStore
+
+        hot = self._open_store(self.storage_url)
+        if not self.storage_tiered:
+            return hot
+        return TieredStore(hot, self._open_store(self.storage_tier_url))
+
+    def _open_store(self, url: str) -> Any:
         from storage import open_store
 
         return open_store(
-            self.storage_url,
+            url,
             s3_endpoint=self.s3_endpoint,
             s3_access_key=self.s3_access_key.get_secret_value() if self.s3_access_key else None,
             s3_secret_key=self.s3_secret_key.get_secret_value() if self.s3_secret_key else None,

@@ -37,6 +37,7 @@ from pacs.archive.rejection import Rejections, RejectionView
 from pacs.archive.retention import Retention
 from pacs.archive.retrieve import StoredInstance
 from pacs.archive.series import SeriesMoves
+from pacs.archive.tiers import TIER_JOB, Tiers
 from pacs.archive.usage import Usage
 from pacs.audit import AuditTrail
 from pacs.audit.checkpoint import Checkpoint
@@ -63,6 +64,7 @@ from pacs.workflow.his_out import OrderStatusOut
 from pacs.workflow.service import MATCH_JOB, Workflow
 from storage import BlobNotFound, BlobStore, StorageError
 from storage.filesystem import FileSystemStore
+from storage.tiered import TieredStore
 
 log = logging.getLogger(__name__)
 
@@ -200,6 +202,11 @@ class Archive:
                 self.events.on_study_stable(COMPRESS_JOB)
             else:
                 self.jobs.every("compress-due", 3600.0, self._queue_due_compression)
+        # Storage tiers: studies older than storage_tier_after_days move to the cold tier.
+        self.tiers = Tiers(self.sessions, store, settings.storage_tier_after_days)
+        if self.tiers.enabled:
+            self.jobs.handle(TIER_JOB, self._tier_job, backoff_s=300.0)
+            self.jobs.every("tier-due", 3600.0, self._queue_due_tiers)
         # Retention rules: a purge list an administrator approves (holds respected).
         self.retention = Retention(self.sessions, settings.retention_years, self.delete)
         # The leader finds the deletions whose purge is due and queues one durable job each.
@@ -525,6 +532,17 @@ class Archive:
                 COMPRESS_JOB, {"study_uid": study_uid}, dedup_key=f"compress:{study_uid}:{hour}"
             )
 
+    def _queue_due_tiers(self) -> None:
+        for study_uid in self.tiers.due_studies():
+            # Keyed by the hour: a study still partly hot (a failure, a late arrival) comes back.
+            hour = datetime.now(UTC).strftime("%Y%m%d%H")
+            self.jobs.enqueue(
+                TIER_JOB, {"study_uid": study_uid}, dedup_key=f"tier:{study_uid}:{hour}"
+            )
+
+    def _tier_job(self, payload: dict[str, Any]) -> None:
+        self.tiers.move_study(str(payload["study_uid"]))
+
     def _queue_due_purges(self) -> None:
         for deletion_id in self.lifecycle.due():
             self.jobs.enqueue(
@@ -624,7 +642,8 @@ class Archive:
 
         Such a file is not read again soon, so its writer may bypass the page cache.
         """
-        return isinstance(self.store, FileSystemStore)
+        store = self.store.hot if isinstance(self.store, TieredStore) else self.store
+        return isinstance(store, FileSystemStore)
 
     def search(
         self,
@@ -669,7 +688,8 @@ class Archive:
     def storage_usage(self) -> Usage:
         """Instances and bytes per store and per modality and month, free space, and the
         last integrity check (for the storage page)."""
-        return usage.usage(self.sessions, self.store, self.settings.data_dir, self.audit)
+        cold = self.tiers.cold_usage() if self.tiers.enabled else (0, 0)
+        return usage.usage(self.sessions, self.store, self.settings.data_dir, self.audit, cold)
 
     def request_integrity_check(self, principal: Principal, *, quick: bool = True) -> int | None:
         """Queue a read-only ``pacs check`` (never a repair); its job id. Audited."""

@@ -24,6 +24,7 @@ from pacs.audit.filters import AuditFilter
 from pacs.index.models import Instance, Series
 from storage import BlobStore
 from storage.filesystem import FileSystemStore
+from storage.tiered import TieredStore
 
 CHECK_ACTION = "integrity-check"
 
@@ -84,6 +85,14 @@ def _month(session: Session) -> Any:
     return func.strftime("%Y-%m", Instance.received_at)
 
 
+def _stores(store: BlobStore, instances: int, size: int, cold: tuple[int, int]) -> list[StoreUsage]:
+    """One entry per store; with tiers, the hot one holds what the cold one does not."""
+    if isinstance(store, TieredStore):
+        hot = _store(store.hot, instances - cold[0], size - cold[1])
+        return [hot, _store(store.cold, cold[0], cold[1])]
+    return [_store(store, instances, size)]
+
+
 def _store(store: BlobStore, instances: int, size: int) -> StoreUsage:
     if isinstance(store, FileSystemStore):
         return StoreUsage("filesystem", str(store.root), instances, size, _space(store.root))
@@ -107,9 +116,14 @@ def last_check(audit: AuditTrail) -> LastCheck | None:
 
 
 def usage(
-    sessions: sessionmaker[Session], store: BlobStore, data_dir: Path, audit: AuditTrail
+    sessions: sessionmaker[Session],
+    store: BlobStore,
+    data_dir: Path,
+    audit: AuditTrail,
+    cold: tuple[int, int] = (0, 0),
 ) -> Usage:
-    """Instances and bytes per store and per modality and month, free space, last check."""
+    """Instances and bytes per store (``cold``: instances and bytes in the cold tier) and per
+    modality and month, free space, last check."""
     with sessions() as session:
         month = _month(session)
         rows = session.execute(
@@ -122,7 +136,7 @@ def usage(
     total_instances = sum(m.instances for m in months)
     total_bytes = sum(m.bytes for m in months)
     return Usage(
-        stores=[_store(store, total_instances, total_bytes)],
+        stores=_stores(store, total_instances, total_bytes, cold),
         by_modality_month=months,
         data_dir=str(data_dir),
         data_dir_space=_space(data_dir),

@@ -175,3 +175,20 @@ class CompressedInstance(Base):
     original_size: Mapped[int] = mapped_column(BigInteger)
     compressed_size: Mapped[int] = mapped_column(BigInteger)
     compressed_at: Mapped[datetime] = mapped_column(TZ)
+
+
+class ColdBlob(Base):
+    """A blob moved to the cold storage tier (S3) because its study grew old (issue 20 item 3).
+
+    Reads do not need it (the tiered store looks in both tiers); the move job and
+    the storage page do: which old studies still have blobs in the hot tier, and
+    how much lies in each. Keys carry their content's hash, so a row never
+    names other bytes; a key replaced later (a compressed or corrected copy) is
+    simply no longer referenced by an instance.
+    """
+
+    __tablename__ = "cold_blob"
+
+    blob_key: Mapped[str] = mapped_column(String(256), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    moved_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
