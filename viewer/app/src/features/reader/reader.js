@@ -9,7 +9,7 @@ import {
 } from '@cornerstonejs/core';
 import { init as loaderInit, wadors } from '@cornerstonejs/dicom-image-loader';
 import {
-  AngleTool, EllipticalROITool, Enums as ToolEnums, LengthTool, PanTool, RectangleROITool,
+  AngleTool, CrosshairsTool, EllipticalROITool, Enums as ToolEnums, LengthTool, PanTool, RectangleROITool,
   StackScrollTool, ToolGroupManager, WindowLevelTool, ZoomTool, addTool, annotation as annotations,
   init as toolsInit, utilities as toolUtils,
 } from '@cornerstonejs/tools';
@@ -55,7 +55,7 @@ function initCornerstone() {
       toolsInit();
       volumeLoader.registerVolumeLoader('cornerstoneStreamingImageVolume', cornerstoneStreamingImageVolumeLoader);
       for (const tool of [WindowLevelTool, PanTool, ZoomTool, StackScrollTool, LengthTool, AngleTool,
-        RectangleROITool, EllipticalROITool]) addTool(tool);
+        RectangleROITool, EllipticalROITool, CrosshairsTool]) addTool(tool);
     })();
   }
   return ready;
@@ -271,7 +271,8 @@ class Reader {
       ? [['DragScroll', t('slice'), ''], [WindowLevelTool.toolName, t('wl'), 'w']]
       : [[WindowLevelTool.toolName, t('wl'), 'w'], ['PrimaryPan', t('pan'), 'p'], ['PrimaryZoom', t('zoom'), 'z'],
         ['DragScroll', t('slice'), 's'], [LengthTool.toolName, t('length'), 'l'], [AngleTool.toolName, t('angle'), 'a'],
-        [RectangleROITool.toolName, t('rect'), 'q'], [EllipticalROITool.toolName, t('ellipse'), 'e']];
+        [RectangleROITool.toolName, t('rect'), 'q'], [EllipticalROITool.toolName, t('ellipse'), 'e'],
+        [CrosshairsTool.toolName, t('crosshairs'), 'x']];
     this.toolButtons = new Map();
     const group = el('span', { class: 'group tools' });
     for (const [name, label, key] of tools) {
@@ -723,6 +724,8 @@ class Reader {
     for (const name of [LengthTool, AngleTool, RectangleROITool, EllipticalROITool].map((tool) => tool.toolName)) {
       group.setToolPassive(name);
     }
+    if (volume) group.addTool(CrosshairsTool.toolName); // MPR only: it links the three planes
+    if (!group.hasTool(this.primary)) this.primary = WindowLevelTool.toolName;
     group.setToolActive(this.primary, { bindings: [{ mouseButton: MouseBindings.Primary }] });
     this.toolGroup = group;
     this.updateToolButtons();
@@ -741,7 +744,10 @@ class Reader {
   }
 
   updateToolButtons() {
-    for (const [name, button] of this.toolButtons) button.classList.toggle('on', name === this.primary);
+    for (const [name, button] of this.toolButtons) {
+      button.classList.toggle('on', name === this.primary);
+      button.disabled = Boolean(this.toolGroup) && !this.toolGroup.hasTool(name);
+    }
   }
 
   activate(index) {
@@ -1007,7 +1013,7 @@ class Reader {
       Object.assign(actions, {
         p: () => this.setPrimary('PrimaryPan'), z: () => this.setPrimary('PrimaryZoom'),
         s: () => this.setPrimary('DragScroll'), l: () => this.setPrimary(LengthTool.toolName),
-        a: () => this.setPrimary(AngleTool.toolName), q: () => this.setPrimary(RectangleROITool.toolName),
+        a: () => this.setPrimary(AngleTool.toolName), x: () => this.setPrimary(CrosshairsTool.toolName), q: () => this.setPrimary(RectangleROITool.toolName),
         e: () => this.setPrimary(EllipticalROITool.toolName), r: () => this.rotate(),
         h: () => this.flip('h'), v: () => this.flip('v'), c: () => this.toggleCine(),
         ',': () => this.stepFrame(-1), '.': () => this.stepFrame(1),

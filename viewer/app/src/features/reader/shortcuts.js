@@ -7,7 +7,7 @@ export const SHORTCUTS = [
   ['← / →', 'keySeries'], [', / .', 'keyFrame'], ['c', 'cine'], ['w', 'wl'], ['p', 'pan'],
   ['z', 'zoom'], ['s', 'slice'], ['l', 'length'], ['a', 'angle'], ['q', 'rect'], ['e', 'ellipse'],
   ['Delete', 'deleteMeasurement'], ['i', 'invert'], ['r', 'rotate'], ['h', 'flipH'], ['v', 'flipV'],
-  ['Esc', 'reset'], ['1-5', 'keyPresets'], ['m', 'mpr'], ['y', 'sync'], ['t', 'tags'],
+  ['Esc', 'reset'], ['1-5', 'keyPresets'], ['m', 'mpr'], ['x', 'crosshairs'], ['y', 'sync'], ['t', 'tags'],
   ['o', 'keyOverlay'], ['?', 'shortcuts'],
 ];
 
