@@ -201,6 +201,10 @@ class Settings(BaseSettings):
     # request from Host, or from Forwarded/X-Forwarded-* sent by a proxy listed below.
     public_base_url: str = ""
     forwarded_allow_ips: list[str] = Field(default_factory=lambda: ["127.0.0.1", "::1"])
+    # TCP load balancers in front of the DICOM port (addresses or networks) that begin every
+    # connection with a PROXY protocol v1 line naming the caller (nginx stream
+    # `proxy_protocol on`, HAProxy `send-proxy`); empty: none. See pacs/dimse/proxy_protocol.
+    dicom_proxy_protocol_from: list[str] = Field(default_factory=list)
     # CORS: "*" lets any web origin call us with a token but never with our cookies;
     # explicit origins are echoed and may also use the session cookie (credentials).
     cors_origins: list[str] = Field(default_factory=lambda: ["*"])

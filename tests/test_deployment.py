@@ -6,6 +6,7 @@ setting would otherwise silently fall back to its default in production.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import shutil
 import subprocess
@@ -60,8 +61,8 @@ def test_compose_scales_out_two_nodes_behind_nginx() -> None:
     assert "proxy_pass http://pacs_http;" in text
     assert "client_max_body_size 0;" in text  # STOW of whole studies
     assert "X-Forwarded-For" in text and "PACS_FORWARDED_ALLOW_IPS" in a["environment"]
-    published = [p.split(":")[0] for p in nginx["ports"]]
-    assert published == ["127.0.0.1"]  # HTTP on loopback: TLS goes in front
+    http = [p.split(":")[0] for p in nginx["ports"] if p.endswith(":8080")]
+    assert http == ["127.0.0.1"]  # HTTP on loopback: TLS goes in front
     assert text.count("{") == text.count("}")
 
 
@@ -109,3 +110,35 @@ def test_wheel_carries_the_migrations(tmp_path: Path) -> None:
         for p in (ROOT / "pacs/index/migrations/versions").glob("*.py")
     }
     assert revisions == shipped
+
+
+def test_compose_balances_dicom_through_nginx_with_the_proxy_protocol() -> None:
+    """DICOM is balanced too (nginx stream, per association), and the nodes learn each
+    modality's address from the PROXY line that nginx, at its fixed address, writes first."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    nginx = services["nginx"]
+    text = (ROOT / "deploy/nginx.conf").read_text()
+    stream = re.search(r"^stream \{(.*)^\}", text, re.S | re.M)
+    assert stream is not None, "no stream block: DICOM would not be balanced"
+    upstream = re.search(r"upstream (\w+) \{(.*?)\}", stream.group(1), re.S)
+    assert upstream is not None
+    servers = re.findall(r"server (pacs-[ab]):(\d+)", upstream.group(2))
+    assert sorted(servers) == [("pacs-a", "11112"), ("pacs-b", "11112")]
+    server = re.search(r"server \{(.*?)\}", stream.group(1)[upstream.end() :], re.S)
+    assert server is not None
+    directives = {line.strip().rstrip(";") for line in server.group(1).splitlines()}
+    assert {"listen 11112", f"proxy_pass {upstream.group(1)}", "proxy_protocol on"} <= directives
+    assert "11112:11112" in nginx["ports"]
+    # Modalities reach the nodes only through nginx: no node publishes a DICOM port.
+    assert "ports" not in services["pacs-a"] and "ports" not in services["pacs-b"]
+    nginx_address = nginx["networks"]["pacs"]["ipv4_address"]
+    subnet = compose["networks"]["pacs"]["ipam"]["config"][0]["subnet"]
+    assert ipaddress.ip_address(nginx_address) in ipaddress.ip_network(subnet)
+    for name in ("pacs-a", "pacs-b"):
+        env = services[name]["environment"]
+        assert yaml.safe_load(env["PACS_DICOM_PROXY_PROTOCOL_FROM"]) == [nginx_address]
+        assert nginx_address in yaml.safe_load(env["PACS_FORWARDED_ALLOW_IPS"])
+        assert services[name]["networks"] == ["pacs"]
+    for name in ("postgres", "minio"):
+        assert services[name]["networks"] == ["pacs"]

@@ -36,7 +36,7 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 from pynetdicom.transport import RequestHandler, ThreadedAssociationServer
 
 from pacs.archive import Archive
-from pacs.dimse import fastpath, reactor, responses, spool
+from pacs.dimse import fastpath, proxy_protocol, reactor, responses, spool
 from pacs.dimse.commitment import COMMITMENT_CLASSES, make_commitment_handler
 from pacs.dimse.find import FIND_MODELS, make_find_handler, negotiate_find_extended
 from pacs.dimse.get import make_get_handler
@@ -103,6 +103,9 @@ class NoDelayAssociationServer(ThreadedAssociationServer):
     def __init__(self, *args: Any, listen_fd: int | None = None, **kwargs: Any) -> None:
         self._listen_fd = listen_fd
         self.slots: SlotPolicy | None = None  # set by DimseServer (see pacs.dimse.slots)
+        # Set by DimseServer: the load balancers that begin each connection with a PROXY
+        # line (see pacs.dimse.proxy_protocol); never on the TLS port.
+        self.proxy_from: list[str] = []
         self.shared = listen_fd is not None  # set too by DimseServer.share_listeners
         self._connections: list[socket.socket] = []  # accepted, while shared
         kwargs.setdefault("request_handler", EventDrivenRequestHandler)
@@ -132,6 +135,13 @@ class NoDelayAssociationServer(ThreadedAssociationServer):
         if self.shared:
             self._connections.append(client)
         set_nodelay(client)
+        if self.proxy_from and proxy_protocol.from_balancer(str(address[0]), self.proxy_from):
+            try:
+                address = proxy_protocol.read_source(client, address)
+            except OSError as exc:  # socketserver drops a request whose accept failed
+                log.warning("DICOM connection from %s closed: %s", address[0], exc)
+                client.close()
+                raise
         return client, address
 
     def verify_request(self, request: Any, client_address: Any) -> bool:
@@ -369,6 +379,7 @@ class DimseServer:
             ),
         )
         self.server.slots = self.slots
+        self.server.proxy_from = list(settings.dicom_proxy_protocol_from)
         tls = dicom_tls_context(settings)
         if tls is not None and settings.dicom_tls_port is not None:
             self.tls_server = cast(
