@@ -101,6 +101,21 @@ def identify(snapshot: Snapshot, caller: Caller, resolver: Resolver) -> Verdict:
     return Verdict(True, peer=peer)
 
 
+def registered_address(snapshot: Snapshot, address: str, resolver: Resolver) -> bool:
+    """Whether an enabled registered peer lives at ``address`` (before its title is known).
+
+    A connection is judged by its address alone until its A-ASSOCIATE-RQ
+    arrives; the title is checked against the same registration then.
+    """
+    calling_ip = _ip(address)
+    if calling_ip is None:
+        return False
+    return any(
+        peer.enabled and str(calling_ip) in resolver.addresses(peer.host)
+        for peer in snapshot.remote_aes.values()
+    )
+
+
 def admit(snapshot: Snapshot, caller: Caller, resolver: Resolver, *, strict: bool) -> Verdict:
     """May the caller open an association at all?
 

@@ -86,6 +86,10 @@ class RemoteAEs:
         snapshot = self.cache.current()
         return peers.admit(snapshot, caller, self.resolver, strict=self.settings.dicom_strict)
 
+    def registered_address(self, address: str) -> bool:
+        """Whether an enabled registered peer lives at ``address`` (reserved DICOM connections)."""
+        return peers.registered_address(self.cache.current(), address, self.resolver)
+
     def permit(self, caller: Caller, service: str) -> Verdict:
         """Whether ``caller`` may use ``service`` (find, move, get, store), and why not."""
         return peers.permit(self.cache.current(), caller, self.resolver, service)

@@ -3,7 +3,7 @@
 Before this, 45 connections that each sent 10 bytes of an A-ASSOCIATE-RQ held
 every slot for as long as they liked (the DUL thread blocked reading a PDU that
 never completed), and 40 idle associations from anyone kept everyone else out.
-Three rules close that:
+Four rules close that:
 
 - **ARTIM** (PS3.8 9.1.5): a connection must send its A-ASSOCIATE-RQ within
   ``dicom_artim_timeout`` (pynetdicom's ARTIM timer, which it calls the ACSE
@@ -14,6 +14,16 @@ Three rules close that:
 - **Per address**: one peer address holds at most
   ``dicom_max_associations_per_address`` connections per process; more are
   closed as soon as they are accepted.
+- **Connections**: a process holds at most :data:`CONNECTIONS_PER_SLOT` x
+  ``max_associations`` connections, established or not; the last
+  :data:`CONNECTIONS_PER_SLOT` x ``dicom_reserved_associations`` of them only
+  from the address of a registered peer (the title is not known before the
+  A-ASSOCIATE-RQ; it is checked against the same registration then). Beyond
+  that a connection is closed as soon as it is accepted. pynetdicom counted
+  every accepted connection against its own limit and refused the association
+  of whoever came next with "local limit exceeded": with 200 hostile
+  connections open (half PDUs and rejected requests wait out ARTIM), a
+  registered modality was refused.
 - **Reserved slots**: of ``max_associations`` established associations, the
   last ``dicom_reserved_associations`` go only to registered peers (title
   proven by address, as :meth:`pacs.config.service.RemoteAEs.admit` says);
@@ -28,8 +38,10 @@ import contextlib
 import logging
 import socket
 import ssl
-from collections.abc import Callable
-from dataclasses import dataclass
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 
 from pynetdicom import AE, evt
 from pynetdicom.association import Association
@@ -84,6 +96,9 @@ class GarbageGuard:
         if state in AWAITING_REQUEST and self._unrecognised():
             self.refused = True
             dul.event_queue.put("Evt19")  # unrecognised or invalid PDU: AA-1
+            # The association thread waits for the A-ASSOCIATE-RQ (ARTIM); nothing will
+            # come: no primitive is its "timed out", and it ends once the DUL has closed.
+            dul.to_user_queue.put(None)
             return
         self.read()
 
@@ -114,6 +129,10 @@ class SlotPolicy:
     reserved: int
     per_address: int
     artim: float
+    # Accepted connections whose association thread has not started yet, by address:
+    # a burst is accepted faster than those threads start, and they count already.
+    _pending: Counter[str] = field(default_factory=Counter, compare=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
 
     @classmethod
     def of(cls, archive: Archive) -> SlotPolicy:
@@ -126,12 +145,69 @@ class SlotPolicy:
             artim=settings.dicom_artim_timeout,
         )
 
+    @property
+    def connections(self) -> int:
+        """Connections one process holds at most, established or not."""
+        return self.total * CONNECTIONS_PER_SLOT
+
+    @property
+    def reserved_connections(self) -> int:
+        """Of :attr:`connections`, those kept for the addresses of registered peers."""
+        return self.reserved * CONNECTIONS_PER_SLOT
+
     def admits_connection(self, ae: AE, host: str) -> bool:
-        """Whether a new connection from ``host`` may be served (else close it at once)."""
-        held = sum(1 for a in ae.active_associations if a.is_acceptor and _host(a) == host)
-        if held < self.per_address:
-            return True
-        log.warning("DICOM connection from %s closed: it already holds %d", host, held)
+        """Whether a new connection from ``host`` may be served (else close it at once).
+
+        Admitted, it counts as pending until its association thread runs (:meth:`starting`).
+        """
+        with self._lock:
+            held = Counter(_host(a) for a in ae.active_associations if a.is_acceptor)
+            held.update(self._pending)
+            in_use = sum(held.values())
+            why = None
+            if held[host] >= self.per_address:
+                why = f"it already holds {held[host]}"
+            elif in_use >= self.connections:
+                why = f"all {self.connections} connections in use"
+            elif in_use >= self.connections - self.reserved_connections and not (
+                self._registered_address(host)
+            ):
+                why = (
+                    f"{in_use} of {self.connections} connections in use, the last"
+                    f" {self.reserved_connections} kept for registered peers"
+                )
+            if why is None:
+                self._pending[host] += 1
+                return True
+        log.warning("DICOM connection from %s closed: %s", host, why)
+        return False
+
+    @contextlib.contextmanager
+    def starting(self, host: str) -> Iterator[None]:
+        """While the association thread of a connection from ``host`` starts; then it counts.
+
+        The count and the hand-over are one step: counted both as pending and as a
+        running association, a burst from one address was refused below its share.
+        """
+        with self._lock:
+            try:
+                yield
+            finally:
+                self._drop(host)
+
+    def abandon(self, host: str) -> None:
+        """An admitted connection from ``host`` got no handler (its thread did not start)."""
+        with self._lock:
+            self._drop(host)
+
+    def _drop(self, host: str) -> None:
+        self._pending[host] -= 1
+        if self._pending[host] <= 0:
+            del self._pending[host]
+
+    def _registered_address(self, host: str) -> bool:
+        with contextlib.suppress(Unavailable):
+            return self.archive.remote_aes.registered_address(host)
         return False
 
     def prepare(self, assoc: Association) -> None:

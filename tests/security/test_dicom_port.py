@@ -15,6 +15,7 @@ import io
 import socket
 import struct
 import time
+import tracemalloc
 from collections.abc import Iterator
 
 import pytest
@@ -25,6 +26,7 @@ from pynetdicom.sop_class import CTImageStorage, Verification  # type: ignore[at
 
 from pacs.archive import Archive
 from pacs.dimse.server import DimseServer
+from pacs.dimse.slots import CONNECTIONS_PER_SLOT
 from pacs.settings import RemoteAE, Settings
 from tests.dicom_factory import ct_slice, to_bytes
 from tests.peers import register
@@ -82,6 +84,10 @@ def _closed(sock: socket.socket, seen: bytearray) -> bool:
         return False
     except OSError:  # reset: closed too
         return True
+
+
+def _acceptors(server: DimseServer) -> list[Association]:
+    return [a for a in server.ae.active_associations if a.is_acceptor]
 
 
 def _idle_association(source: str, port: int) -> Association:
@@ -189,5 +195,82 @@ def test_garbage_is_aborted_and_closed_at_once_not_after_artim(
         assert _closed(sock, reply), "garbage still connected: closed only by ARTIM"
         assert reply[:1] == b"\x07", f"an A-ABORT PDU first, got {bytes(reply[:10])!r}"
         sock.close()
+        # Its association thread ends too: it waited for an A-ASSOCIATE-RQ until ARTIM,
+        # counted against the process's connections all that time.
+        while _acceptors(long_artim) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not _acceptors(long_artim), "the refused connection still holds a thread"
     finally:
         long_artim.stop(grace=1)
+
+
+@pytest.mark.timeout(120)
+def test_connections_beyond_the_process_share_leave_room_for_registered_peers(
+    archive: Archive,
+) -> None:
+    """More half PDUs than the process holds connections, from many addresses, with an
+    ARTIM far beyond the test's deadline (so none is freed by waiting it out): the
+    connections beyond the unreserved share are closed at once, and the registered
+    modality (at the address of its registration) still associates, echoes and stores.
+    pynetdicom counted every connection against its own limit and refused the modality
+    with "local limit exceeded" until ARTIM let some go."""
+    archive.settings.dicom_artim_timeout = 600.0
+    long_artim = DimseServer(archive)
+    long_artim.start("127.0.0.1", 0)
+    unreserved = (TOTAL - RESERVED) * CONNECTIONS_PER_SLOT
+    hostile: list[socket.socket] = []
+    try:
+        addresses = [f"127.0.3.{i + 1}" for i in range(unreserved // PER_ADDRESS + 4)]
+        for address in addresses:
+            hostile += [_connect(address, long_artim.port, HALF_PDU) for _ in range(PER_ADDRESS)]
+        # Every one beyond the unreserved share is closed by the server, at once.
+        seen = bytearray()
+        deadline = time.monotonic() + 30  # far under ARTIM
+        closed: list[socket.socket] = []
+        while time.monotonic() < deadline:
+            closed = [s for s in hostile if _closed(s, seen)]
+            if len(closed) >= len(hostile) - unreserved:
+                break
+            time.sleep(0.05)
+        assert len(hostile) - unreserved <= len(closed) < len(hostile)
+        assert _modality_echo_and_store(long_artim.port) == (0x0000, 0x0000)
+        # The rest are still held (their ARTIM runs): the modality got in beside them.
+        assert sum(1 for s in hostile if not _closed(s, seen)) >= unreserved - PER_ADDRESS
+    finally:
+        for s in hostile:
+            s.close()
+        long_artim.stop(grace=1)
+
+
+@pytest.mark.timeout(120)
+def test_a_held_connection_costs_little_memory(archive: Archive) -> None:
+    """Each accepted connection used to get a deep copy of the server's presentation
+    contexts (199 abstract syntaxes, 7,411 transfer syntax UIDs) before it sent a byte:
+    1.3 MB of Python objects and 145 ms of CPU each, +90-120 MB per DIMSE process under 200 hostile
+    connections. Connections held open (half PDUs, within ARTIM) now cost threads and
+    sockets only: the Python memory they add stays under 100 kB each."""
+    count = 40
+    archive.settings.dicom_artim_timeout = 600.0  # held for the whole test
+    server = DimseServer(archive)
+    server.start("127.0.0.1", 0)
+    held: list[socket.socket] = []
+    tracemalloc.start()
+    try:
+        before = tracemalloc.take_snapshot()
+        held += [
+            _connect(f"127.0.4.{1 + i // PER_ADDRESS}", server.port, HALF_PDU) for i in range(count)
+        ]
+        deadline = time.monotonic() + 60
+        while len(_acceptors(server)) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        accepted = len(_acceptors(server))
+        grown = sum(
+            stat.size_diff for stat in tracemalloc.take_snapshot().compare_to(before, "filename")
+        )
+    finally:
+        tracemalloc.stop()
+        for s in held:
+            s.close()
+        server.stop(grace=1)
+    assert grown < count * 100_000, f"{grown / count / 1000:.0f} kB per held connection"
+    assert accepted == count, "the connections were not all accepted"
