@@ -23,6 +23,8 @@ from typing import Any
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
+from pacs.reading.sr_text import value_text
+
 ENCAPSULATED_PDF = "1.2.840.10008.5.1.4.1.1.104.1"
 MAX_LINES = 5000  # a report, not a dump: deeper or longer trees are cut
 MAX_DEPTH = 20
@@ -91,22 +93,11 @@ def _walk(items: Sequence, depth: int, lines: list[tuple[int, str, str]]) -> Non
 
 
 def _value(item: Dataset) -> str:
-    kind = item.get("ValueType", "")
-    if kind == "TEXT":
-        return str(item.get("TextValue", ""))
-    if kind == "CODE":
-        return _meaning(item.get("ConceptCodeSequence"))
-    if kind == "NUM":
-        measured = item.get("MeasuredValueSequence") or [Dataset()]
-        number = str(measured[0].get("NumericValue", ""))
-        unit = measured[0].get("MeasurementUnitsCodeSequence") or [Dataset()]
-        return f"{number} {unit[0].get('CodeValue', '')}".strip()
-    if kind == "PNAME":
-        return person_name(item.get("PersonName"))
-    if kind in ("DATE", "TIME", "DATETIME", "UIDREF"):
-        keyword = {"DATE": "Date", "TIME": "Time", "DATETIME": "DateTime", "UIDREF": "UID"}[kind]
-        return str(item.get(keyword, ""))
-    return ""  # CONTAINER, IMAGE, COMPOSITE, SCOORD ...: the name says enough
+    """The item's value as the reader's SR view writes it; references and coordinates left
+    out (a UID or a polygon's points mean nothing to a reader of the disc)."""
+    if item.get("ValueType") in ("IMAGE", "COMPOSITE", "WAVEFORM", "SCOORD", "SCOORD3D"):
+        return ""
+    return value_text(item)
 
 
 def _meaning(codes: object) -> str:
