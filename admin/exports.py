@@ -116,6 +116,10 @@ def download_export(request: Request, principal: Exporter, export_id: int) -> Fi
 def delete_export(request: Request, principal: Exporter, export_id: int) -> Response:
     """Remove the export's file and record."""
     archive = _archive(request)
-    _own(principal, archive, export_id)
+    view = _own(principal, archive, export_id)
     archive.exports.remove(export_id)
+    for study_uid in view.studies:
+        archive.audit.record(
+            principal, "export-delete", study_uid=study_uid, detail=f"export={export_id}"
+        )
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -50,6 +50,15 @@ def candidates(
 
 @router.post("/api/retention/approve")
 def approve(request: Request, principal: Admin, body: Approval) -> dict[str, Any]:
-    """Delete the approved studies that are still past their rule (each audited by the delete)."""
-    outcome = _archive(request).retention.approve(principal, body.study_uids, body.reason)
+    """Delete the approved studies that are still past their rule (each audited by the delete);
+    the approval itself is audited too, with what became of each study (one not eligible any
+    more, or held, is a decision on record as well)."""
+    archive = _archive(request)
+    outcome = archive.retention.approve(principal, body.study_uids, body.reason)
+    counts = {state: list(outcome.values()).count(state) for state in sorted(set(outcome.values()))}
+    archive.audit.record(
+        principal,
+        "retention-approve",
+        detail=f"{len(outcome)} studies: {counts}; reason: {body.reason}"[:1000],
+    )
     return {"outcome": outcome}
