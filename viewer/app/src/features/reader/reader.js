@@ -10,7 +10,7 @@ import {
 import { init as loaderInit, wadors } from '@cornerstonejs/dicom-image-loader';
 import {
   AngleTool, CrosshairsTool, EllipticalROITool, Enums as ToolEnums, LengthTool, PanTool, RectangleROITool,
-  StackScrollTool, ToolGroupManager, WindowLevelTool, ZoomTool, addTool, annotation as annotations,
+  ReferenceLinesTool, StackScrollTool, ToolGroupManager, WindowLevelTool, ZoomTool, addTool, annotation as annotations,
   init as toolsInit, utilities as toolUtils,
 } from '@cornerstonejs/tools';
 import { DICOMWEB, errorText, formatDate, studyMetadata, thumbnailUrl, value } from '../../api.js';
@@ -55,7 +55,7 @@ function initCornerstone() {
       toolsInit();
       volumeLoader.registerVolumeLoader('cornerstoneStreamingImageVolume', cornerstoneStreamingImageVolumeLoader);
       for (const tool of [WindowLevelTool, PanTool, ZoomTool, StackScrollTool, LengthTool, AngleTool,
-        RectangleROITool, EllipticalROITool, CrosshairsTool]) addTool(tool);
+        RectangleROITool, EllipticalROITool, CrosshairsTool, ReferenceLinesTool]) addTool(tool);
     })();
   }
   return ready;
@@ -725,6 +725,9 @@ class Reader {
       group.setToolPassive(name);
     }
     if (volume) group.addTool(CrosshairsTool.toolName); // MPR only: it links the three planes
+    // Stacks side by side: where the active pane's plane cuts the others (nothing is drawn
+    // between parallel planes).
+    else if (!this.shared) group.addTool(ReferenceLinesTool.toolName, { sourceViewportId: 'vp-0' });
     if (!group.hasTool(this.primary)) this.primary = WindowLevelTool.toolName;
     group.setToolActive(this.primary, { bindings: [{ mouseButton: MouseBindings.Primary }] });
     this.toolGroup = group;
@@ -753,8 +756,23 @@ class Reader {
   activate(index) {
     this.active = index;
     for (const [i, slot] of this.slots.entries()) slot.box.classList.toggle('active', i === index);
+    this.updateReferenceLines();
     const slot = this.slots[index];
     if (slot?.series) this.afterSeriesChange(slot);
+  }
+
+  /** Reference lines from the active pane onto the others (stack layouts of two or more). */
+  updateReferenceLines() {
+    const group = this.toolGroup;
+    const slot = this.slots[this.active];
+    if (!group?.hasTool(ReferenceLinesTool.toolName) || !slot) return;
+    if (this.slots.length < 2) {
+      group.setToolDisabled(ReferenceLinesTool.toolName);
+      return;
+    }
+    group.setToolConfiguration(ReferenceLinesTool.toolName, { sourceViewportId: slot.id });
+    group.setToolEnabled(ReferenceLinesTool.toolName);
+    toolUtils.triggerAnnotationRenderForViewportIds(this.slots.map((s) => s.id));
   }
 
   viewport(slot = this.slots[this.active]) {
@@ -851,6 +869,10 @@ class Reader {
     setLines(br, [slot.probe, value(item, '00080060'), `${Math.round(zoom * 100)}%`]);
     this.drawMarkers(slot, viewport, item);
     this.drawPlanes(slot, viewport, item);
+    if (slot === this.slots[this.active] && this.slots.length > 1 && this.toolGroup?.hasTool(ReferenceLinesTool.toolName)) {
+      // The other panes' reference lines follow the active pane's image.
+      toolUtils.triggerAnnotationRenderForViewportIds(this.slots.filter((s) => s !== slot).map((s) => s.id));
+    }
     if (slot === this.slots[this.active] && this.frameCounter) {
       this.frameCounter.textContent = t('frameCounter', { index: index + 1, total });
     }
