@@ -213,6 +213,8 @@ def test_study_actions_correct_merge_reject_export(
 
         # Export a DICOMDIR: progress until done, then a download link that answers a ZIP.
         page.select_option("#export select[name=media]", "dicomdir")
+        assert page.is_checked("#export input[name=viewer]")  # the offline viewer goes along
+        assert "offline viewer" in page.inner_text("#export")
         page.click("#export button[type=submit]")
         page.wait_for_selector("#export-progress[data-status=done]", timeout=60_000)
         assert "Done" in page.inner_text("#export-progress")
