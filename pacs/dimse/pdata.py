@@ -71,9 +71,13 @@ log = logging.getLogger(__name__)
 
 P_DATA_TF = 0x04
 ESTABLISHED = "Sta6"
+AWAITING_REQUEST = "Sta2"
 # Larger PDUs (a peer ignoring our maximum length) are left to pynetdicom,
 # which reads them as they arrive instead of into one buffer of the declared size.
 LARGEST_BUFFERED_PDU = 4 << 20
+# The longest any other PDU may be: an A-ASSOCIATE-RQ of 128 contexts of 40 transfer
+# syntaxes each is under 200 kB; release and abort PDUs are 10 bytes.
+LARGEST_CONTROL_PDU = 1 << 20
 _HEADER = struct.Struct(">BBL")
 _ITEM_LENGTH = struct.Struct(">L")
 # Whoever is bound to these would miss a request served directly, or its response.
@@ -101,6 +105,9 @@ class PDataReader:
             self.fallback()
             return
         pdu_type, _, length = _HEADER.unpack(header)
+        if length > self._longest(pdu_type):
+            self._refuse(socket, pdu_type, length)
+            return
         if pdu_type != P_DATA_TF or length > LARGEST_BUFFERED_PDU or not self._plain():
             socket.push_back(header)
             self.fallback()
@@ -118,6 +125,35 @@ class PDataReader:
             return
         for context_id, control, data in items:
             self._deliver(context_id, control, data)
+
+    def _longest(self, pdu_type: int) -> int | None:
+        """The longest PDU of this type we read (None: any; the acceptor announced no limit).
+
+        A declared length is the peer's word: pynetdicom read a PDU into memory as its
+        bytes arrived, up to 4 GiB, and ARTIM bounds each read, not the PDU. An
+        unauthenticated peer declaring an A-ASSOCIATE-RQ of 4 GiB grew the process by
+        400 MB in a second on loopback. A P-DATA-TF may not exceed the maximum length
+        we announced (PS3.8 9.3.5; at least :data:`LARGEST_BUFFERED_PDU` is allowed to
+        peers that overshoot it a little).
+        """
+        if pdu_type != P_DATA_TF:
+            return LARGEST_CONTROL_PDU
+        announced = int(self.dul.assoc.acceptor.maximum_length or 0)
+        return max(announced, LARGEST_BUFFERED_PDU) if announced else None
+
+    def _refuse(self, socket: BulkReceiveSocket, pdu_type: int, length: int) -> None:
+        """An invalid PDU (PS3.8 9.3.1, AA-1): A-ABORT, and nothing more is read from the peer."""
+        log.warning(
+            "DICOM peer declared a PDU of type %#04x and %d bytes: A-ABORT, connection closed",
+            pdu_type,
+            length,
+        )
+        socket.refuse_reads()
+        self.dul.event_queue.put("Evt19")
+        if self.dul.state_machine.current_state == AWAITING_REQUEST:
+            # The association thread waits for this very A-ASSOCIATE-RQ (ARTIM); no
+            # primitive is its "timed out": it closes the connection once the DUL is done.
+            self.dul.to_user_queue.put(None)
 
     def _plain(self) -> bool:
         """Whether pynetdicom would do nothing with this PDU but hand it to DIMSE."""

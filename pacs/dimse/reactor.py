@@ -135,6 +135,11 @@ class BulkReceiveSocket(AssociationSocket):
     read_timeout: float | None = None  # ARTIM for each read, on the connections we accept
     _expired = False
 
+    def refuse_reads(self) -> None:
+        """Read nothing more from this peer: every later read sees a closed connection."""
+        self._pushed_back = b""
+        self._expired = True
+
     def push_back(self, data: bytes | bytearray) -> None:
         self._pushed_back = bytes(data) + self._pushed_back
 

@@ -11,6 +11,7 @@ by the server: at once beyond its address's share, within ARTIM otherwise
 
 from __future__ import annotations
 
+import contextlib
 import io
 import socket
 import struct
@@ -274,3 +275,37 @@ def test_a_held_connection_costs_little_memory(archive: Archive) -> None:
         server.stop(grace=1)
     assert grown < count * 100_000, f"{grown / count / 1000:.0f} kB per held connection"
     assert accepted == count, "the connections were not all accepted"
+
+
+@pytest.mark.timeout(60)
+def test_a_pdu_declared_longer_than_any_valid_one_is_aborted_not_read(archive: Archive) -> None:
+    """An A-ASSOCIATE-RQ declaring 4 GiB, its bytes streamed as fast as loopback takes
+    them: pynetdicom read a PDU into memory as it arrived, whatever its declared length
+    (ARTIM bounds each read, not the PDU): one unauthenticated connection grew the
+    process by 400 MB in a second. It is an invalid PDU (PS3.8 9.3.1): A-ABORT, closed,
+    before a tenth of what we would send is read."""
+    archive.settings.dicom_artim_timeout = 600.0
+    long_artim = DimseServer(archive)
+    long_artim.start("127.0.0.1", 0)
+    sock = socket.create_connection(("127.0.0.1", long_artim.port))
+    sock.settimeout(30)
+    sent = 0
+    try:
+        sock.sendall(bytes([0x01, 0x00]) + struct.pack(">L", 0xFFFFFFF0))
+        chunk = bytes(1 << 20)
+        with pytest.raises(OSError):  # broken pipe or reset: the server closed
+            while sent < 640 << 20:
+                sock.sendall(chunk)
+                sent += len(chunk)
+        assert sent < 64 << 20, f"the server read {sent >> 20} MiB of it"
+        reply = bytearray()
+        with contextlib.suppress(OSError):
+            reply += sock.recv(16)
+        assert reply[:1] in (b"\x07", b""), f"an A-ABORT PDU or nothing, got {bytes(reply)!r}"
+        deadline = time.monotonic() + 30
+        while _acceptors(long_artim) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not _acceptors(long_artim), "the refused connection still holds a thread"
+    finally:
+        sock.close()
+        long_artim.stop(grace=1)
