@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from pacs.archive import errors
 from pacs.archive.errors import ArchiveError, Conflict, InvalidRequest
+from pacs.archive.lifecycle import revive_blob
 from pacs.blobfile import seekable_blob
 from pacs.dicom_json import to_json
 from pacs.index.writer import HeldInstance, IndexWriter, NewInstance, integer, text
@@ -171,6 +172,7 @@ class Ingestor:
         charset_fallback: Callable[[str], str] = lambda _ae: "ISO_IR 100",
     ) -> None:
         self.writer = IndexWriter(sessions)
+        self.sessions = sessions
         self.store = store
         self.duplicate_policy = duplicate_policy
         self.charset_fallback = charset_fallback
@@ -248,6 +250,7 @@ class Ingestor:
             if decided is not None:
                 return decided
 
+        self._revive_if_deleted(key)
         try:
             if spool is not None and as_is:
                 stored = self.store.put_file(key, spool.path)
@@ -388,6 +391,14 @@ class Ingestor:
         return _Parsed(
             header, ds, study_uid, series_uid, sop_uid, sop_class, dicom_json, "; ".join(defects)
         )
+
+    def _revive_if_deleted(self, key: str) -> None:
+        """A key awaiting purge (deleted, sent again): off the purge's list before writing."""
+        try:
+            if self.writer.awaiting_purge(key):
+                revive_blob(self.sessions, key)
+        except SQLAlchemyError as exc:
+            raise Unavailable(f"index unavailable: {exc.__class__.__name__}") from exc
 
     # -- duplicates --------------------------------------------------------------------
 

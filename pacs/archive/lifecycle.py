@@ -13,10 +13,12 @@ Why rows move out instead of carrying a "deleted" flag: every query of every
 door would have to remember the flag, and one that forgot would show deleted
 patient data. Removing the rows makes forgetting impossible.
 
-Two guards keep a purge from losing data: a blob that a live instance row
+Three guards keep a purge from losing data: a blob that a live instance row
 references again (the same object was sent again after the delete) is left in
-place, and the reconciler and the index rebuild skip blobs awaiting purge, so
-a deleted study is not adopted back from its own bytes.
+place; an ingest of a key awaiting purge first takes it off the blob list,
+waiting for a purge that is removing it (:func:`revive_blob`), so a purge never
+deletes bytes an ingest wrote; and the reconciler and the index rebuild skip
+blobs awaiting purge, so a deleted study is not adopted back from its own bytes.
 
 A study under a legal hold cannot be deleted, at any level, until an
 administrator releases the hold. Every delete, refusal, hold and purge is
@@ -29,6 +31,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import Enum
 from typing import Any
 
 from sqlalchemy import delete, exists, insert, select, update
@@ -123,6 +126,19 @@ class HoldView:
         }
 
 
+class _Purged(Enum):
+    """What became of one blob of a deletion being purged."""
+
+    REMOVED = "removed"
+    KEPT = "kept"  # a live instance references it again
+    GONE = "gone"  # not in the blob list any more (another purger, or sent again)
+    HELD = "held"  # the study is under a legal hold
+
+
+class _HeldSince(Exception):
+    """A legal hold was set on the study while its deletion was being purged."""
+
+
 @dataclass
 class PurgeReport:
     deletions: int = 0  # deletion records purged
@@ -162,6 +178,20 @@ def _take_originals(session: Session, sop_uids: list[str]) -> list[Any]:
             )
         ).all()
     return taken
+
+
+def revive_blob(sessions: sessionmaker[Session], key: str) -> None:
+    """Take ``key`` off the blob lists of deletions: the same object is being stored again.
+
+    Called by ingest before it writes the bytes of a key awaiting purge. A purge
+    that has claimed the key holds its row until the bytes are gone, so this waits
+    for it and the ingest writes afterwards; once this commits no purge will touch
+    the key. (Checked after writing, the purge could delete the bytes between the
+    ingest's write and its index commit: an acknowledged instance without a blob.)
+    If the ingest then fails, the bytes stay as an orphan the reconciler adopts.
+    """
+    with sessions.begin() as session:
+        session.execute(delete(DeletedBlob).where(DeletedBlob.blob_key == key))
 
 
 class Lifecycle:
@@ -387,44 +417,85 @@ class Lifecycle:
             )
 
     def purge(self, deletion_id: int, report: PurgeReport | None = None) -> PurgeReport:
-        """Remove the blobs of one deletion and its blob list; idempotent (a job may run twice)."""
+        """Remove the blobs of one deletion and its blob list; idempotent (a job may run twice).
+
+        Each blob goes in its own transaction, which claims its row of the blob list
+        and deletes the bytes before it commits (see :meth:`_purge_blob`). So two
+        purgers of one deletion never both count or audit it, a legal hold set while
+        the purge runs keeps every blob not yet removed, and an object sent again
+        meanwhile keeps its bytes (see :func:`revive_blob`).
+        """
         report = report if report is not None else PurgeReport()
         with self.sessions() as session:
             record = session.get(Deletion, deletion_id)
             if record is None or record.purged_at is not None:
                 return report
-            if session.get(LegalHold, record.study_uid) is not None:
-                return report  # held since: kept until the hold is released
             study_uid, patient_id = record.study_uid, record.patient_id
             keys = set(
                 session.scalars(
                     select(DeletedBlob.blob_key).where(DeletedBlob.deletion_pk == deletion_id)
                 )
             )
+        removed = 0
         for key in sorted(keys):
-            with self.sessions() as session:
-                live = session.scalar(select(exists().where(Instance.blob_key == key)))
-            if live:
+            outcome = self._purge_blob(deletion_id, study_uid, key)
+            if outcome is _Purged.HELD:
+                return report  # held since: the rest is kept until the hold is released
+            if outcome is _Purged.KEPT:
                 report.blobs_kept += 1
-                continue
-            self.store.delete(key)  # StorageError: the deletion stays due, tried again later
-            report.blobs_removed += 1
+            elif outcome is _Purged.REMOVED:
+                report.blobs_removed += 1
+                removed += 1
         with self.sessions.begin() as session:
-            session.execute(delete(DeletedBlob).where(DeletedBlob.deletion_pk == deletion_id))
-            session.execute(
+            if session.scalar(select(exists().where(DeletedBlob.deletion_pk == deletion_id))):
+                return report  # another purger is still at work on it
+            marked = session.execute(
                 update(Deletion)
                 .where(Deletion.pk == deletion_id, Deletion.purged_at.is_(None))
                 .values(purged_at=self.clock())
-            )
+                .returning(Deletion.pk)
+            ).first()
+        if marked is None:
+            return report  # another purger finished it, and says so
         report.deletions += 1
         self.audit.record(
             PURGER,
             "purge",
             patient_id=patient_id,
             study_uid=study_uid,
-            detail=f"deletion={deletion_id} blobs={len(keys)}",
+            detail=f"deletion={deletion_id} blobs={len(keys)} removed here={removed}",
         )
         return report
+
+    def _purge_blob(self, deletion_id: int, study_uid: str, key: str) -> _Purged:
+        """Claim one blob of a deletion and remove its bytes, all in one transaction.
+
+        The claim (the blob list's row, deleted first: SQLite's write lock, a row lock
+        on PostgreSQL) is held until the bytes are gone: an ingest of the same object
+        waits for it in :func:`revive_blob` before it writes, and a hold waits for it
+        in :meth:`hold`. A store failure rolls the claim back (tried again later).
+        """
+        try:
+            return self._claim_and_remove(deletion_id, study_uid, key)
+        except _HeldSince:
+            return _Purged.HELD  # rolled back: the claim is undone
+
+    def _claim_and_remove(self, deletion_id: int, study_uid: str, key: str) -> _Purged:
+        with self.sessions.begin() as session:
+            claimed = session.execute(
+                delete(DeletedBlob)
+                .where(DeletedBlob.deletion_pk == deletion_id, DeletedBlob.blob_key == key)
+                .returning(DeletedBlob.pk)
+            ).all()
+            if not claimed:
+                return _Purged.GONE  # another purger took it, or the object came back
+            session.execute(select(Deletion.pk).where(Deletion.pk == deletion_id).with_for_update())
+            if session.get(LegalHold, study_uid) is not None:
+                raise _HeldSince(study_uid)
+            if session.scalar(select(exists().where(Instance.blob_key == key))):
+                return _Purged.KEPT  # referenced by a live instance again
+            self.store.delete(key)
+            return _Purged.REMOVED
 
     def purge_due(self, now: datetime | None = None) -> PurgeReport:
         """Purge every deletion whose time has come (``now``: the clock, for tests)."""
@@ -447,6 +518,13 @@ class Lifecycle:
             ).one_or_none()
             if study is None:
                 raise NotFound(f"study {study_uid} not found")
+            # A purge of this study's deletions holds these rows while it removes a blob:
+            # the hold waits for that blob, and keeps every later one.
+            session.execute(
+                select(Deletion.pk)
+                .where(Deletion.study_uid == study_uid, Deletion.purged_at.is_(None))
+                .with_for_update()
+            )
             row = session.get(LegalHold, study_uid)
             if row is None:
                 row = LegalHold(study_uid=study_uid)

@@ -45,6 +45,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from pacs.index.changes import record_changes
 from pacs.index.dbapi import Prepared, dbapi_connection
+from pacs.index.lifecycle_models import DeletedBlob
 from pacs.index.models import Instance, Patient, PatientIdentifier, Series, Study
 from pacs.index.upsert import insert_ignore
 from pacs.index.writer_lock import writer_lock
@@ -57,6 +58,8 @@ _INSERT_INSTANCE = insert(Instance)
 _HELD = select(Instance.sha256, Instance.size, Instance.blob_key, Instance.content_sha256).where(
     Instance.sop_instance_uid == bindparam("uid")
 )
+# A deletion's blob list naming a key (an object deleted, and sent again before the purge).
+_AWAITING_PURGE = select(DeletedBlob.pk).where(DeletedBlob.blob_key == bindparam("key")).limit(1)
 _ROW_COLUMNS = [c for c in Instance.__table__.columns if c.name not in ("pk", "series_pk")]
 # The instance row, inserted only if the remembered series row is still the one we
 # think: after a rebuild of the index the same key may name another series.
@@ -82,6 +85,7 @@ class _Statements:
 
     def __init__(self, dialect: Dialect) -> None:
         self.held = Prepared(_HELD, dialect)
+        self.awaiting_purge = Prepared(_AWAITING_PURGE, dialect)
         self.insert_under = Prepared(_INSERT_UNDER_SERIES, dialect)
         self.touch = Prepared(_TOUCH, dialect)
 
@@ -147,6 +151,13 @@ class IndexWriter:
         with dbapi_connection(engine) as connection, contextlib.closing(connection.cursor()) as cur:
             row = statements.held.execute(cur, {"uid": sop_uid}).fetchone()
         return None if row is None else HeldInstance(*row)
+
+    def awaiting_purge(self, blob_key: str) -> bool:
+        """Whether a deletion's blob list names ``blob_key`` (see lifecycle.revive_blob)."""
+        engine = self._engine
+        statements = self._statements(engine)
+        with dbapi_connection(engine) as connection, contextlib.closing(connection.cursor()) as cur:
+            return statements.awaiting_purge.execute(cur, {"key": blob_key}).fetchone() is not None
 
     def record_content_hash(self, blob_key: str, content_sha256: str) -> None:
         """Fill in the content hash of a row indexed before revision 0008 (once known)."""

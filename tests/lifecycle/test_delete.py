@@ -260,8 +260,10 @@ def test_an_object_sent_again_before_the_purge_keeps_its_blob(
     again = study.results[0]
     resent = archive.ingest(io.BytesIO(study.data[again.sop_instance_uid]), Origin(door="import"))
     assert resent.blob_key == again.blob_key  # same content, same key
+    # Sent again, the key left the purge's list (pacs.archive.lifecycle.revive_blob).
+    assert again.blob_key not in archive.lifecycle.awaiting_purge()
     purged = archive.purge_due(datetime.now(UTC) + timedelta(days=2))
-    assert (purged.blobs_kept, purged.blobs_removed) == (1, 3)
+    assert (purged.deletions, purged.blobs_kept, purged.blobs_removed) == (1, 0, 3)
     assert archive.store.stat(again.blob_key) is not None
     response = client.get(
         f"/dicom-web/studies/{uid}/series/{again.series_uid}/instances/{again.sop_instance_uid}"
