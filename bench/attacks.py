@@ -6,7 +6,8 @@ bytes are hashed; then each attack runs, bounded in count and time:
 
 1. 200 hostile DICOM connections (half A-ASSOCIATE-RQs, garbage, full requests
    from an unknown title left idle) from 127.0.0.2 and up, while the registered
-   modality at 127.0.0.1 does C-ECHO and C-STORE;
+   modality at 127.0.0.1 does C-ECHO and C-STORE; then 8 A-ASSOCIATE-RQs that
+   declare 4 GiB and stream as fast as loopback takes them;
 2. 150 wrong PINs on a PIN share link, then the right PIN;
 3. HTTP Basic and bearer guesses;
 4. a hostile pixel corpus over STOW-RS, then frame requests on what is stored;
@@ -281,6 +282,34 @@ def dicom_port(server: Server, row: Row, count: int, wait: float) -> None:
         sock.close()
 
 
+def big_pdus(server: Server, row: Row, count: int = 8) -> None:
+    """A-ASSOCIATE-RQs declaring 4 GiB, each streamed until the server closes (or 64 MiB)."""
+
+    def one(n: int) -> int:
+        sock = socket.socket()
+        sock.settimeout(10)
+        sent = 0
+        try:
+            sock.bind((f"127.0.0.{40 + n}", 0))
+            sock.connect(("127.0.0.1", server.dicom_port))
+            sock.sendall(bytes([0x01, 0x00]) + struct.pack(">L", 0xFFFFFFF0))
+            chunk = bytes(1 << 20)
+            while sent < 64 << 20:
+                sock.sendall(chunk)
+                sent += len(chunk)
+        except OSError:
+            pass  # closed by the server
+        finally:
+            sock.close()
+        return sent
+
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        taken = list(pool.map(one, range(count)))
+    row.tried += count
+    row.refused += sum(1 for sent in taken if sent < 64 << 20)
+    row.notes.append(f"MiB taken before the server closed: {[sent >> 20 for sent in taken]}")
+
+
 # --- 2. share PINs --------------------------------------------------------------------------
 
 
@@ -535,6 +564,7 @@ def run(workdir: Path, args: argparse.Namespace) -> list[Row]:
         print(header(), flush=True)
         attack("(baseline)", lambda row: row.notes.append(f"{len(good)} good instances stored"))
         attack("dicom-port", lambda row: dicom_port(server, row, args.connections, args.artim_wait))
+        attack("dicom-4GiB-PDU", lambda row: big_pdus(server, row))
         study = good[0].StudyInstanceUID
         attack("share-pin", lambda row: share_pins(server, admin, study, row))
         attack("hostile-pixels", lambda row: hostile_pixels(server, admin, good, row))
