@@ -62,7 +62,7 @@ lint: $(VENV)/.installed-test
 ##       receive path does not depend on the index, and the first pass runs every DIMSE test
 ##       on both databases (the PostgreSQL copies were 87 of its 264 tests).
 DIMSE_TESTS := tests/dimse tests/query_dimse tests/retrieve_dimse tests/interop/test_store_syntaxes.py \
-	tests/interop/test_duplicates.py tests/interop/test_reasons.py
+	tests/interop/test_duplicates.py tests/interop/test_reasons.py tests/security/test_dicom_port.py
 test: $(VENV)/.installed-test system-deps lint
 	$(BIN)/pytest
 	PACS_DIMSE_FASTPATH=false $(BIN)/pytest -m "not slow" -k "not postgresql" \

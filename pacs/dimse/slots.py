@@ -51,6 +51,7 @@ from pynetdicom.events import Event
 from pacs.archive import Archive
 from pacs.archive.errors import Unavailable
 from pacs.dimse.identity import caller_of
+from pacs.dimse.pdata import LARGEST_BUFFERED_PDU
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +121,33 @@ class GarbageGuard:
             first[0],
         )
         return True
+
+
+class BoundedReads:
+    """Stock pynetdicom's socket reads, refusing a PDU longer than any we accept.
+
+    pynetdicom reads a PDU's body whole, as long as its header declares (up to 4
+    GiB), before it looks at it; the fast path refuses such a PDU where it reads the
+    header (:meth:`pacs.dimse.pdata.PDataReader._longest`). Here the read of a body
+    longer than our announced maximum (at least
+    :data:`~pacs.dimse.pdata.LARGEST_BUFFERED_PDU`) reports an invalid PDU (A-ABORT,
+    PS3.8 9.3.1) and reads nothing: pynetdicom sees a short PDU and the connection
+    closes.
+    """
+
+    def __init__(self, dul: DULServiceProvider, recv: Callable[[int], bytearray]) -> None:
+        self.dul = dul
+        self.recv = recv
+
+    def __call__(self, nr_bytes: int) -> bytearray:
+        announced = int(self.dul.assoc.acceptor.maximum_length or 0)
+        if not announced or nr_bytes <= max(announced, LARGEST_BUFFERED_PDU):
+            return self.recv(nr_bytes)
+        log.warning("DICOM peer declared a PDU of %d bytes: A-ABORT, connection closed", nr_bytes)
+        self.dul.event_queue.put("Evt19")
+        if self.dul.state_machine.current_state in AWAITING_REQUEST:
+            self.dul.to_user_queue.put(None)  # the association thread ends (see GarbageGuard)
+        return bytearray()
 
 
 @dataclass(frozen=True)
@@ -224,6 +252,7 @@ class SlotPolicy:
             # Stock pynetdicom reads only once data is waiting, and closes the connection
             # when a read times out: each read is bounded, not the whole PDU.
             sock.socket.settimeout(self.artim)
+            sock.recv = BoundedReads(dul, sock.recv)  # type: ignore[method-assign]
 
     def on_requested(self, event: Event) -> None:
         """EVT_REQUESTED: reject an unregistered caller when only reserved slots are left."""
