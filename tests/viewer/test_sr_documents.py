@@ -71,16 +71,8 @@ def test_sr_documents_shown_as_text(
     page.wait_for_selector("#documents .document-card")
     assert page.inner_text("#documents h2") == "Tài liệu SR"
 
-    page.click("#documents .document-card:has-text('Kết quả')")
-    panel = page.locator("#sr-document")
-    panel.locator(".sr-tree").wait_for()
-    assert panel.locator("h2").inner_text() == "Diagnostic imaging report"
-    assert "Hoàn tất" in panel.locator(".sr-meta").inner_text()
-    assert "Chưa xác nhận" in panel.locator(".sr-meta").inner_text()  # no verifying observer
-    assert FINDING in panel.locator(".sr-value").all_inner_texts()
-    page.screenshot(path=str(artifacts / "sr-report-text.png"))
-
-    # The measurement report the reader saves is read the same way after a reload.
+    # The reader's own measurement report (saved, then listed after a reload), drawn before
+    # any side panel narrows the pane.
     page.click("[data-tool='Length']")
     box = page.locator(".vp[data-index='0'] canvas").bounding_box()
     assert box is not None
@@ -94,6 +86,15 @@ def test_sr_documents_shown_as_text(
     page.wait_for_selector(".measure-status[data-state=saved]")
     page.reload()
     pages.wait_rendered(page)
+    page.click("#documents .document-card:has-text('Kết quả')")
+    panel = page.locator("#sr-document")
+    panel.locator(".sr-tree").wait_for()
+    assert panel.locator("h2").inner_text() == "Diagnostic imaging report"
+    assert "Hoàn tất" in panel.locator(".sr-meta").inner_text()
+    assert "Chưa xác nhận" in panel.locator(".sr-meta").inner_text()  # no verifying observer
+    assert FINDING in panel.locator(".sr-value").all_inner_texts()
+    page.screenshot(path=str(artifacts / "sr-report-text.png"))
+
     page.click("#documents .document-card:has-text('Measurements')")
     panel.locator("h2:has-text('Imaging Measurement Report')").wait_for()
     lengths = [

@@ -22,9 +22,15 @@ export function imageRef(imageId) {
   return match ? { sop: match[1], frame: Number(match[2]) } : null;
 }
 
+/** The statistics Cornerstone computed on the annotation's own image. The cache may also
+ * hold entries for other targets, computed while the handles were still moving (seen: a
+ * 67 mm line saved as 50 mm when the first entry was taken). */
 function statsOf(annotation) {
   const stats = annotation.data?.cachedStats || {};
-  return Object.values(stats).find((entry) => entry && Object.keys(entry).length) || {};
+  const own = stats[`imageId:${annotation.metadata.referencedImageId}`];
+  if (own && Object.keys(own).length) return own;
+  const entries = Object.values(stats).filter((entry) => entry && Object.keys(entry).length);
+  return entries[entries.length - 1] || {};
 }
 
 /** The annotations of the study (not its priors) that an SR can hold, in the order drawn. */
@@ -44,8 +50,11 @@ function entriesOf(item, multiframe) {
   const stats = statsOf(item);
   const tool = item.metadata.toolName;
   if (tool === LENGTH) {
-    if (stats.unit !== 'mm' || !Number.isFinite(stats.length)) return [];
-    return [{ ...base, kind: 'length', value: stats.length, graphic_type: 'POLYLINE', points: image }];
+    if (stats.unit !== 'mm') return []; // no pixel spacing: not a length in mm
+    // The length is the distance between the handles in patient space (mm), as drawn.
+    const [p, q] = item.data.handles.points;
+    const length = Math.hypot(p[0] - q[0], p[1] - q[1], p[2] - q[2]);
+    return [{ ...base, kind: 'length', value: length, graphic_type: 'POLYLINE', points: image }];
   }
   // A rectangle's handles are top left, top right, bottom left, bottom right: a closed polyline
   // (SCOORD's polygon).

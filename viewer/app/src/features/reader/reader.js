@@ -767,7 +767,7 @@ class Reader {
     const slot = this.slots[this.active];
     if (!group?.hasTool(ReferenceLinesTool.toolName) || !slot) return;
     if (this.slots.length < 2) {
-      group.setToolDisabled(ReferenceLinesTool.toolName);
+      if (group.getToolOptions(ReferenceLinesTool.toolName)?.mode === 'Enabled') group.setToolDisabled(ReferenceLinesTool.toolName);
       return;
     }
     group.setToolConfiguration(ReferenceLinesTool.toolName, { sourceViewportId: slot.id });
@@ -843,6 +843,10 @@ class Reader {
     let total = series.imageIds.length;
     let item = series.first;
     if (slot.kind === 'stack') {
+      // A render while the series' first image is still decoding (a tool's mode change
+      // re-renders the pane) draws nothing of it yet: the pane is not "rendered" until it does.
+      const image = viewport.getCornerstoneImage?.();
+      if (!image || !series.itemOf.has(image.imageId)) return;
       index = viewport.getCurrentImageIdIndex();
       item = series.itemOf.get(viewport.getCurrentImageId()) || item;
     } else {
