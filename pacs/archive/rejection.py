@@ -110,7 +110,7 @@ def rejection_note(evidence: list[Dataset], code: str) -> KeyObjectSelectionDocu
     """The IOCM Key Object Selection document rejecting ``evidence`` for ``code``."""
     title = Code(code, "DCM", REASONS[code])
     content = KeyObjectSelection(document_title=title, referenced_objects=evidence)
-    return KeyObjectSelectionDocument(
+    note = KeyObjectSelectionDocument(
         evidence=evidence,
         content=content,
         series_instance_uid=generate_uid(),
@@ -119,6 +119,10 @@ def rejection_note(evidence: list[Dataset], code: str) -> KeyObjectSelectionDocu
         instance_number=1,
         manufacturer="pacs",
     )
+    # The evidence holds decoded text (a Vietnamese patient name) without the character set
+    # it came in: UTF-8 writes any of it (highdicom's default, Latin-1, wrote "Nguy?n").
+    note.SpecificCharacterSet = "ISO_IR 192"
+    return note
 
 
 class Rejections:

@@ -93,6 +93,7 @@ def test_rejected_series_leaves_every_door_with_a_kos_note_and_is_purged(
     }
     assert referenced == {r.sop_instance_uid for r in rejected}
     assert note.PatientID == "BN0001"
+    assert note.PatientName == "Nguyễn^Văn An"  # written in UTF-8, not as "Nguy?n^V?n An"
 
     # Audited; purged after the delay, not before; the note and the good series stay.
     actions = [e.action for e in archive.audit.events(study_uid=uid)]
