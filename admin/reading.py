@@ -14,10 +14,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from pydantic import BaseModel, Field
 
 from pacs.archive import Archive
+from pacs.archive.errors import LegalHoldActive
 from pacs.auth.http import authorize
 from pacs.auth.policy import check_study_scope
 from pacs.auth.principal import Principal
@@ -164,10 +165,12 @@ class MeasurementsBody(BaseModel):
 
 @router.post("/api/studies/{study}/measurements", status_code=201)
 def save_measurements(
-    request: Request, principal: Reader, study: str, body: MeasurementsBody
+    request: Request, response: Response, principal: Reader, study: str, body: MeasurementsBody
 ) -> dict[str, Any]:
     """Store the viewer's measurements as a new DICOM SR measurement report (TID 1500) in
-    ``study``; returns its UIDs. 422 names what cannot be saved."""
+    ``study``; returns its UIDs. An empty set withdraws the study's reports (IOCM
+    rejection; 200, the UIDs withdrawn): the last measurement deleted stays deleted.
+    422 names what cannot be saved, 409 a study under a legal hold."""
     archive, lang = _archive(request), _lang(request)
     _study(archive, principal, study, lang)
     drawn = [saved.Drawn(**item.model_dump()) for item in body.measurements]
@@ -178,6 +181,13 @@ def save_measurements(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             translate("reading.bad_measurements", lang, reason=str(exc)),
         ) from exc
+    except LegalHoldActive as exc:  # audited by the rejection
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, translate("reading.measurements_on_hold", lang)
+        ) from exc
+    if not drawn:
+        response.status_code = status.HTTP_200_OK  # nothing stored; the rejection audited
+        return result
     archive.audit.record(
         principal, "store", study_uid=study,
         detail=f"measurement report {result['sop_instance_uid']}: {len(drawn)} measurements",

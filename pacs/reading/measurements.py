@@ -9,12 +9,21 @@ into the study through the one ingest path, so every door serves it like any ins
 
 Saving again stores a new report (the earlier one stays, as the standard expects); the
 latest report of the study is what the viewer reloads, so deleting a measurement is
-saving the set without it.
+saving the set without it. Deleting the last one cannot be said that way (a TID 1500
+report holds at least one measurement): saving an empty set withdraws the study's
+measurement reports by IOCM rejection (:meth:`Archive.reject`, 113001), so they leave
+every door and nothing reloads.
+
+No words are made up: TID 1410 requires a human-readable tracking identifier, and a
+measurement without a label gets its number in the report ("#1"), which reads the same
+in every language; it (and the English "length 1" of reports saved before) is read back
+as no label, so the viewer names the measurement in the reader's own language.
 """
 
 from __future__ import annotations
 
 import io
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +39,7 @@ from pacs.auth.principal import Principal
 
 if TYPE_CHECKING:
     from pacs.archive import Archive
+    from pacs.archive.retrieve import StoredInstance
 
 COMPREHENSIVE_3D_SR = "1.2.840.10008.5.1.4.1.1.88.34"
 # What each kind of measurement is, as SNOMED CT / DCM concepts, and its UCUM unit.
@@ -46,12 +56,25 @@ KINDS: dict[str, tuple[hd.sr.CodedConcept, hd.sr.CodedConcept]] = {
         hd.sr.CodedConcept("373098007", "SCT", "Mean Value of population"),
         hd.sr.CodedConcept("[hnsf'U]", "UCUM", "Hounsfield unit"),
     ),
+    # pydicom's codes.SCT.Angle (CID 12304) and codes.UCUM.Degree; the vertex is the
+    # middle point of a three-point POLYLINE.
+    "angle": (
+        hd.sr.CodedConcept("1483009", "SCT", "Angle"),
+        hd.sr.CodedConcept("deg", "UCUM", "degree"),
+    ),
 }
+# Points each kind's region takes, where the kind fixes it (an angle: two arms, one vertex).
+POINTS = {"angle": 3}
 # The 2D graphic types of SCOORD (PS3.3 C.18.6.1.2; a polygon is a closed POLYLINE) and the
 # fewest points each takes.
 GRAPHICS = {"POINT": 1, "POLYLINE": 2, "ELLIPSE": 4, "CIRCLE": 2, "MULTIPOINT": 1}
 MAX_MEASUREMENTS = 200
 MAX_POINTS = 1000
+MAX_LABEL = 64  # the API's limit too: a longer label is refused, never cut
+# The tracking identifier of an unlabelled measurement: its number, and the English
+# default of the reports saved before.
+UNLABELLED = re.compile(r"#[0-9]+|(length|area|mean) [0-9]+")
+WITHDRAWN = "113001"  # IOCM "Rejected for Quality Reasons": the reader took them back
 
 
 class MeasurementError(ValueError):
@@ -82,6 +105,11 @@ def check(drawn: Drawn) -> None:
         )
     if not minimum <= len(drawn.points) <= MAX_POINTS:
         raise MeasurementError(f"{drawn.graphic_type} takes {minimum} to {MAX_POINTS} points")
+    wanted = POINTS.get(drawn.kind)
+    if wanted is not None and (drawn.graphic_type, len(drawn.points)) != ("POLYLINE", wanted):
+        raise MeasurementError(f"an {drawn.kind} is a POLYLINE of {wanted} points")
+    if len(drawn.label) > MAX_LABEL:
+        raise MeasurementError(f"a label takes at most {MAX_LABEL} characters")
     if not np.isfinite(drawn.value) or not all(np.isfinite(p).all() for p in drawn.points):
         raise MeasurementError("values and points must be finite numbers")
 
@@ -90,10 +118,14 @@ def save(
     archive: Archive, principal: Principal, study_uid: str, drawn: list[Drawn]
 ) -> dict[str, Any]:
     """Store ``drawn`` as a new measurement report in ``study_uid``; its UIDs and count.
+    An empty ``drawn`` withdraws the study's reports instead (see :func:`withdraw`).
 
     Raises :class:`MeasurementError` for an image not in the study or bad geometry.
     """
-    if not 1 <= len(drawn) <= MAX_MEASUREMENTS:
+    if not drawn:
+        return {"sop_instance_uid": None, "series_instance_uid": None, "count": 0,
+                "withdrawn": withdraw(archive, principal, study_uid)}  # fmt: skip
+    if len(drawn) > MAX_MEASUREMENTS:
         raise MeasurementError(f"from 1 to {MAX_MEASUREMENTS} measurements per report")
     for item in drawn:
         check(item)
@@ -136,20 +168,36 @@ def save(
         "sop_instance_uid": str(sr.SOPInstanceUID),
         "series_instance_uid": str(sr.SeriesInstanceUID),
         "count": len(drawn),
+        "withdrawn": [],
     }
+
+
+def withdraw(archive: Archive, principal: Principal, study_uid: str) -> list[str]:
+    """Reject every measurement report of ``study_uid`` (IOCM, code 113001, one rejection
+    note per report series); the SOP Instance UIDs rejected, none when it had none.
+
+    Every report goes, not only the latest: an earlier one would otherwise become the
+    latest and the deleted measurements come back. The rejection is audited and
+    refused under a legal hold (:class:`~pacs.archive.errors.LegalHoldActive`) by the
+    archive, like any rejection."""
+    by_series: dict[str, list[str]] = {}
+    for instance, _ in _reports(archive, study_uid):
+        by_series.setdefault(instance.series_uid, []).append(instance.sop_instance_uid)
+    for series_uid, uids in by_series.items():
+        archive.reject(
+            principal, study_uid, code=WITHDRAWN, series_uid=series_uid,
+            sop_instance_uids=uids, reason="measurements withdrawn by the reader",
+        )  # fmt: skip
+    return [uid for uids in by_series.values() for uid in uids]
 
 
 def latest(archive: Archive, study_uid: str) -> dict[str, Any] | None:
     """The study's newest measurement report, read back as the viewer draws it; ``None``
     when it has none."""
-    reports = [i for i in archive.locate(study_uid) if i.sop_class_uid == COMPREHENSIVE_3D_SR]
     found: list[tuple[str, int, Dataset]] = []  # newest content, then latest stored
-    for order, instance in enumerate(reports):
-        with archive.open_blob(instance.blob_key) as fp:
-            report: Dataset = dcmread(fp)
-        if _is_measurement_report(report):
-            when = f"{report.get('ContentDate', '')}{report.get('ContentTime', '')}"
-            found.append((when, order, report))
+    for order, (_, report) in enumerate(_reports(archive, study_uid)):
+        when = f"{report.get('ContentDate', '')}{report.get('ContentTime', '')}"
+        found.append((when, order, report))
     if not found:
         return None
     *_, ds = max(found, key=lambda entry: entry[:2])
@@ -158,6 +206,20 @@ def latest(archive: Archive, study_uid: str) -> dict[str, Any] | None:
         "observer": _observer(ds),
         "measurements": [_drawn(group) for group in _groups(ds)],
     }
+
+
+def _reports(archive: Archive, study_uid: str) -> list[tuple[StoredInstance, Dataset]]:
+    """The study's measurement reports (TID 1500 in a Comprehensive 3D SR) as stored:
+    (the located instance, its dataset), in the order the index gives them."""
+    found = []
+    for instance in archive.locate(study_uid):
+        if instance.sop_class_uid != COMPREHENSIVE_3D_SR:
+            continue
+        with archive.open_blob(instance.blob_key) as fp:
+            report: Dataset = dcmread(fp)
+        if _is_measurement_report(report):
+            found.append((instance, report))
+    return found
 
 
 def _source_images(archive: Archive, study_uid: str, uids: set[str]) -> dict[str, Dataset]:
@@ -185,7 +247,7 @@ def _group(
     )
     return hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
         tracking_identifier=hd.sr.TrackingIdentifier(
-            uid=generate_uid(), identifier=(item.label or f"{item.kind} {number}")[:64]
+            uid=generate_uid(), identifier=item.label or f"#{number}"
         ),
         referenced_region=region,
         measurements=[hd.sr.Measurement(name=name, value=float(item.value), unit=unit)],
@@ -219,12 +281,18 @@ def _drawn(group: Any) -> dict[str, Any]:
         "kind": kind,
         "value": float(measurement.value) if measurement else None,
         "unit": measurement.unit.value if measurement else "",
-        "label": str(group.tracking_identifier or ""),
+        "label": _label(group.tracking_identifier),
         "sop_instance_uid": str(source.ReferencedSOPInstanceUID) if source else "",
         "frame": int(frames) if frames else None,
         "graphic_type": str(region.GraphicType) if region is not None else "",
         "points": region.value.tolist() if region is not None else [],
     }
+
+
+def _label(identifier: str | None) -> str:
+    """The reader's label; empty for the identifier of an unlabelled measurement."""
+    text = str(identifier or "")
+    return "" if UNLABELLED.fullmatch(text) else text
 
 
 def _observer(ds: Dataset) -> str:

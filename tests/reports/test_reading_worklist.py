@@ -21,6 +21,7 @@ from tests.dicom_factory import ct_slice, to_bytes
 from tests.reports.helpers import PASSPHRASE, make_signing_pki, radiologist
 
 WINDOW = {"date": "20261101-20261130"}
+KOS = "1.2.840.10008.5.1.4.1.1.88.59"  # an IOCM rejection note
 
 
 def _study(archive: Archive, day: str, patient_id: str = "BN0001", time: str = "080000") -> str:
@@ -221,6 +222,101 @@ def test_measurements_saved_as_a_tid_1500_sr_and_reloaded(
         clin.post(f"/api/studies/{study}/measurements", json={"measurements": [mean]}).status_code
         == 403
     )
+
+
+def _sr(archive: Archive, study: str, sop: str) -> Any:
+    import highdicom as hd
+    from pydicom import dcmread
+
+    [stored] = archive.locate(study, None, sop)
+    with archive.open_blob(stored.blob_key) as fp:
+        ds = dcmread(fp)
+    report = hd.sr.MeasurementReport.from_sequence([hd.sr.Comprehensive3DSR.from_dataset(ds)])
+    return ds, report.get_planar_roi_measurement_groups()
+
+
+def test_angle_and_unlabelled_measurements_keep_no_made_up_text(
+    archive: Archive, clients: dict[str, TestClient]
+) -> None:
+    lan = clients["lan"]
+    ds: Dataset = ct_slice()
+    archive.ingest(io.BytesIO(to_bytes(ds)), Origin(door="import"))
+    study, image = str(ds.StudyInstanceUID), str(ds.SOPInstanceUID)
+    length = {"kind": "length", "value": 12.5, "sop_instance_uid": image,
+              "graphic_type": "POLYLINE", "points": [[10, 10], [20, 30]]}  # fmt: skip
+    angle = {"kind": "angle", "value": 90.0, "label": "Góc Cobb", "sop_instance_uid": image,
+             "graphic_type": "POLYLINE", "points": [[10, 40], [10, 10], [40, 10]]}  # fmt: skip
+    saved = lan.post(f"/api/studies/{study}/measurements", json={"measurements": [length, angle]})
+    assert saved.status_code == 201, saved.text
+    sr, groups = _sr(archive, study, saved.json()["sop_instance_uid"])
+    [unlabelled, drawn] = groups
+    # TID 1410 needs a tracking identifier: the unlabelled one gets its number, no English
+    # default ("length 1"); the reader's label is the one text with words.
+    assert unlabelled.tracking_identifier == "#1" and unlabelled.tracking_uid
+    assert [str(v.value) for v in sr.iterall() if v.keyword == "TextValue"] == [
+        "#1", "Góc Cobb",
+    ]  # fmt: skip
+    [measurement] = drawn.get_measurements()
+    assert (measurement.name.value, measurement.name.scheme_designator) == ("1483009", "SCT")
+    assert measurement.unit.value == "deg" and float(measurement.value) == 90.0
+    assert drawn.roi.GraphicType == "POLYLINE" and drawn.roi.value.tolist() == angle["points"]
+    loaded = lan.get(f"/api/studies/{study}/measurements").json()["measurements"]
+    assert [(m["kind"], m["label"], m["unit"]) for m in loaded] == [
+        ("length", "", "mm"), ("angle", "Góc Cobb", "deg"),
+    ]  # fmt: skip
+
+    for bad in (
+        {**angle, "points": [[10, 40], [10, 10]]},  # an angle has a vertex and two arms
+        {**angle, "graphic_type": "ELLIPSE", "points": [[5, 10], [25, 10], [15, 5], [15, 15]]},
+        {**length, "label": "x" * 65},  # refused, never cut
+    ):
+        refused = lan.post(f"/api/studies/{study}/measurements", json={"measurements": [bad]})
+        assert refused.status_code == 422, refused.text
+
+
+def test_deleting_the_last_measurement_withdraws_the_reports(
+    archive: Archive, clients: dict[str, TestClient]
+) -> None:
+    from pacs.auth.principal import Kind, Principal
+    from pacs.reading.measurements import latest as saved_latest
+
+    lan, clin = clients["lan"], clients["clin"]
+    ds: Dataset = ct_slice()
+    archive.ingest(io.BytesIO(to_bytes(ds)), Origin(door="import"))
+    study, image = str(ds.StudyInstanceUID), str(ds.SOPInstanceUID)
+    length = {"kind": "length", "value": 12.5, "sop_instance_uid": image,
+              "graphic_type": "POLYLINE", "points": [[10, 10], [20, 30]]}  # fmt: skip
+    url = f"/api/studies/{study}/measurements"
+    first = lan.post(url, json={"measurements": [length]}).json()["sop_instance_uid"]
+    second = lan.post(url, json={"measurements": [length, length]}).json()["sop_instance_uid"]
+    assert lan.get(url).json()["sop_instance_uid"] == second
+
+    assert clin.post(url, json={"measurements": []}).status_code == 403  # readers only
+    admin = Principal(Kind.USER, "chief", Role.ADMIN)
+    archive.set_legal_hold(admin, study, "khiếu nại")
+    held = lan.post(url, json={"measurements": []}, headers={"Accept-Language": "vi"})
+    assert held.status_code == 409 and "giữ pháp lý" in held.json()["detail"]
+    archive.release_legal_hold(admin, study)
+    assert lan.get(url).json()["sop_instance_uid"] == second
+
+    empty = lan.post(url, json={"measurements": []})
+    assert empty.status_code == 200, empty.text
+    assert sorted(empty.json()["withdrawn"]) == sorted([first, second])
+    assert saved_latest(archive, study) is None
+    assert lan.get(url).status_code == 404  # nothing reloads: the deleted one stays deleted
+    sr_class = "1.2.840.10008.5.1.4.1.1.88.34"
+    assert all(i.sop_class_uid != sr_class for i in archive.locate(study))
+    qido = clin.get(
+        f"/dicom-web/studies/{study}/instances", headers={"Accept": "application/dicom+json"}
+    )
+    assert qido.status_code == 200, qido.text
+    assert {i["00080016"]["Value"][0] for i in qido.json()} == {str(ds.SOPClassUID), KOS}
+    rejected = {d.sop_instance_uid for d in archive.deletions(study) if d.rejection_code}
+    assert rejected == {first, second}
+    assert lan.post(url, json={"measurements": []}).json()["withdrawn"] == []  # nothing left
+
+    again = lan.post(url, json={"measurements": [length]})  # a new set after the withdrawal
+    assert again.status_code == 201 and lan.get(url).json()["sop_instance_uid"] != second
 
 
 def test_sr_document_as_a_text_tree(
