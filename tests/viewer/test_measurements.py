@@ -163,3 +163,76 @@ def test_measurements_saved_as_sr_reloaded_and_deleted(
     _wait_labels(page, HAS_AREA)
     assert not any(LENGTH_LABEL.match(text) for text in _labels(page))
     page.screenshot(path=str(artifacts / "measurements-deleted.png"))
+
+
+HAS_ANGLE = f"() => {LABELS}.some((t) => t.startsWith('Góc: '))"
+
+
+def test_angle_unlabelled_saved_and_the_last_one_deleted_stays_deleted(
+    page: Page, live_http: str, archive: Archive, artifacts: Path
+) -> None:
+    """An angle is kept like a length; unlabelled, it is named from the catalogue
+    (Vietnamese here) and its SR holds no English default; deleting it, the last one, and
+    saving withdraws the saved report, so nothing comes back after a reload."""
+    datasets = store_pattern_ct(archive, slices=3)
+    study = str(datasets[0].StudyInstanceUID)
+    pages.open_study(page, live_http, study)
+    pages.wait_slice(page, "1/3")
+    box = page.locator(".vp[data-index='0'] canvas").bounding_box()
+    assert box is not None
+    where = pages.placement(pages.canvas_image(page))
+
+    def at(x: float, y: float) -> tuple[float, float]:
+        cx, cy = where.to_canvas(x, y, SIZE, SIZE)
+        return box["x"] + cx, box["y"] + cy
+
+    # An angle: drag the first arm to the vertex, then move to the end of the second, click.
+    page.click("[data-tool='Angle']")
+    page.mouse.move(*at(16, 100))
+    page.mouse.down()
+    page.mouse.move(*at(64, 100), steps=8)
+    page.mouse.up()
+    page.mouse.move(*at(64, 30), steps=8)
+    page.mouse.click(*at(64, 30))
+    _wait_labels(page, HAS_ANGLE)
+    [shown] = [text for text in _labels(page) if text.startswith("Góc: ")]
+    assert float(shown.removeprefix("Góc: ").rstrip("°")) == pytest.approx(90, abs=1.5)
+    page.click("[data-action='save-measurements']")
+    assert _status(page, "saved") == "Đã lưu 1 số đo"
+
+    [report] = _reports(archive, study).values()
+    sr = hd.sr.Comprehensive3DSR.from_dataset(report)
+    [group] = hd.sr.MeasurementReport.from_sequence([sr]).get_planar_roi_measurement_groups()
+    [measurement] = group.get_measurements()
+    assert (measurement.name.value, measurement.name.scheme_designator) == ("1483009", "SCT")
+    assert measurement.unit.value == "deg"
+    assert float(measurement.value) == pytest.approx(90, abs=1.5)
+    assert group.roi.GraphicType == "POLYLINE"
+    assert np.allclose(group.roi.value, [[16, 100], [64, 100], [64, 30]], atol=1.5)
+    # No made-up English: the one text is the number TID 1410 requires as identifier.
+    assert [str(e.value) for e in report.iterall() if e.keyword == "TextValue"] == ["#1"]
+
+    page.reload()
+    pages.wait_rendered(page)
+    assert _status(page, "loaded") == "1 số đo đã lưu"
+    _wait_labels(page, HAS_ANGLE)  # redrawn, named in Vietnamese
+    page.screenshot(path=str(artifacts / "measurements-angle-reloaded.png"))
+
+    # Select it with a click on an arm, delete it (the last one), save: the report goes.
+    page.click("[data-tool='WindowLevel']")
+    page.mouse.click(*at(40, 100))
+    page.wait_for_selector("[data-action='delete-measurement']:enabled")
+    page.keyboard.press("Delete")
+    assert "Số đo chưa lưu" in _status(page, "unsaved")
+    page.click("[data-action='save-measurements']")
+    assert _status(page, "saved") == "Đã xoá các số đo đã lưu"
+    assert _reports(archive, study) == {}
+
+    with page.expect_response(
+        lambda r: r.url.endswith(f"/api/studies/{study}/measurements") and r.request.method == "GET"
+    ) as answer:
+        page.reload()
+    assert answer.value.status == 404  # nothing saved: nothing to draw again
+    pages.wait_rendered(page)
+    assert not any(text.startswith("Góc") for text in _labels(page))
+    page.screenshot(path=str(artifacts / "measurements-angle-deleted.png"))

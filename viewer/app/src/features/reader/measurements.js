@@ -1,7 +1,8 @@
-// Measurements that outlive the page: the lengths and regions drawn on the study's images are
-// saved through POST /api/studies/{uid}/measurements (the server stores them as a DICOM SR
-// measurement report, TID 1500) and drawn again from GET on the next opening. Deleting one is
-// saving the set without it: the newest report is what reloads.
+// Measurements that outlive the page: the lengths, angles and regions drawn on the study's
+// images are saved through POST /api/studies/{uid}/measurements (the server stores them as a
+// DICOM SR measurement report, TID 1500) and drawn again from GET on the next opening.
+// Deleting one is saving the set without it: the newest report is what reloads; saving an
+// empty set withdraws the saved reports, so the last one deleted stays deleted too.
 //
 // Coordinates: the SR holds image coordinates with (0, 0) at the top left corner of the top
 // left pixel (PS3.3 C.18.6.1.1), which is what Cornerstone's worldToImageCoords and
@@ -13,7 +14,8 @@ import { ROOT, getJson, request } from '../../api.js';
 const LENGTH = 'Length';
 const RECTANGLE = 'RectangleROI';
 const ELLIPSE = 'EllipticalROI';
-const SAVED_TOOLS = [LENGTH, RECTANGLE, ELLIPSE];
+const ANGLE = 'Angle';
+const SAVED_TOOLS = [LENGTH, ANGLE, RECTANGLE, ELLIPSE];
 const FRAME_URL = /\/instances\/([0-9.]+)\/frames\/([0-9]+)$/;
 
 /** SOP Instance UID and frame number of a reader image ID (the WADO-RS frame URL). */
@@ -56,6 +58,10 @@ function entriesOf(item, multiframe) {
     const length = Math.hypot(p[0] - q[0], p[1] - q[1], p[2] - q[2]);
     return [{ ...base, kind: 'length', value: length, graphic_type: 'POLYLINE', points: image }];
   }
+  if (tool === ANGLE) {
+    const angle = angleOf(item.data.handles.points);
+    return Number.isFinite(angle) ? [{ ...base, kind: 'angle', value: angle, graphic_type: 'POLYLINE', points: image }] : [];
+  }
   // A rectangle's handles are top left, top right, bottom left, bottom right: a closed polyline
   // (SCOORD's polygon).
   const [a, b, c, d] = image;
@@ -68,11 +74,25 @@ function entriesOf(item, multiframe) {
   return entries;
 }
 
-/** Save the study's measurements; the server's answer (its SR's UIDs and count), or null when
- * there is nothing an SR can hold (a measurement report needs at least one measurement). */
-export async function saveMeasurements(studyUid, multiframe) {
+/** The angle at the middle point of three world points, in degrees (0 to 180), computed from
+ * the handles as drawn (not from the stats cache; see statsOf). */
+function angleOf(points) {
+  if (points.length !== 3) return NaN;
+  const [a, vertex, b] = points;
+  const u = a.map((v, i) => v - vertex[i]);
+  const w = b.map((v, i) => v - vertex[i]);
+  const dot = u.reduce((sum, v, i) => sum + v * w[i], 0);
+  const norms = Math.hypot(...u) * Math.hypot(...w);
+  return norms ? (Math.acos(Math.min(1, Math.max(-1, dot / norms))) * 180) / Math.PI : NaN;
+}
+
+/** Save the study's measurements; the server's answer: its SR's UIDs and count, or, for an
+ * empty set, the UIDs of the reports it withdrew. An empty set is sent only with
+ * ``withdraw`` (saved measurements were shown, and the reader deleted them all): a page
+ * that failed to load them must not take them away. Null when nothing was sent. */
+export async function saveMeasurements(studyUid, multiframe, { withdraw = false } = {}) {
   const measurements = savedAnnotations(studyUid).flatMap((item) => entriesOf(item, multiframe));
-  if (!measurements.length) return null;
+  if (!measurements.length && !withdraw) return null;
   const response = await request(`${ROOT}/api/studies/${studyUid}/measurements`, {
     method: 'POST',
     headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
@@ -118,13 +138,14 @@ export async function loadMeasurements(studyUid, imageIdOf) {
     seen.add(key);
     const imageId = imageIdOf(entry.sop_instance_uid, entry.frame || 1);
     const closed = entry.points.length === 5 && entry.points[0].every((v, i) => v === entry.points[4][i]);
-    const tool = { POLYLINE: closed ? RECTANGLE : LENGTH, ELLIPSE }[entry.graphic_type];
+    const polyline = entry.kind === 'angle' ? ANGLE : closed ? RECTANGLE : LENGTH;
+    const tool = { POLYLINE: polyline, ELLIPSE }[entry.graphic_type];
     if (!imageId || !tool) continue;
     let points = entry.points;
     if (tool === RECTANGLE) points = [points[0], points[1], points[3], points[2]];
     const world = points.map((point) => csUtils.imageToWorldCoords(imageId, point));
     const { frameOfReference, normal, up } = normalOf(imageId);
-    const label = /^(length|area|mean) [0-9]+$/.test(entry.label) ? '' : entry.label;
+    const label = entry.label || ''; // empty when unlabelled: the text lines name it
     annotations.state.addAnnotation({
       annotationUID: csUtils.uuidv4(),
       highlighted: false,

@@ -61,10 +61,34 @@ function initCornerstone() {
   return ready;
 }
 
+function statsFor(data, targetId) {
+  return data.cachedStats?.[targetId] || data.cachedStats?.[targetId?.[0]] || {};
+}
+
+/** The reader's label of a measurement, when it has one (saved ones come back with it). */
+function labelLines(data) {
+  return data.label ? [data.label] : [];
+}
+
+/** A length: its label and value (a number and its unit read the same in every language). */
+function lengthTextLines(data, targetId) {
+  const { length, unit } = statsFor(data, targetId);
+  if (!csUtils.isNumber(length)) return undefined;
+  return [...labelLines(data), `${csUtils.roundNumber(length)} ${unit}`];
+}
+
+/** An angle, named in the user's language (Cornerstone writes "Incomplete Angle" while the
+ * third point is missing: nothing is shown then). */
+function angleTextLines(data, targetId) {
+  const { angle } = statsFor(data, targetId);
+  if (!csUtils.isNumber(angle)) return undefined;
+  return [...labelLines(data), t('angleValue', { value: csUtils.roundNumber(angle) })];
+}
+
 /** "Area", "Mean"... of a rectangle or ellipse, in the user's language. */
 function areaTextLines(data, targetId) {
-  const stats = data.cachedStats?.[targetId] || data.cachedStats?.[targetId?.[0]] || {};
-  const lines = [];
+  const stats = statsFor(data, targetId);
+  const lines = labelLines(data);
   const round = (number) => csUtils.roundNumber(number);
   if (csUtils.isNumber(stats.area)) {
     lines.push(stats.isEmptyArea ? t('areaOblique') : t('area', { value: round(stats.area), unit: stats.areaUnit }));
@@ -439,8 +463,11 @@ class Reader {
     const multiframe = (imageId) => this.series.some((series) => series.multiframe && series.itemOf.has(imageId));
     this.setMeasureStatus(t('saving'), 'saving');
     try {
-      const saved = await saveMeasurements(this.studyUid, multiframe);
-      if (saved) this.setMeasureStatus(t('savedMeasurements', { count: saved.count }), 'saved');
+      // Saved measurements shown (loaded or saved here): deleting them all is saved too.
+      const saved = await saveMeasurements(this.studyUid, multiframe, { withdraw: Boolean(this.savedShown) });
+      if (saved) this.savedShown = saved.count > 0;
+      if (saved?.count) this.setMeasureStatus(t('savedMeasurements', { count: saved.count }), 'saved');
+      else if (saved?.withdrawn?.length) this.setMeasureStatus(t('withdrawnMeasurements'), 'saved');
       else this.setMeasureStatus(t('nothingToSave'), 'error');
     } catch (error) {
       this.setMeasureStatus(`${t('saveFailed')}: ${errorText(error)}`, 'error');
@@ -459,7 +486,10 @@ class Reader {
     }
     try {
       const count = await loadMeasurements(this.studyUid, (sop, frame) => byRef.get(`${sop}/frames/${frame}`));
-      if (count) this.setMeasureStatus(t('loadedMeasurements', { count }), 'loaded');
+      if (count) {
+        this.savedShown = true;
+        this.setMeasureStatus(t('loadedMeasurements', { count }), 'loaded');
+      }
     } catch (error) {
       this.setMeasureStatus(`${t('loadFailed')}: ${errorText(error)}`, 'error');
     }
@@ -712,8 +742,11 @@ class Reader {
 
   makeToolGroup(id, volume) {
     const group = ToolGroupManager.createToolGroup(id);
-    for (const tool of [WindowLevelTool, PanTool, ZoomTool, StackScrollTool, LengthTool, AngleTool]) group.addTool(tool.toolName);
-    // Region statistics labelled from the catalogue (Cornerstone writes them in English).
+    for (const tool of [WindowLevelTool, PanTool, ZoomTool, StackScrollTool]) group.addTool(tool.toolName);
+    // Values labelled from the catalogue (Cornerstone writes them in English) and the
+    // reader's label above them.
+    group.addTool(LengthTool.toolName, { getTextLines: lengthTextLines });
+    group.addTool(AngleTool.toolName, { getTextLines: angleTextLines });
     for (const tool of [RectangleROITool, EllipticalROITool]) group.addTool(tool.toolName, { getTextLines: areaTextLines });
     group.addToolInstance('PrimaryPan', PanTool.toolName);
     group.addToolInstance('PrimaryZoom', ZoomTool.toolName);
