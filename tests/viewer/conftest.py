@@ -1,7 +1,8 @@
 """Fixtures for the viewer tests: Debian chromium driven by Playwright, a live server, a login.
 
 The browser is the system's ``/usr/bin/chromium`` (``make test`` installs the Debian package);
-no test ever downloads a browser.
+no test ever downloads a browser. ``page`` is the reader as a radiologist here uses it (Vietnamese,
+1280x800, logged in); ``open_page`` opens others (another locale, viewport or user, or none).
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser
+from playwright.sync_api import Browser, Page
 
 from pacs.archive import Archive
+from tests.viewer.pages import PageOpener
 
 CHROMIUM = os.environ.get("PACS_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_FLAGS = [
@@ -57,3 +59,26 @@ def browser() -> Iterator[Browser]:
 def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture
+def open_page(
+    browser: Browser, live_http: str, admin_auth: tuple[str, str]
+) -> Iterator[PageOpener]:
+    """The factory behind ``page``, for tests that open several pages or choose their options
+    mid-test. Its pages are closed, and their script errors checked, after the test."""
+    opener = PageOpener(browser, live_http, admin_auth)
+    yield opener
+    opener.close()
+    opener.check()
+
+
+@pytest.fixture
+def page(open_page: PageOpener, request: pytest.FixtureRequest) -> Page:
+    """The reader's page: Chromium in Vietnamese at 1280x800, logged in as the admin.
+
+    A test that needs other options passes them to ``open_page`` by indirect parametrisation,
+    ``@pytest.mark.parametrize("page", [{"locale": "en-GB"}], indirect=True)``; a module whose
+    tests all need them overrides ``page`` with one call of ``open_page``.
+    """
+    return open_page(**getattr(request, "param", {}))

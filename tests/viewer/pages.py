@@ -1,4 +1,5 @@
-"""Driving the viewer page: log in through the form, open a study, read the canvas back."""
+"""Driving the viewer page: open one in Chromium, log in through the form, open a study, read the
+canvas back."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
+from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize
 
 RENDER_TIMEOUT_MS = 30_000
 
@@ -104,3 +106,47 @@ def fitted(rgb: np.ndarray, columns: int, rows: int) -> Placement:
     return Placement(
         (width - columns * scale) / 2, (height - rows * scale) / 2, columns * scale, rows * scale
     )
+
+
+READER_VIEWPORT: ViewportSize = {"width": 1280, "height": 800}
+
+
+class PageOpener:
+    """Opens browser pages for one test, each in its own context (cookies, locale, viewport).
+
+    Every page's uncaught script errors are collected: ``check`` fails the test on any, because
+    a page that threw has left something undone even when what the test asserts looks right.
+    """
+
+    def __init__(self, browser: Browser, base: str, admin: tuple[str, str]) -> None:
+        self.browser, self.base, self.admin = browser, base, admin
+        self.contexts: list[BrowserContext] = []
+        self.errors: list[str] = []
+
+    def __call__(
+        self,
+        *,
+        locale: str | None = "vi-VN",
+        viewport: ViewportSize = READER_VIEWPORT,
+        user: tuple[str, str] | None = None,
+        logged_in: bool = True,
+        **options: Any,
+    ) -> Page:
+        """A new page: ``locale`` None leaves the browser's own, ``user`` None is the admin,
+        ``logged_in`` False leaves the page blank; ``options`` go to ``Browser.new_context``."""
+        if locale is not None:
+            options["locale"] = locale
+        context = self.browser.new_context(viewport=viewport, **options)
+        self.contexts.append(context)
+        page = context.new_page()
+        page.on("pageerror", lambda error: self.errors.append(str(error)))
+        if logged_in:
+            log_in(page, self.base, *(user or self.admin))
+        return page
+
+    def close(self) -> None:
+        for context in self.contexts:
+            context.close()
+
+    def check(self) -> None:
+        assert not self.errors, self.errors

@@ -7,13 +7,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser
 from pydantic import SecretStr
 
 from pacs.archive import Archive
 from pacs.audit.filters import AuditFilter
 from pacs.settings import Settings
-from tests.viewer.test_admin_pages import LANGS, WAIT_MS, _browser_page, _log_in, _text_in, text
+from tests.viewer import pages
+from tests.viewer.test_admin_pages import BROWSER_LOCALE, LANGS, WAIT_MS, _log_in, _text_in, text
 
 pytestmark = pytest.mark.slow  # a browser per test
 S3_SECRET = "bi-mat-s3-khong-duoc-hien"
@@ -27,29 +27,29 @@ def sqlite_settings(tmp_path: Path) -> Settings:
 
 @pytest.mark.parametrize("lang", LANGS)
 def test_jobs_cancel_retry_and_settings_masked(
-    browser: Browser, live_http: str, archive: Archive, admin_auth: tuple[str, str], lang: str
+    open_page: pages.PageOpener,
+    live_http: str,
+    archive: Archive,
+    admin_auth: tuple[str, str],
+    lang: str,
 ) -> None:
     job = archive.jobs.enqueue("export", {"export": 999_999})  # no runner here: stays queued
-    context, page, errors = _browser_page(browser, lang)
-    try:
-        _log_in(page, live_http, *admin_auth, "admin/jobs")
-        row = f"#jobs tr[data-job='{job}']"
-        page.wait_for_selector(row, timeout=WAIT_MS)
-        assert page.inner_text("#jobs-page h1") == text(lang, "tabs.jobs")
-        assert page.inner_text(f"{row} .state") == text(lang, "jobs.states.queued")
-        page.click(f"{row} button.cancel")
-        _text_in(page, f"{row} .state", text(lang, "jobs.states.cancelled"))
-        page.click(f"{row} button.retry")
-        _text_in(page, f"{row} .state", text(lang, "jobs.states.queued"))
+    page = open_page(locale=BROWSER_LOCALE[lang], logged_in=False)
+    _log_in(page, live_http, *admin_auth, "admin/jobs")
+    row = f"#jobs tr[data-job='{job}']"
+    page.wait_for_selector(row, timeout=WAIT_MS)
+    assert page.inner_text("#jobs-page h1") == text(lang, "tabs.jobs")
+    assert page.inner_text(f"{row} .state") == text(lang, "jobs.states.queued")
+    page.click(f"{row} button.cancel")
+    _text_in(page, f"{row} .state", text(lang, "jobs.states.cancelled"))
+    page.click(f"{row} button.retry")
+    _text_in(page, f"{row} .state", text(lang, "jobs.states.queued"))
 
-        page.click("#admin-tabs a[data-tab='settings']")
-        page.wait_for_selector("#settings tr[data-setting='s3_secret_key']", timeout=WAIT_MS)
-        assert page.inner_text("#settings-page h1") == text(lang, "tabs.settings")
-        assert page.inner_text("#settings tr[data-setting='s3_secret_key'] .value") == "********"
-        assert page.inner_text("#settings tr[data-setting='ae_title'] .value") == "PACS"
-        assert S3_SECRET not in page.content()
-    finally:
-        context.close()
-    assert not errors, errors
+    page.click("#admin-tabs a[data-tab='settings']")
+    page.wait_for_selector("#settings tr[data-setting='s3_secret_key']", timeout=WAIT_MS)
+    assert page.inner_text("#settings-page h1") == text(lang, "tabs.settings")
+    assert page.inner_text("#settings tr[data-setting='s3_secret_key'] .value") == "********"
+    assert page.inner_text("#settings tr[data-setting='ae_title'] .value") == "PACS"
+    assert S3_SECRET not in page.content()
     done = {e.action for e in archive.audit.events(AuditFilter(action="job"))}
     assert {"job-cancel", "job-retry"} <= done

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from hl7.client import MLLPClient
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Page
 
 from pacs.archive import Archive
 from tests.hl7.messages import listening, orm
@@ -49,51 +49,47 @@ def _row(page: Page, accession: str) -> str:
 
 
 def test_orders_of_the_day_in_both_languages(
-    browser: Browser, live_http: str, archive: Archive, admin_auth: tuple[str, str], tmp_path: Path
+    open_page: pages.PageOpener,
+    live_http: str,
+    archive: Archive,
+    admin_auth: tuple[str, str],
+    tmp_path: Path,
 ) -> None:
     now = datetime.now()  # the browser's local day is the list's default
     today, tomorrow = now.strftime("%Y%m%d"), (now + timedelta(days=1)).strftime("%Y%m%d")
     _send_orders(archive, today, tomorrow)
     study = _matched_study(archive)
-    context = browser.new_context(viewport={"width": 1400, "height": 800}, locale="vi-VN")
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    try:
-        pages.log_in(page, live_http, *admin_auth)
-        page.click("#nav a[data-nav='orders']")
-        page.wait_for_function("() => document.querySelector('#orders')?.dataset.count === '2'")
-        assert page.inner_text("#app h1") == "Chỉ định chụp trong ngày"
-        first = _row(page, "ACCT1")
-        assert "Nguyễn Thị Bích" in first and "08:30" in first and "Cấp cứu" in first
-        assert "CT sọ não không cản quang" in first and "Đã lên lịch" in first
-        assert "Đã huỷ" in _row(page, "ACCT2") and "Lê Văn Tám" in _row(page, "ACCT2")
-        page.screenshot(path=str(tmp_path / "orders-today-vi.png"))
+    page = open_page(viewport={"width": 1400, "height": 800})
+    page.click("#nav a[data-nav='orders']")
+    page.wait_for_function("() => document.querySelector('#orders')?.dataset.count === '2'")
+    assert page.inner_text("#app h1") == "Chỉ định chụp trong ngày"
+    first = _row(page, "ACCT1")
+    assert "Nguyễn Thị Bích" in first and "08:30" in first and "Cấp cứu" in first
+    assert "CT sọ não không cản quang" in first and "Đã lên lịch" in first
+    assert "Đã huỷ" in _row(page, "ACCT2") and "Lê Văn Tám" in _row(page, "ACCT2")
+    page.screenshot(path=str(tmp_path / "orders-today-vi.png"))
 
-        page.click("#order-filters button.next-day")
-        page.wait_for_selector("#orders tbody tr[data-accession='ACCT3']")
-        assert page.locator("#orders tbody tr").count() == 1
-        page.click("#order-filters button.today")
-        page.wait_for_selector("#orders tbody tr[data-accession='ACCT1']")
-        page.select_option("#order-filters select[name=status]", "discontinued")
-        page.click("#order-filters button[type=submit]")
-        page.wait_for_function("() => document.querySelector('#orders')?.dataset.count === '1'")
-        assert page.locator("#orders tbody tr[data-accession='ACCT2']").count() == 1
+    page.click("#order-filters button.next-day")
+    page.wait_for_selector("#orders tbody tr[data-accession='ACCT3']")
+    assert page.locator("#orders tbody tr").count() == 1
+    page.click("#order-filters button.today")
+    page.wait_for_selector("#orders tbody tr[data-accession='ACCT1']")
+    page.select_option("#order-filters select[name=status]", "discontinued")
+    page.click("#order-filters button[type=submit]")
+    page.wait_for_function("() => document.querySelector('#orders')?.dataset.count === '1'")
+    assert page.locator("#orders tbody tr[data-accession='ACCT2']").count() == 1
 
-        page.click("#lang")
-        page.wait_for_function(
-            "() => document.querySelector('#app h1').textContent === \"Today's imaging orders\""
-        )
-        assert "Discontinued" in _row(page, "ACCT2")
-        page.select_option("#order-filters select[name=status]", "")
-        page.click("#order-filters button[type=submit]")
-        page.wait_for_function("() => document.querySelector('#orders')?.dataset.count === '2'")
-        assert "STAT" in _row(page, "ACCT1") and "Scheduled" in _row(page, "ACCT1")
-        page.screenshot(path=str(tmp_path / "orders-today-en.png"))
+    page.click("#lang")
+    page.wait_for_function(
+        "() => document.querySelector('#app h1').textContent === \"Today's imaging orders\""
+    )
+    assert "Discontinued" in _row(page, "ACCT2")
+    page.select_option("#order-filters select[name=status]", "")
+    page.click("#order-filters button[type=submit]")
+    page.wait_for_function("() => document.querySelector('#orders')?.dataset.count === '2'")
+    assert "STAT" in _row(page, "ACCT1") and "Scheduled" in _row(page, "ACCT1")
+    page.screenshot(path=str(tmp_path / "orders-today-en.png"))
 
-        page.locator("#orders tbody tr[data-accession='ACCT1'] button.open").click()
-        pages.wait_rendered(page)
-        assert study in page.url
-    finally:
-        context.close()
-    assert not errors, errors
+    page.locator("#orders tbody tr[data-accession='ACCT1'] button.open").click()
+    pages.wait_rendered(page)
+    assert study in page.url

@@ -6,13 +6,12 @@ Screenshots go to tests/viewer/artifacts."""
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Page
 from pydicom.pixels import pack_bits
 from pydicom.uid import generate_uid
 
@@ -22,18 +21,6 @@ from tests.viewer.studies import SIZE, ingest, pattern_slice
 
 pytestmark = pytest.mark.slow  # a browser per test
 BAND = (36, 44)  # image rows the overlay marks (0-based, end excluded)
-
-
-@pytest.fixture
-def page(browser: Browser, live_http: str, admin_auth: tuple[str, str]) -> Iterator[Page]:
-    context = browser.new_context(locale="vi-VN", viewport={"width": 1280, "height": 800})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    pages.log_in(page, live_http, *admin_auth)
-    yield page
-    context.close()
-    assert not errors, errors
 
 
 def _shown(page: Page) -> np.ndarray:

@@ -7,13 +7,12 @@ colour-swapped image fails, a blank canvas fails.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Page
 from pydicom.dataset import Dataset
 from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut
 
@@ -55,15 +54,9 @@ def correlation(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @pytest.fixture
-def page(browser: Browser, live_http: str, admin_auth: tuple[str, str]) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1024, "height": 768})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    pages.log_in(page, live_http, *admin_auth)
-    yield page
-    context.close()
-    assert not errors, errors
+def page(open_page: pages.PageOpener) -> Page:
+    """A smaller screen than the reader's, in the browser's own locale: only pixels count."""
+    return open_page(locale=None, viewport={"width": 1024, "height": 768})
 
 
 @pytest.mark.parametrize("case", CASES)

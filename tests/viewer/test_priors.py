@@ -6,29 +6,16 @@ tests/viewer/artifacts."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Page
 
 from pacs.archive import Archive
 from tests.viewer import pages
 from tests.viewer.studies import store_pattern_ct
 
 pytestmark = pytest.mark.slow  # a browser per test
-
-
-@pytest.fixture
-def page(browser: Browser, live_http: str, admin_auth: tuple[str, str]) -> Iterator[Page]:
-    context = browser.new_context(locale="vi-VN", viewport={"width": 1280, "height": 800})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    pages.log_in(page, live_http, *admin_auth)
-    yield page
-    context.close()
-    assert not errors, errors
 
 
 def test_prior_opened_beside_and_scrolled_by_position(

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Page
 from pydicom import dcmread
 
 from pacs.archive import Archive
@@ -30,20 +30,6 @@ def runners(archive: Archive) -> Iterator[RunningJobs]:
     running = archive.jobs.start(runners=True, scheduler=False)
     yield running
     running.stop()
-
-
-@pytest.fixture
-def page(browser: Browser, live_http: str, admin_auth: tuple[str, str]) -> Iterator[Page]:
-    context = browser.new_context(
-        locale="vi-VN", viewport={"width": 1280, "height": 800}, accept_downloads=True
-    )
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    pages.log_in(page, live_http, *admin_auth)
-    yield page
-    context.close()
-    assert not errors, errors
 
 
 def _download(page: Page, selector: str, timeout_ms: float = 30_000) -> bytes:

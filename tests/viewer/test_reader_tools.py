@@ -5,11 +5,10 @@ frame counter labelled "Khung hình". Screenshots go to tests/viewer/artifacts."
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Page
 
 from pacs.archive import Archive
 from tests.viewer import pages
@@ -17,18 +16,6 @@ from tests.viewer.studies import BLOCKS, SIZE, SPACING, block_hu, store_pattern_
 
 pytestmark = pytest.mark.slow  # a browser per test
 PANE = ".vp[data-index='0']"
-
-
-@pytest.fixture
-def page(browser: Browser, live_http: str, admin_auth: tuple[str, str]) -> Iterator[Page]:
-    context = browser.new_context(locale="vi-VN", viewport={"width": 1280, "height": 800})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    pages.log_in(page, live_http, *admin_auth)
-    yield page
-    context.close()
-    assert not errors, errors
 
 
 def _edges(page: Page) -> dict[str, str]:

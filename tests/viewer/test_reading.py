@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Page
 
 from pacs.archive import Archive
 from tests.viewer import pages
@@ -44,15 +43,9 @@ def assert_pattern(rgb: np.ndarray, slice_index: int) -> None:
 
 
 @pytest.fixture
-def page(browser: Browser, live_http: str, admin_auth: tuple[str, str]) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    pages.log_in(page, live_http, *admin_auth)
-    yield page
-    context.close()
-    assert not errors, errors
+def page(open_page: pages.PageOpener) -> Page:
+    """The reader in English: the ROI statistics are found by their label "Mean"."""
+    return open_page(locale="en-GB")
 
 
 def test_ct_pixels_scroll_and_length(

@@ -8,7 +8,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Page
 from pydicom.uid import generate_uid
 
 from pacs.archive import Archive
@@ -31,54 +31,48 @@ def _row(page: Page, study: str) -> str:
 
 
 def test_worklist_claims_and_opens_in_both_languages(
-    browser: Browser, live_http: str, archive: Archive, admin_auth: tuple[str, str], tmp_path: Path
+    open_page: pages.PageOpener,
+    live_http: str,
+    archive: Archive,
+    admin_auth: tuple[str, str],
+    tmp_path: Path,
 ) -> None:
     first = _study(archive, "Nguyễn^Thị Bích", "BN101", "070000")
     taken = _study(archive, "Trần^Văn Đức", "BN102", "080000")
     minh = Principal(Kind.USER, "bs.minh", Role.RADIOLOGIST, "10.0.0.9")
     archive.reading.claim(minh, taken)
-    context = browser.new_context(viewport={"width": 1400, "height": 800}, locale="vi-VN")
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    try:
-        pages.log_in(page, live_http, *admin_auth)
-        page.click("#nav a[data-nav='reading']")
-        page.wait_for_function("() => document.querySelector('#reading')?.dataset.count === '2'")
-        assert page.inner_text("#app h1") == "Danh sách ca chờ đọc"
-        rows = page.locator("#reading tbody tr")
-        assert rows.nth(0).get_attribute("data-study") == first  # unread before in progress
-        assert "Nguyễn Thị Bích" in _row(page, first) and "Chưa đọc" in _row(page, first)
-        assert "Đang đọc" in _row(page, taken) and "bs.minh" in _row(page, taken)
-        page.screenshot(path=str(tmp_path / "reading-vi.png"))
+    page = open_page(viewport={"width": 1400, "height": 800})
+    page.click("#nav a[data-nav='reading']")
+    page.wait_for_function("() => document.querySelector('#reading')?.dataset.count === '2'")
+    assert page.inner_text("#app h1") == "Danh sách ca chờ đọc"
+    rows = page.locator("#reading tbody tr")
+    assert rows.nth(0).get_attribute("data-study") == first  # unread before in progress
+    assert "Nguyễn Thị Bích" in _row(page, first) and "Chưa đọc" in _row(page, first)
+    assert "Đang đọc" in _row(page, taken) and "bs.minh" in _row(page, taken)
+    page.screenshot(path=str(tmp_path / "reading-vi.png"))
 
-        page.click(f"#reading tbody tr[data-study='{taken}'] button.read")
-        page.wait_for_selector(".notice")
-        assert "bs.minh" in page.inner_text(".notice") and "đang được" in page.inner_text(".notice")
+    page.click(f"#reading tbody tr[data-study='{taken}'] button.read")
+    page.wait_for_selector(".notice")
+    assert "bs.minh" in page.inner_text(".notice") and "đang được" in page.inner_text(".notice")
 
-        page.click(f"#reading tbody tr[data-study='{first}'] button.read")
-        page.wait_for_url(f"**StudyInstanceUIDs={first}**")
-        pages.wait_rendered(page)
-        page.goto(f"{live_http}/viewer/reading")
-        page.wait_for_selector(
-            f"#reading tbody tr[data-study='{first}'][data-status='in-progress']"
-        )
-        assert "admin" in _row(page, first)
-        page.click(f"#reading tbody tr[data-study='{first}'] button.release")
-        page.wait_for_selector(f"#reading tbody tr[data-study='{first}'][data-status='unread']")
+    page.click(f"#reading tbody tr[data-study='{first}'] button.read")
+    page.wait_for_url(f"**StudyInstanceUIDs={first}**")
+    pages.wait_rendered(page)
+    page.goto(f"{live_http}/viewer/reading")
+    page.wait_for_selector(f"#reading tbody tr[data-study='{first}'][data-status='in-progress']")
+    assert "admin" in _row(page, first)
+    page.click(f"#reading tbody tr[data-study='{first}'] button.release")
+    page.wait_for_selector(f"#reading tbody tr[data-study='{first}'][data-status='unread']")
 
-        page.click(f"#reading tbody tr[data-study='{first}'] button.report")
-        page.wait_for_url(f"**/viewer/report?study={first}**")
-        page.goto(f"{live_http}/viewer/reading")
-        in_progress = f"#reading tbody tr[data-study='{first}'][data-status='in-progress']"
-        page.wait_for_selector(in_progress)
+    page.click(f"#reading tbody tr[data-study='{first}'] button.report")
+    page.wait_for_url(f"**/viewer/report?study={first}**")
+    page.goto(f"{live_http}/viewer/reading")
+    in_progress = f"#reading tbody tr[data-study='{first}'][data-status='in-progress']"
+    page.wait_for_selector(in_progress)
 
-        page.click("#lang")
-        page.wait_for_function(
-            "() => document.querySelector('#app h1')?.textContent === 'Reading worklist'"
-        )
-        assert "In progress" in _row(page, taken) and "In progress" in _row(page, first)
-        page.screenshot(path=str(tmp_path / "reading-en.png"))
-        assert errors == []
-    finally:
-        context.close()
+    page.click("#lang")
+    page.wait_for_function(
+        "() => document.querySelector('#app h1')?.textContent === 'Reading worklist'"
+    )
+    assert "In progress" in _row(page, taken) and "In progress" in _row(page, first)
+    page.screenshot(path=str(tmp_path / "reading-en.png"))

@@ -6,11 +6,10 @@ tests/viewer/artifacts."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Page
 from pydicom.uid import generate_uid
 
 from pacs.archive import Archive
@@ -18,18 +17,6 @@ from tests.viewer import pages
 from tests.viewer.studies import SIZE, SPACING, ingest, pattern_slice
 
 pytestmark = pytest.mark.slow  # a browser per test
-
-
-@pytest.fixture
-def page(browser: Browser, live_http: str, admin_auth: tuple[str, str]) -> Iterator[Page]:
-    context = browser.new_context(locale="vi-VN", viewport={"width": 1280, "height": 800})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    pages.log_in(page, live_http, *admin_auth)
-    yield page
-    context.close()
-    assert not errors, errors
 
 
 def _store(archive: Archive) -> str:

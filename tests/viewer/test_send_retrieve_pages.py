@@ -14,7 +14,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page
 from pydicom import dcmread
 from pydicom.uid import generate_uid
 
@@ -46,17 +45,11 @@ def runners(archive: Archive) -> Iterator[RunningJobs]:
     running.stop()
 
 
-def _page(browser: Browser, base: str, auth: tuple[str, str], locale: str) -> Page:
-    page = browser.new_context(locale=locale).new_page()
-    pages.log_in(page, base, *auth)
-    return page
-
-
 @pytest.mark.parametrize(
     ("locale", "sent_text"), [("vi-VN", "Đã gửi · 3/3 ảnh"), ("en-GB", "Sent · 3 of 3 images")]
 )
 def test_send_a_study_to_a_dcmtk_storescp(
-    browser: Browser,
+    open_page: pages.PageOpener,
     live_http: str,
     archive: Archive,
     admin_auth: tuple[str, str],
@@ -77,18 +70,15 @@ def test_send_a_study_to_a_dcmtk_storescp(
                 description="Bệnh viện tuyến tỉnh",
             )
         )
-        page = _page(browser, live_http, admin_auth, locale)
-        try:
-            page.goto(f"{live_http}/viewer/studies/actions?study={study}")
-            page.wait_for_selector(
-                "#send select[name=destination] option[value='ae:STORESCP']", state="attached"
-            )
-            assert "STORESCP · Bệnh viện tuyến tỉnh" in page.inner_text("#send select")
-            page.click("#send button[type=submit]")
-            page.wait_for_selector("#send-progress[data-state=sent]", timeout=WAIT_MS)
-            assert " ".join(page.inner_text("#send-progress").split()) == sent_text
-        finally:
-            page.context.close()
+        page = open_page(locale=locale)
+        page.goto(f"{live_http}/viewer/studies/actions?study={study}")
+        page.wait_for_selector(
+            "#send select[name=destination] option[value='ae:STORESCP']", state="attached"
+        )
+        assert "STORESCP · Bệnh viện tuyến tỉnh" in page.inner_text("#send select")
+        page.click("#send button[type=submit]")
+        page.wait_for_selector("#send-progress[data-state=sent]", timeout=WAIT_MS)
+        assert " ".join(page.inner_text("#send-progress").split()) == sent_text
         received = sorted(str(dcmread(p).SOPInstanceUID) for p in scp.folder.iterdir())
         assert received == sorted(uids) and scp.received() == 3
     (event,) = archive.audit.events(AuditFilter(action="study-send"))
@@ -117,7 +107,7 @@ def _stow(base: str, token: str, study: str, count: int) -> None:
 
 
 def test_find_and_retrieve_from_a_second_pacs_serve(
-    browser: Browser,
+    open_page: pages.PageOpener,
     live_http: str,
     archive: Archive,
     admin_auth: tuple[str, str],
@@ -141,30 +131,27 @@ def test_find_and_retrieve_from_a_second_pacs_serve(
         archive.remote_aes.add(
             remote_ae(ae_title="REMOTE", host="127.0.0.1", port=remote.dicom_port)
         )
-        page = _page(browser, live_http, admin_auth, "vi-VN")
-        try:
-            page.click("#nav a[data-nav='remote']")
-            page.wait_for_selector(
-                "#remote-find select[name=ae] option[value=REMOTE]", state="attached"
-            )
-            assert page.inner_text("#remote h1") == "Tìm và lấy ca chụp từ PACS khác"
-            page.fill("#remote-find input[name=PatientID]", "BN0042")
-            page.click("#remote-find button[type=submit]")
-            row = f"#remote-results tr[data-study='{wanted}']"
-            page.wait_for_selector(row, timeout=WAIT_MS)
-            assert page.inner_text("#remote-count") == "Tìm thấy 1 ca chụp"
-            assert page.inner_text(f"{row} .name") == "Nguyễn Văn An"
-            assert page.inner_text(f"{row} .count") == "3"
+        page = open_page()
+        page.click("#nav a[data-nav='remote']")
+        page.wait_for_selector(
+            "#remote-find select[name=ae] option[value=REMOTE]", state="attached"
+        )
+        assert page.inner_text("#remote h1") == "Tìm và lấy ca chụp từ PACS khác"
+        page.fill("#remote-find input[name=PatientID]", "BN0042")
+        page.click("#remote-find button[type=submit]")
+        row = f"#remote-results tr[data-study='{wanted}']"
+        page.wait_for_selector(row, timeout=WAIT_MS)
+        assert page.inner_text("#remote-count") == "Tìm thấy 1 ca chụp"
+        assert page.inner_text(f"{row} .name") == "Nguyễn Văn An"
+        assert page.inner_text(f"{row} .count") == "3"
 
-            page.click("#lang")  # English from here
-            page.wait_for_function(
-                "() => document.querySelector('#remote-count')?.textContent === '1 studies found'"
-            )
-            page.click(f"{row} button.retrieve")
-            page.wait_for_selector(f"{row} .retrieval[data-state=done]", timeout=WAIT_MS)
-            assert page.inner_text(f"{row} .retrieval").split() == ["Retrieved", "·", "3", "images"]
-        finally:
-            page.context.close()
+        page.click("#lang")  # English from here
+        page.wait_for_function(
+            "() => document.querySelector('#remote-count')?.textContent === '1 studies found'"
+        )
+        page.click(f"{row} button.retrieve")
+        page.wait_for_selector(f"{row} .retrieval[data-state=done]", timeout=WAIT_MS)
+        assert page.inner_text(f"{row} .retrieval").split() == ["Retrieved", "·", "3", "images"]
     assert len(archive.locate(wanted)) == 3
     actions = {e.action for e in archive.audit.events()}
     assert {"remote-find", "remote-retrieve"} <= actions

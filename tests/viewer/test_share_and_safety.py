@@ -3,12 +3,11 @@ DICOM text that looks like HTML stays text."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
-from playwright.sync_api import Browser, Page, ViewportSize
+from playwright.sync_api import Page, ViewportSize
 
 from pacs.archive import Archive
 from tests.viewer import pages
@@ -39,7 +38,11 @@ def touches(page: Page, tracks: list[tuple[tuple[float, float], tuple[float, flo
 
 
 def test_share_link_on_a_phone(
-    browser: Browser, live_http: str, archive: Archive, admin_auth: tuple[str, str], artifacts: Path
+    open_page: pages.PageOpener,
+    live_http: str,
+    archive: Archive,
+    admin_auth: tuple[str, str],
+    artifacts: Path,
 ) -> None:
     shared = store_pattern_ct(archive, slices=20)
     other = store_pattern_ct(archive, slices=1, patient_name="Trần^Thị Bình", patient_id="BN0002")
@@ -48,77 +51,60 @@ def test_share_link_on_a_phone(
         f"{live_http}/api/studies/{study}/shares", json={}, auth=admin_auth, timeout=10
     )
     assert link.status_code == 201, link.text
-    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
+    page = open_page(locale=None, viewport=PHONE, is_mobile=True, has_touch=True, logged_in=False)
     scripts: list[str] = []
     page.on("request", lambda r: scripts.append(r.url) if r.resource_type == "script" else None)
-    try:
-        page.goto(link.json()["url"])
-        pages.wait_rendered(page)
-        pages.wait_slice(page, "1/20")
-        page.screenshot(path=str(artifacts / "share-phone.png"))
-        assert page.locator(".reader.shared").count() == 1
-        assert page.locator("#studies, .back, [data-layout], [data-tool='Length']").count() == 0
-        assert not page.locator("#bar").is_visible()
-        # Light on a phone: the shell and the reader's chunks, no other page of the app.
-        names = [url.rsplit("/", 1)[-1] for url in scripts]
-        assert any(name.startswith("ReaderView-") for name in names), names
-        pages_loaded = [name for name in names if name[:1].isupper()]  # Vue pages: PascalCase
-        assert all(name.startswith("ReaderView-") for name in pages_loaded), names
-        assert "Nguyễn Văn An" in page.inner_text(".vp[data-index='0']")
+    page.goto(link.json()["url"])
+    pages.wait_rendered(page)
+    pages.wait_slice(page, "1/20")
+    page.screenshot(path=str(artifacts / "share-phone.png"))
+    assert page.locator(".reader.shared").count() == 1
+    assert page.locator("#studies, .back, [data-layout], [data-tool='Length']").count() == 0
+    assert not page.locator("#bar").is_visible()
+    # Light on a phone: the shell and the reader's chunks, no other page of the app.
+    names = [url.rsplit("/", 1)[-1] for url in scripts]
+    assert any(name.startswith("ReaderView-") for name in names), names
+    pages_loaded = [name for name in names if name[:1].isupper()]  # Vue pages: PascalCase
+    assert all(name.startswith("ReaderView-") for name in pages_loaded), names
+    assert "Nguyễn Văn An" in page.inner_text(".vp[data-index='0']")
 
-        box = page.locator(".vp[data-index='0'] canvas").bounding_box()
-        assert box is not None
-        x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-        touches(page, [((x, y - 150), (x, y + 150))])
-        page.wait_for_function(
-            "() => !document.querySelector(\".vp[data-index='0'] .ov-bl\")"
-            ".textContent.includes('1/20')"
-        )
-        page.screenshot(path=str(artifacts / "share-phone-swiped.png"))
-        zoom = (
-            "() => parseInt(document.querySelector(\".vp[data-index='0'] .ov-br\")"
-            ".innerText.split('\\n')[1])"
-        )
-        fitted = page.evaluate(zoom)
-        touches(page, [((x - 30, y), (x - 150, y)), ((x + 30, y), (x + 150, y))])
-        page.wait_for_function(f"() => ({zoom})() > 1.5 * {fitted}")
-        page.click("[data-tool='WindowLevel']")  # the W/L toggle: one finger now sets W/L
-        touches(page, [((x, y), (x + 100, y + 60))])
-        page.wait_for_function(
-            "() => !document.querySelector(\".vp[data-index='0'] .ov-bl\")"
-            ".textContent.includes('W 400 L 40')"
-        )
-        page.screenshot(path=str(artifacts / "share-phone-zoom-wl.png"))
+    box = page.locator(".vp[data-index='0'] canvas").bounding_box()
+    assert box is not None
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    touches(page, [((x, y - 150), (x, y + 150))])
+    page.wait_for_function(
+        "() => !document.querySelector(\".vp[data-index='0'] .ov-bl\").textContent.includes('1/20')"
+    )
+    page.screenshot(path=str(artifacts / "share-phone-swiped.png"))
+    zoom = (
+        "() => parseInt(document.querySelector(\".vp[data-index='0'] .ov-br\")"
+        ".innerText.split('\\n')[1])"
+    )
+    fitted = page.evaluate(zoom)
+    touches(page, [((x - 30, y), (x - 150, y)), ((x + 30, y), (x + 150, y))])
+    page.wait_for_function(f"() => ({zoom})() > 1.5 * {fitted}")
+    page.click("[data-tool='WindowLevel']")  # the W/L toggle: one finger now sets W/L
+    touches(page, [((x, y), (x + 100, y + 60))])
+    page.wait_for_function(
+        "() => !document.querySelector(\".vp[data-index='0'] .ov-bl\")"
+        ".textContent.includes('W 400 L 40')"
+    )
+    page.screenshot(path=str(artifacts / "share-phone-zoom-wl.png"))
 
-        def status(path: str) -> int:
-            return int(page.evaluate("(p) => fetch(p).then((r) => r.status)", path))
+    def status(path: str) -> int:
+        return int(page.evaluate("(p) => fetch(p).then((r) => r.status)", path))
 
-        assert status(f"/dicom-web/studies/{other_study}/metadata") == 403
-        assert status(f"/dicom-web/studies/{other_study}/thumbnail") == 403
-        search = page.evaluate(
-            "() => fetch('/dicom-web/studies').then(async (r) => [r.status, await r.text()])"
-        )
-        assert search[0] != 200 or other_study not in search[1]
-        # Asking the viewer for another study still shows only the shared one.
-        page.goto(f"{live_http}/viewer/?StudyInstanceUIDs={other_study}")
-        pages.wait_rendered(page)
-        assert "Nguyễn Văn An" in page.inner_text(".vp[data-index='0']")
-        assert "Trần" not in page.inner_text("body")
-    finally:
-        context.close()
-    assert not errors, errors
-
-
-@pytest.fixture
-def page(browser: Browser, live_http: str, admin_auth: tuple[str, str]) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    page = context.new_page()
-    pages.log_in(page, live_http, *admin_auth)
-    yield page
-    context.close()
+    assert status(f"/dicom-web/studies/{other_study}/metadata") == 403
+    assert status(f"/dicom-web/studies/{other_study}/thumbnail") == 403
+    search = page.evaluate(
+        "() => fetch('/dicom-web/studies').then(async (r) => [r.status, await r.text()])"
+    )
+    assert search[0] != 200 or other_study not in search[1]
+    # Asking the viewer for another study still shows only the shared one.
+    page.goto(f"{live_http}/viewer/?StudyInstanceUIDs={other_study}")
+    pages.wait_rendered(page)
+    assert "Nguyễn Văn An" in page.inner_text(".vp[data-index='0']")
+    assert "Trần" not in page.inner_text("body")
 
 
 def test_html_in_dicom_text_is_shown_as_text(

@@ -5,12 +5,11 @@ the Vietnamese text as written). Screenshots go to tests/viewer/artifacts."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import highdicom as hd
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Page
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
@@ -20,18 +19,6 @@ from tests.viewer.studies import SIZE, ingest, store_pattern_ct
 
 pytestmark = pytest.mark.slow  # a browser per test
 FINDING = "Không thấy chảy máu nội sọ. Đường giữa không lệch."
-
-
-@pytest.fixture
-def page(browser: Browser, live_http: str, admin_auth: tuple[str, str]) -> Iterator[Page]:
-    context = browser.new_context(locale="vi-VN", viewport={"width": 1280, "height": 800})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    pages.log_in(page, live_http, *admin_auth)
-    yield page
-    context.close()
-    assert not errors, errors
 
 
 def report_sr(evidence: Dataset) -> Dataset:

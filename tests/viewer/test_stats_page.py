@@ -7,7 +7,6 @@ import io
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser
 from pydicom.uid import generate_uid
 
 from pacs.archive import Archive
@@ -38,52 +37,47 @@ def _table(page: object) -> list[list[str]]:
 
 
 def test_statistics_page_draws_the_stored_counts(
-    browser: Browser,
+    open_page: pages.PageOpener,
     live_http: str,
     archive: Archive,
     admin_auth: tuple[str, str],
     tmp_path: Path,
 ) -> None:
     _store(archive)
-    context = browser.new_context(locale="vi-VN")
-    page = context.new_page()
-    try:
-        pages.log_in(page, live_http, *admin_auth)
-        page.goto(f"{live_http}/viewer/stats")
-        page.wait_for_selector("#stats-chart[data-ready=volume]", timeout=30_000)
-        assert page.inner_text("#stats h1") == "Thống kê hoạt động chẩn đoán hình ảnh"
-        # By modality per month: both CT studies (5 images) and the MR study (4 images).
-        rows = _table(page)
-        assert [(r[1], r[2], r[3]) for r in rows] == [("CT", "2", "5"), ("MR", "1", "4")]
-        assert page.inner_text(".stats-table tfoot td[data-col=studies]") == "3"
-        painted = page.evaluate(
-            """() => { const c = document.querySelector('#stats-chart');
-                 const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-                 let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++; return n; }"""
-        )
-        assert painted > 500  # bars, axes and legend are on the canvas
-        page.screenshot(path=str(tmp_path / "stats-vi.png"))
+    page = open_page()
+    page.goto(f"{live_http}/viewer/stats")
+    page.wait_for_selector("#stats-chart[data-ready=volume]", timeout=30_000)
+    assert page.inner_text("#stats h1") == "Thống kê hoạt động chẩn đoán hình ảnh"
+    # By modality per month: both CT studies (5 images) and the MR study (4 images).
+    rows = _table(page)
+    assert [(r[1], r[2], r[3]) for r in rows] == [("CT", "2", "5"), ("MR", "1", "4")]
+    assert page.inner_text(".stats-table tfoot td[data-col=studies]") == "3"
+    painted = page.evaluate(
+        """() => { const c = document.querySelector('#stats-chart');
+             const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+             let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++; return n; }"""
+    )
+    assert painted > 500  # bars, axes and legend are on the canvas
+    page.screenshot(path=str(tmp_path / "stats-vi.png"))
 
-        # Top sources, in English after the switch.
-        page.click("#lang")
-        page.wait_for_function(
-            "() => document.querySelector('#stats h1').textContent === 'Imaging statistics'"
-        )
-        page.select_option("select[name=report]", "sources")
-        page.wait_for_selector("#stats-chart[data-ready=sources]", timeout=30_000)
-        sources = _table(page)
-        assert [(r[0], r[1], r[2]) for r in sources] == [("CT_A", "2", "5"), ("MR_B", "1", "4")]
-        header = page.eval_on_selector_all(".stats-table th", "hs => hs.map(h => h.textContent)")
-        assert header[:3] == ["Source", "Studies", "Instances"]
+    # Top sources, in English after the switch.
+    page.click("#lang")
+    page.wait_for_function(
+        "() => document.querySelector('#stats h1').textContent === 'Imaging statistics'"
+    )
+    page.select_option("select[name=report]", "sources")
+    page.wait_for_selector("#stats-chart[data-ready=sources]", timeout=30_000)
+    sources = _table(page)
+    assert [(r[0], r[1], r[2]) for r in sources] == [("CT_A", "2", "5"), ("MR_B", "1", "4")]
+    header = page.eval_on_selector_all(".stats-table th", "hs => hs.map(h => h.textContent)")
+    assert header[:3] == ["Source", "Studies", "Instances"]
 
-        for fmt, media in [("csv", "text/csv"), ("xlsx", "application/vnd.openxmlformats")]:
-            href = page.get_attribute(f".downloads a.{fmt}", "href")
-            assert href is not None and "report=sources" in href
-            response = page.request.get(href if href.startswith("http") else live_http + href)
-            assert response.status == 200 and response.headers["content-type"].startswith(media)
-        csv_text = page.request.get(
-            live_http + str(page.get_attribute(".downloads a.csv", "href"))
-        ).text()
-        assert "CT_A,2,5," in csv_text and csv_text.splitlines()[0].startswith("\ufeffSource")
-    finally:
-        context.close()
+    for fmt, media in [("csv", "text/csv"), ("xlsx", "application/vnd.openxmlformats")]:
+        href = page.get_attribute(f".downloads a.{fmt}", "href")
+        assert href is not None and "report=sources" in href
+        response = page.request.get(href if href.startswith("http") else live_http + href)
+        assert response.status == 200 and response.headers["content-type"].startswith(media)
+    csv_text = page.request.get(
+        live_http + str(page.get_attribute(".downloads a.csv", "href"))
+    ).text()
+    assert "CT_A,2,5," in csv_text and csv_text.splitlines()[0].startswith("\ufeffSource")
