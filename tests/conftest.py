@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
+from dicomweb_client.api import DICOMwebClient
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -20,6 +22,7 @@ from pacs.archive import Archive
 from pacs.auth.accounts import create_account
 from pacs.auth.principal import Role
 from pacs.dimse.server import DimseServer
+from pacs.jobs import RunningJobs
 from pacs.settings import Settings
 
 POSTGRES_URL = os.environ.get(
@@ -184,6 +187,31 @@ def live_http(archive: Archive) -> Iterator[str]:
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=10)
+
+
+@pytest.fixture
+def http(live_http: str, admin_auth: tuple[str, str]) -> Iterator[requests.Session]:
+    """An HTTP session logged in as the admin (HTTP Basic), for requests to ``live_http``."""
+    session = requests.Session()
+    session.auth = admin_auth
+    yield session
+    session.close()
+
+
+@pytest.fixture
+def web(live_http: str, http: requests.Session) -> DICOMwebClient:
+    """dicomweb-client, a third-party DICOMweb client, on the live server as the admin.
+
+    Some modules name a TestClient ``web`` instead; theirs wins there."""
+    return DICOMwebClient(url=f"{live_http}/dicom-web", session=http)
+
+
+@pytest.fixture
+def runners(archive: Archive) -> Iterator[RunningJobs]:
+    """The archive's job runners in this process (no scheduler), for tests that wait on jobs."""
+    running = archive.jobs.start(runners=True, scheduler=False)
+    yield running
+    running.stop()
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,14 +32,6 @@ REFERENCED_SOP_SEQUENCE = "00081199"
 FAILED_SOP_SEQUENCE = "00081198"
 REFERENCED_SOP_INSTANCE = "00081155"
 FAILURE_REASON = "00081197"
-
-
-@pytest.fixture
-def web(live_http: str, admin_auth: tuple[str, str]) -> Iterator[DICOMwebClient]:
-    session = requests.Session()
-    session.auth = admin_auth
-    yield DICOMwebClient(url=f"{live_http}/dicom-web", session=session)
-    session.close()
 
 
 @pytest.fixture

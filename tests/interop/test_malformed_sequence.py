@@ -14,10 +14,8 @@ surgery on pydicom output; no binary file is committed.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import requests
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
@@ -35,14 +33,6 @@ WARNING_REASON = "00081196"
 REASON_TEXT = "0040A160"
 REQUEST_ATTRIBUTES = "00400275"
 BOUNDARY = "malformed-sequence"
-
-
-@pytest.fixture
-def http(live_http: str, admin_auth: tuple[str, str]) -> Iterator[requests.Session]:
-    session = requests.Session()
-    session.auth = admin_auth
-    yield session
-    session.close()
 
 
 def _with_sequence(index: int, keyword: str = "RequestAttributesSequence") -> tuple[Dataset, bytes]:

@@ -9,11 +9,7 @@ Accept header negotiates (application/octet-stream: decoded).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
-import pytest
-import requests
 from dicomweb_client.api import DICOMwebClient
 from pydicom import dcmread
 from pydicom.data import get_testdata_file
@@ -25,14 +21,6 @@ from tests.dicom_factory import ct_slice
 from tests.wado.helpers import fresh_uids, ingest_ds, multi_frame
 
 PIXEL_DATA = "7FE00010"
-
-
-@pytest.fixture
-def web(live_http: str, admin_auth: tuple[str, str]) -> Iterator[DICOMwebClient]:
-    session = requests.Session()
-    session.auth = admin_auth
-    yield DICOMwebClient(url=f"{live_http}/dicom-web", session=session)
-    session.close()
 
 
 def _pixel_uris(web: DICOMwebClient, study: str, series: str, sop: str) -> set[str]:

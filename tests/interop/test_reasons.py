@@ -11,10 +11,8 @@ identity rules stay strict.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import requests
 from pydicom import dcmread
 from pydicom.data import get_testdata_file
@@ -30,14 +28,6 @@ FAILURE_REASON = "00081197"
 WARNING_REASON = "00081196"
 REASON_TEXT = "0040A160"
 BOUNDARY = "reasons-boundary"
-
-
-@pytest.fixture
-def http(live_http: str, admin_auth: tuple[str, str]) -> Iterator[requests.Session]:
-    session = requests.Session()
-    session.auth = admin_auth
-    yield session
-    session.close()
 
 
 def _stow(http: requests.Session, url: str, data: bytes) -> requests.Response:

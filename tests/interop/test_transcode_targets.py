@@ -11,7 +11,6 @@ WADO-URI honours ``transferSyntax`` as WADO-RS honours ``transfer-syntax``.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -44,14 +43,6 @@ LOSSLESS = [
     "1.2.840.10008.1.2.5",
 ]
 LOSSY = ["1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.81"]
-
-
-@pytest.fixture
-def web(live_http: str, admin_auth: tuple[str, str]) -> Iterator[DICOMwebClient]:
-    session = requests.Session()
-    session.auth = admin_auth
-    yield DICOMwebClient(url=f"{live_http}/dicom-web", session=session)
-    session.close()
 
 
 @pytest.fixture

@@ -12,10 +12,8 @@ import json
 import subprocess
 import time
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from fastapi.testclient import TestClient
 from pydicom import dcmread
 from pydicom.fileset import FileSet
@@ -25,13 +23,6 @@ from pacs.jobs import RunningJobs
 from tests.lifecycle.conftest import StoredStudy
 
 ORIGINAL_NAME = "Nguyễn^Văn An"
-
-
-@pytest.fixture
-def runners(archive: Archive) -> Iterator[RunningJobs]:
-    running = archive.jobs.start(runners=True, scheduler=False)
-    yield running
-    running.stop()
 
 
 def _export(client: TestClient, **body: object) -> dict:

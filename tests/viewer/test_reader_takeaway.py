@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -23,13 +22,6 @@ from tests.viewer import pages
 from tests.viewer.studies import SIZE, store_pattern_ct
 
 pytestmark = pytest.mark.slow  # a browser per test
-
-
-@pytest.fixture
-def runners(archive: Archive) -> Iterator[RunningJobs]:
-    running = archive.jobs.start(runners=True, scheduler=False)
-    yield running
-    running.stop()
 
 
 def _download(page: Page, selector: str, timeout_ms: float = 30_000) -> bytes:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 import subprocess
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,13 +27,6 @@ from tests.query_dimse.scu import STUDY_ROOT, c_find, find_association, query
 from tests.viewer import pages
 
 pytestmark = pytest.mark.slow  # a browser per test
-
-
-@pytest.fixture
-def runners(archive: Archive) -> Iterator[RunningJobs]:
-    running = archive.jobs.start(runners=True, scheduler=False)
-    yield running
-    running.stop()
 
 
 def _store(archive: Archive, patient_id: str, name: str, series: int = 2) -> str:

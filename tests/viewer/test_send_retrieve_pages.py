@@ -9,7 +9,6 @@ from (C-MOVE to our own DIMSE listener, a job with progress). Each action is aud
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -36,13 +35,6 @@ WAIT_MS = 60_000
 def sqlite_settings(tmp_path: Path) -> Settings:
     """Jobs polled often: a send or a retrieval starts within a tenth of a second."""
     return fast(Settings(data_dir=tmp_path / "data"))
-
-
-@pytest.fixture
-def runners(archive: Archive) -> Iterator[RunningJobs]:
-    running = archive.jobs.start(runners=True, scheduler=False)
-    yield running
-    running.stop()
 
 
 @pytest.mark.parametrize(

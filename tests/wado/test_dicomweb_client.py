@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import requests
 from dicomweb_client.api import DICOMwebClient
@@ -15,14 +13,6 @@ from pydicom.uid import generate_uid
 from pacs.archive import Archive
 from tests.dicom_factory import ct_slice, to_bytes
 from tests.wado.helpers import frame_bytes, fresh_uids, ingest_ds, multi_frame, with_bulk
-
-
-@pytest.fixture
-def web(live_http: str, admin_auth: tuple[str, str]) -> Iterator[DICOMwebClient]:
-    session = requests.Session()
-    session.auth = admin_auth
-    yield DICOMwebClient(url=f"{live_http}/dicom-web", session=session)
-    session.close()
 
 
 def _parts(web: DICOMwebClient, response: requests.Response) -> list[bytes]:

@@ -10,7 +10,6 @@ dicomweb-client against a real server.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 
 import imagecodecs
 import numpy as np
@@ -59,14 +58,6 @@ CLIENT_SYNTAXES = {
 }
 MULTI = 'multipart/related; type="application/dicom"'
 OCTETS = "multipart/related; type=application/octet-stream"
-
-
-@pytest.fixture
-def web(live_http: str, admin_auth: tuple[str, str]) -> Iterator[DICOMwebClient]:
-    session = requests.Session()
-    session.auth = admin_auth
-    yield DICOMwebClient(url=f"{live_http}/dicom-web", session=session)
-    session.close()
 
 
 def _source(name: str) -> Dataset:
