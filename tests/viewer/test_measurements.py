@@ -8,13 +8,12 @@ tests/viewer/artifacts."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import highdicom as hd
 import numpy as np
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Page
 from pydicom import Dataset, dcmread
 
 from pacs.archive import Archive
@@ -25,18 +24,6 @@ pytestmark = pytest.mark.slow  # a browser per test
 
 COMPREHENSIVE_3D_SR = "1.2.840.10008.5.1.4.1.1.88.34"
 LENGTH_LABEL = re.compile(r"^[0-9.]+ mm$")
-
-
-@pytest.fixture
-def page(browser: Browser, live_http: str, admin_auth: tuple[str, str]) -> Iterator[Page]:
-    context = browser.new_context(locale="vi-VN", viewport={"width": 1280, "height": 800})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    pages.log_in(page, live_http, *admin_auth)
-    yield page
-    context.close()
-    assert not errors, errors
 
 
 def _drag(page: Page, start: tuple[float, float], end: tuple[float, float]) -> None:
