@@ -179,7 +179,11 @@ def save_measurements(
     except saved.MeasurementError as exc:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
-            translate("reading.bad_measurements", lang, reason=str(exc)),
+            translate(
+                "reading.bad_measurements",
+                lang,
+                reason=translate(f"reading.measurement_{exc.key}", lang, **exc.params),
+            ),
         ) from exc
     except LegalHoldActive as exc:  # audited by the rejection
         raise HTTPException(

@@ -23,6 +23,7 @@ as no label, so the viewer names the measurement in the reader's own language.
 from __future__ import annotations
 
 import io
+import logging
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -40,6 +41,8 @@ from pacs.auth.principal import Principal
 if TYPE_CHECKING:
     from pacs.archive import Archive
     from pacs.archive.retrieve import StoredInstance
+
+log = logging.getLogger(__name__)
 
 COMPREHENSIVE_3D_SR = "1.2.840.10008.5.1.4.1.1.88.34"
 # What each kind of measurement is, as SNOMED CT / DCM concepts, and its UCUM unit.
@@ -78,7 +81,16 @@ WITHDRAWN = "113001"  # IOCM "Rejected for Quality Reasons": the reader took the
 
 
 class MeasurementError(ValueError):
-    """The measurements cannot be saved as asked (unknown image, bad geometry...)."""
+    """The measurements cannot be saved as asked (unknown image, bad geometry...).
+
+    ``key`` names the reason in the message catalogue (``reading.measurement_<key>``),
+    ``params`` fill it in: the reader sees it in their own language, never our English.
+    """
+
+    def __init__(self, key: str, **params: object) -> None:
+        super().__init__(f"{key}: {params}")
+        self.key = key
+        self.params = params
 
 
 @dataclass(frozen=True)
@@ -97,21 +109,23 @@ class Drawn:
 def check(drawn: Drawn) -> None:
     """Refuse what cannot be a TID 1410 group (raises :class:`MeasurementError`)."""
     if drawn.kind not in KINDS:
-        raise MeasurementError(f"unknown kind {drawn.kind!r}; one of {', '.join(KINDS)}")
+        raise MeasurementError("unknown_kind", kind=drawn.kind, kinds=", ".join(KINDS))
     minimum = GRAPHICS.get(drawn.graphic_type)
     if minimum is None:
         raise MeasurementError(
-            f"graphic type {drawn.graphic_type!r} is not one of {list(GRAPHICS)}"
+            "bad_graphic", graphic=drawn.graphic_type, graphics=", ".join(GRAPHICS)
         )
     if not minimum <= len(drawn.points) <= MAX_POINTS:
-        raise MeasurementError(f"{drawn.graphic_type} takes {minimum} to {MAX_POINTS} points")
+        raise MeasurementError(
+            "point_count", graphic=drawn.graphic_type, minimum=minimum, maximum=MAX_POINTS
+        )
     wanted = POINTS.get(drawn.kind)
     if wanted is not None and (drawn.graphic_type, len(drawn.points)) != ("POLYLINE", wanted):
-        raise MeasurementError(f"an {drawn.kind} is a POLYLINE of {wanted} points")
+        raise MeasurementError("kind_shape", kind=drawn.kind, points=wanted)
     if len(drawn.label) > MAX_LABEL:
-        raise MeasurementError(f"a label takes at most {MAX_LABEL} characters")
+        raise MeasurementError("label_too_long", maximum=MAX_LABEL)
     if not np.isfinite(drawn.value) or not all(np.isfinite(p).all() for p in drawn.points):
-        raise MeasurementError("values and points must be finite numbers")
+        raise MeasurementError("not_finite")
 
 
 def save(
@@ -126,7 +140,7 @@ def save(
         return {"sop_instance_uid": None, "series_instance_uid": None, "count": 0,
                 "withdrawn": withdraw(archive, principal, study_uid)}  # fmt: skip
     if len(drawn) > MAX_MEASUREMENTS:
-        raise MeasurementError(f"from 1 to {MAX_MEASUREMENTS} measurements per report")
+        raise MeasurementError("too_many", maximum=MAX_MEASUREMENTS)
     for item in drawn:
         check(item)
     sources = _source_images(archive, study_uid, {d.sop_instance_uid for d in drawn})
@@ -135,7 +149,8 @@ def save(
             _group(item, sources[item.sop_instance_uid], n) for n, item in enumerate(drawn, 1)
         ]
     except ValueError as exc:  # highdicom's checks (frame numbers, points of a type...)
-        raise MeasurementError(str(exc)) from exc
+        log.info("measurements refused by highdicom: %s", exc)  # its words are English
+        raise MeasurementError("geometry") from exc
     observer = hd.sr.ObserverContext(
         observer_type=codes.DCM.Person,
         observer_identifying_attributes=hd.sr.PersonObserverIdentifyingAttributes(
@@ -227,7 +242,7 @@ def _source_images(archive: Archive, study_uid: str, uids: set[str]) -> dict[str
     for uid in sorted(uids):
         found = archive.locate(study_uid, None, uid)
         if not found:
-            raise MeasurementError(f"image {uid} is not in study {study_uid}")
+            raise MeasurementError("not_in_study", uid=uid)
         with archive.open_blob(found[0].blob_key) as fp:
             sources[uid] = dcmread(fp, stop_before_pixels=True)
     return sources

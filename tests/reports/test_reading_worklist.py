@@ -17,7 +17,7 @@ from pacs.archive.ingest import Origin
 from pacs.auth.accounts import create_account
 from pacs.auth.principal import Role
 from pacs.index.workflow_models import HisPatient, ImagingOrder, StudyOrder
-from tests.dicom_factory import ct_slice, to_bytes
+from tests.dicom_factory import CT_IMAGE_STORAGE, ct_slice, to_bytes
 from tests.reports.helpers import PASSPHRASE, make_signing_pki, radiologist
 
 WINDOW = {"date": "20261101-20261130"}
@@ -51,6 +51,13 @@ def _stat_order(archive: Archive, study_uid: str) -> None:
                 study_uid=study_uid, order_pk=order.pk, matched_by="accession", matched_at=now
             )
         )
+
+
+def _stored_slice(archive: Archive) -> tuple[str, str]:
+    """One CT slice stored in a study of its own: (Study, SOP Instance UID), to measure on."""
+    ds: Dataset = ct_slice()
+    archive.ingest(io.BytesIO(to_bytes(ds)), Origin(door="import"))
+    return str(ds.StudyInstanceUID), str(ds.SOPInstanceUID)
 
 
 @pytest.fixture
@@ -169,9 +176,7 @@ def test_measurements_saved_as_a_tid_1500_sr_and_reloaded(
     from pydicom import dcmread
 
     lan, clin = clients["lan"], clients["clin"]
-    ds: Dataset = ct_slice()
-    archive.ingest(io.BytesIO(to_bytes(ds)), Origin(door="import"))
-    study, image = str(ds.StudyInstanceUID), str(ds.SOPInstanceUID)
+    study, image = _stored_slice(archive)
     length = {"kind": "length", "value": 12.5, "label": "Nốt phổi thùy trên phải",
               "sop_instance_uid": image, "graphic_type": "POLYLINE",
               "points": [[10, 10], [20, 30]]}  # fmt: skip
@@ -239,9 +244,7 @@ def test_angle_and_unlabelled_measurements_keep_no_made_up_text(
     archive: Archive, clients: dict[str, TestClient]
 ) -> None:
     lan = clients["lan"]
-    ds: Dataset = ct_slice()
-    archive.ingest(io.BytesIO(to_bytes(ds)), Origin(door="import"))
-    study, image = str(ds.StudyInstanceUID), str(ds.SOPInstanceUID)
+    study, image = _stored_slice(archive)
     length = {"kind": "length", "value": 12.5, "sop_instance_uid": image,
               "graphic_type": "POLYLINE", "points": [[10, 10], [20, 30]]}  # fmt: skip
     angle = {"kind": "angle", "value": 90.0, "label": "Góc Cobb", "sop_instance_uid": image,
@@ -272,6 +275,12 @@ def test_angle_and_unlabelled_measurements_keep_no_made_up_text(
     ):
         refused = lan.post(f"/api/studies/{study}/measurements", json={"measurements": [bad]})
         assert refused.status_code == 422, refused.text
+        if bad["kind"] == "angle":  # our reason, in the reader's language (Vietnamese here)
+            assert "Số đo angle phải là một đường gấp khúc (POLYLINE) 3 điểm" in refused.text
+    not_here = {**length, "sop_instance_uid": "1.2.3.4"}
+    refused = lan.post(f"/api/studies/{study}/measurements", json={"measurements": [not_here]})
+    assert refused.status_code == 422
+    assert "Ảnh 1.2.3.4 không thuộc ca chụp này" in refused.text
 
 
 def test_deleting_the_last_measurement_withdraws_the_reports(
@@ -281,9 +290,7 @@ def test_deleting_the_last_measurement_withdraws_the_reports(
     from pacs.reading.measurements import latest as saved_latest
 
     lan, clin = clients["lan"], clients["clin"]
-    ds: Dataset = ct_slice()
-    archive.ingest(io.BytesIO(to_bytes(ds)), Origin(door="import"))
-    study, image = str(ds.StudyInstanceUID), str(ds.SOPInstanceUID)
+    study, image = _stored_slice(archive)
     length = {"kind": "length", "value": 12.5, "sop_instance_uid": image,
               "graphic_type": "POLYLINE", "points": [[10, 10], [20, 30]]}  # fmt: skip
     url = f"/api/studies/{study}/measurements"
@@ -310,7 +317,7 @@ def test_deleting_the_last_measurement_withdraws_the_reports(
         f"/dicom-web/studies/{study}/instances", headers={"Accept": "application/dicom+json"}
     )
     assert qido.status_code == 200, qido.text
-    assert {i["00080016"]["Value"][0] for i in qido.json()} == {str(ds.SOPClassUID), KOS}
+    assert {i["00080016"]["Value"][0] for i in qido.json()} == {CT_IMAGE_STORAGE, KOS}
     rejected = {d.sop_instance_uid for d in archive.deletions(study) if d.rejection_code}
     assert rejected == {first, second}
     assert lan.post(url, json={"measurements": []}).json()["withdrawn"] == []  # nothing left
@@ -325,9 +332,7 @@ def test_sr_document_as_a_text_tree(
     from pacs.reading import sr_text
 
     lan, clin = clients["lan"], clients["clin"]
-    ds: Dataset = ct_slice()
-    archive.ingest(io.BytesIO(to_bytes(ds)), Origin(door="import"))
-    study, image = str(ds.StudyInstanceUID), str(ds.SOPInstanceUID)
+    study, image = _stored_slice(archive)
     length = {"kind": "length", "value": 12.5, "label": "Nốt phổi", "sop_instance_uid": image,
               "graphic_type": "POLYLINE", "points": [[10, 10], [20, 30]]}  # fmt: skip
     sr = lan.post(f"/api/studies/{study}/measurements", json={"measurements": [length]}).json()
