@@ -4,7 +4,9 @@ Vietnamese first with the English switch, and the CSV/XLSX links download the sa
 from __future__ import annotations
 
 import io
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from pydicom.uid import generate_uid
@@ -81,3 +83,19 @@ def test_statistics_page_draws_the_stored_counts(
         live_http + str(page.get_attribute(".downloads a.csv", "href"))
     ).text()
     assert "CT_A,2,5," in csv_text and csv_text.splitlines()[0].startswith("\ufeffSource")
+
+
+def test_the_default_range_ends_on_the_sites_today_whatever_the_browsers_date(
+    open_page: pages.PageOpener, live_http: str, archive: Archive
+) -> None:
+    """A browser whose date is behind the site's (a UTC browser between 17:00 and 24:00, when
+    it is already tomorrow in Vietnam) still sees today's studies: the range ends on the
+    site's today, from the server, not on the browser's."""
+    _store(archive)
+    page = open_page()
+    page.clock.set_fixed_time(datetime.now(UTC) - timedelta(days=2))  # the browser's clock only
+    page.goto(f"{live_http}/viewer/stats")
+    page.wait_for_selector("#stats-chart[data-ready=volume]", timeout=30_000)
+    site_today = datetime.now(ZoneInfo(archive.settings.stats_timezone)).date().isoformat()
+    assert page.input_value("input[name=to]") == site_today
+    assert page.inner_text(".stats-table tfoot td[data-col=studies]") == "3"

@@ -1,0 +1,1 @@
+import{L as e,V as t,i as n,j as r,r as i,y as a}from"./index-3l3UdgXT.js";var o={__name:`AdminHome`,setup(o){let s=a();return t(()=>{n.principal&&s.replace(i(`admin`)?`/admin/accounts`:`/admin/audit`)}),(t,n)=>(e(),r(`span`))}};export{o as default};
