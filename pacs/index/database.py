@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -58,10 +60,10 @@ def _private_file(path: Path) -> None:
 def _sqlite_pragmas(busy_timeout: float) -> Callable[[Any, Any], None]:
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+        _use_wal(cursor, busy_timeout)
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
         # DICOM matching is case-sensitive except for person names (matched on folded
         # keys); PostgreSQL's LIKE already is, SQLite's must be told, so both doors and
         # both databases agree.
@@ -73,3 +75,25 @@ def _sqlite_pragmas(busy_timeout: float) -> Callable[[Any, Any], None]:
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def _use_wal(cursor: sqlite3.Cursor, busy_timeout: float) -> None:
+    """Switch the database to WAL, waiting up to ``busy_timeout`` for another process.
+
+    SQLite answers SQLITE_BUSY at once, without its busy handler, when the journal mode
+    is changed while another connection opens the same new file (the handler could
+    deadlock there): two processes starting on a fresh data folder failed one run in
+    four (tests/test_migrate.py). The mode is kept in the file, so the retry is needed
+    only while the first process sets it up.
+    """
+    deadline = time.monotonic() + busy_timeout
+    delay = 0.001
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
