@@ -13,27 +13,28 @@ Stop order on SIGTERM/SIGINT: uvicorn stops taking requests and finishes the
 ones in flight, then the DIMSE listeners (ours and the workers', see
 ``dicom_processes``) stop accepting and let running associations finish, so no
 acknowledged image is cut off half-way; job runners finish their current job.
+HTTP worker processes (``http_processes``) finish their requests the same way.
 """
 
 from __future__ import annotations
 
 import logging
 import signal
+import socket
 import tempfile
 import threading
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
 
 import uvicorn
 
 from app.http.app import create_app
-from app.http.transport import InsecureListen, uvicorn_tls_options
+from app.http.transport import InsecureListen, http_config
+from app.workers import SharedListeners, WorkerPlan, WorkerPool
 from hl7v2.listener import Listener, listener_for
 from pacs.archive import Archive
 from pacs.dimse.server import DimseServer
 from pacs.dimse.spool import SPOOL_PREFIX
-from pacs.dimse.workers import WorkerPool, dimse_processes
 from pacs.index.migrate import SchemaNotAtHead
 from pacs.metrics import multiprocess as metrics_multiprocess
 from pacs.settings import Settings
@@ -96,12 +97,12 @@ def use_spool(folder: Path) -> None:
 
 
 def serve(settings: Settings, role: Role = Role.ALL) -> int:
-    # Before anything counts: the DIMSE workers inherit the folder and add to it.
+    # Before anything counts: the workers inherit the folder and add to it.
     metrics_multiprocess.enable(settings.data_dir / "metrics")
-    tls: dict[str, Any] = {}
+    http: uvicorn.Config | None = None
     if role.runs_http:
         try:
-            tls = uvicorn_tls_options(settings)
+            http = http_config(settings, None)  # the app comes once the archive is open
         except InsecureListen as exc:
             log.error("%s", exc)
             return 2
@@ -110,21 +111,24 @@ def serve(settings: Settings, role: Role = Role.ALL) -> int:
     except SchemaNotAtHead as exc:
         log.error("%s", exc)
         return 2
+    plan = WorkerPlan.for_settings(settings, dimse=role.runs_dimse, http=role.runs_http)
     dimse = workers = jobs = None
     hl7: Listener | None = None
     try:
         if role.runs_http:
             _bootstrap_admin(archive)
+        listeners = SharedListeners()
         if role.runs_dimse:
             assert settings.spool_dir is not None  # derived from data_dir when unset
             use_spool(settings.spool_dir)
             dimse = DimseServer(archive)
             dimse.bind()
-            processes = dimse_processes(settings)
-            if processes > 1:
-                workers = WorkerPool.start(settings, dimse.share_listeners(), processes - 1)
-                workers.wait_ready()  # else the first associations would all land here
-            dimse.start()
+            if plan.dimse > 1:
+                listeners = SharedListeners(dimse_fds=dimse.share_listeners())
+        http_socket: socket.socket | None = None
+        if http is not None and plan.http > 1:
+            http_socket = http.bind_socket()  # listens once a uvicorn serves on it
+            listeners = SharedListeners(listeners.dimse_fds, http_socket.fileno())
         if role.runs_jobs:
             jobs = archive.jobs.start()
         if role.runs_hl7 and settings.hl7_port:
@@ -136,20 +140,32 @@ def serve(settings: Settings, role: Role = Role.ALL) -> int:
                 hl7 = None
                 if role is Role.HL7:
                     return 2
-        if role.runs_http:
-            _run_http(archive, tls)
+        # Workers last: an HTTP worker answers as soon as it is ready, and a client
+        # that saw /health answer expects the HL7 listener and the jobs to run too.
+        if plan.workers:
+            if not role.runs_dimse:
+                assert settings.spool_dir is not None
+                settings.spool_dir.mkdir(parents=True, exist_ok=True)  # STOW spools there
+            workers = WorkerPool.start(settings, plan, listeners)
+            workers.wait_ready()  # else the first associations would all land here
+        if dimse is not None:
+            dimse.start()
+        if http is not None:
+            http.app = create_app(archive)
+            _run_http(http, http_socket)
         else:
             _wait_for_stop_signal(role)
     finally:
         if hl7 is not None:
             hl7.stop()
+        if workers is not None:
+            log.info("stopping worker processes; waiting for their requests and associations")
+            workers.ask_to_stop()
         if dimse is not None:
             log.info("stopping DICOM listener; waiting for running associations")
-            if workers is not None:
-                workers.ask_to_stop()
             dimse.stop()
-            if workers is not None:
-                workers.wait()
+        if workers is not None:
+            workers.wait()
         if jobs is not None:
             log.info("stopping job runners; waiting for running jobs")
             jobs.stop()
@@ -157,29 +173,17 @@ def serve(settings: Settings, role: Role = Role.ALL) -> int:
     return 0
 
 
-def _run_http(archive: Archive, tls: dict[str, Any]) -> None:
-    settings = archive.settings
-    app = create_app(archive)
-    config = uvicorn.Config(
-        app,
-        host=settings.http_host,
-        port=settings.http_port,
-        log_level=settings.log_level.lower(),
-        access_log=False,
-        timeout_graceful_shutdown=30,
-        proxy_headers=settings.behind_tls_proxy,
-        forwarded_allow_ips=settings.forwarded_allow_ips,
-        **tls,
-    )
+def _run_http(config: uvicorn.Config, shared: socket.socket | None) -> None:
+    """Serve HTTP in this thread until SIGTERM/SIGINT (on ``shared`` when workers share it)."""
     server = uvicorn.Server(config)
     # uvicorn re-raises the stop signal once it has shut down, restoring the
     # handler found at start; with Python's default one the process would die
     # there, before the DIMSE listener could drain. Ours just asks to stop.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: setattr(server, "should_exit", True))
-    scheme = "https" if tls else "http"
-    log.info("HTTP on %s://%s:%s", scheme, settings.http_host, settings.http_port)
-    server.run()
+    scheme = "https" if config.is_ssl else "http"
+    log.info("HTTP on %s://%s:%s", scheme, config.host, config.port)
+    server.run(sockets=[shared] if shared is not None else None)
 
 
 def _wait_for_stop_signal(role: Role) -> None:

@@ -191,6 +191,10 @@ class Settings(BaseSettings):
 
     http_host: str = "127.0.0.1"
     http_port: int = 8080
+    # Processes answering HTTP on the one port (app.workers), for the same reason as
+    # dicom_processes: four STOW clients or viewers on one process get no more done than
+    # one. 0: one per CPU, at most 4. 1: the main process only.
+    http_processes: int = Field(default=0, ge=0, le=64)
     ohif_dir: Path | None = None  # where `make ohif` installs OHIF; default data_dir/ohif
     # HTTPS: certificate and key (PEM). Without them the HTTP server listens only on
     # loopback, unless a TLS-terminating reverse proxy in front is declared.

@@ -11,6 +11,8 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
+import uvicorn
+
 from pacs.settings import Settings
 
 
@@ -42,4 +44,22 @@ def uvicorn_tls_options(settings: Settings) -> dict[str, Any]:
     raise InsecureListen(
         f"refusing plain HTTP on {settings.http_host}: set PACS_TLS_CERT_FILE and "
         "PACS_TLS_KEY_FILE, or PACS_BEHIND_TLS_PROXY=true when a TLS proxy is in front"
+    )
+
+
+def http_config(settings: Settings, app: Any) -> uvicorn.Config:
+    """uvicorn's settings for ``app``, the same in the main process and in every HTTP worker.
+
+    Raises :class:`InsecureListen` as :func:`uvicorn_tls_options` does.
+    """
+    return uvicorn.Config(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        timeout_graceful_shutdown=30,
+        proxy_headers=settings.behind_tls_proxy,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
+        **uvicorn_tls_options(settings),
     )

@@ -1,18 +1,23 @@
-"""DIMSE worker processes (``dicom_processes``): they share the port, store, and stop with us.
+"""Worker processes (``dicom_processes``, ``http_processes``): they share the ports, store,
+answer HTTP, and stop with us.
 
 ``pacs serve`` runs as a child process with one worker. A worker is shown to
 accept on its own by freezing the main process (SIGSTOP) while a modality
-stores; it must die with the main process however that one dies, and finish
-its associations on a normal stop.
+stores or a client asks over HTTP; it must die with the main process however
+that one dies, and finish its associations on a normal stop.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import signal
 import socket
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,12 +28,15 @@ from pynetdicom import AE
 from pynetdicom.association import Association
 from pynetdicom.sop_class import CTImageStorage, Verification  # type: ignore[attr-defined]
 
+from app.workers import WorkerPlan
 from pacs.archive import Archive
 from pacs.settings import Settings
 from tests.conftest import free_port
 from tests.dicom_factory import ct_slice
 from tests.pki import client_context, make_pki
 from tests.serve_process import ServeProcess, serve_process
+
+ADMIN_PASSWORD = "workers-test-admin"
 
 
 class Served(ServeProcess):
@@ -40,10 +48,11 @@ class Served(ServeProcess):
 
 @contextmanager
 def _serve(tmp_path: Path, extra_env: dict[str, str] | None = None) -> Iterator[Served]:
-    """`pacs serve` with one DIMSE worker, as a child process, until the block ends."""
+    """`pacs serve` with one worker (DIMSE and HTTP), as a child process, until the block ends."""
     settings = {
-        "PACS_ADMIN_PASSWORD": "workers-test-admin",
+        "PACS_ADMIN_PASSWORD": ADMIN_PASSWORD,
         "PACS_DICOM_PROCESSES": "2",
+        "PACS_HTTP_PROCESSES": "2",
         **(extra_env or {}),
     }
     # /health answers only once the worker accepts.
@@ -136,6 +145,61 @@ def test_worker_accepts_and_stores_while_main_process_is_frozen(served: Served) 
     assert Path(f"/proc/{worker}").exists()
 
 
+def _get_json(served: Served, path: str, timeout: float = 10) -> tuple[int, object]:
+    """GET ``path`` as the admin on a new connection: the status and the JSON answer, if any."""
+    request = urllib.request.Request(f"http://127.0.0.1:{served.http_port}{path}")
+    token = base64.b64encode(f"admin:{ADMIN_PASSWORD}".encode()).decode()
+    request.add_header("Authorization", f"Basic {token}")
+    request.add_header("Accept", "application/dicom+json")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            body = answer.read()
+            return answer.status, json.loads(body) if body else None
+    except urllib.error.HTTPError as exc:
+        return exc.code, None
+
+
+def test_worker_answers_http_while_main_process_is_frozen(served: Served) -> None:
+    study = generate_uid()
+    assert len(_store(served.dicom_port, 2, study)) == 2
+    os.kill(served.process.pid, signal.SIGSTOP)
+    try:
+        answers = [_get_json(served, f"/dicom-web/studies?StudyInstanceUID={study}")]
+        answers += [_get_json(served, "/health") for _ in range(3)]
+    finally:
+        os.kill(served.process.pid, signal.SIGCONT)
+    (status, found), *health = answers
+    assert status == 200
+    assert isinstance(found, list) and found[0]["0020000D"]["Value"] == [study]
+    assert [code for code, _ in health] == [200] * 3
+
+
+def test_http_processes_one_keeps_http_in_the_main_process(tmp_path: Path) -> None:
+    """Workers started for DIMSE do not answer HTTP when only one HTTP process is asked for."""
+    with _serve(tmp_path, {"PACS_HTTP_PROCESSES": "1"}) as served:
+        assert len(served.workers()) == 1
+        os.kill(served.process.pid, signal.SIGSTOP)
+        try:
+            with pytest.raises(TimeoutError):
+                _get_json(served, "/health", timeout=2)
+            assert len(_store(served.dicom_port, 1)) == 1  # the worker is there, for DIMSE
+        finally:
+            os.kill(served.process.pid, signal.SIGCONT)
+
+
+def test_plan_gives_each_door_its_count_of_processes() -> None:
+    plan = WorkerPlan(dimse=2, http=4)
+    assert plan.workers == 3
+    assert [plan.serves_dimse(slot) for slot in range(3)] == [True, False, False]
+    assert [plan.serves_http(slot) for slot in range(3)] == [True, True, True]
+    assert WorkerPlan(dimse=1, http=1).workers == 0
+    settings = Settings(dicom_processes=3, http_processes=2)
+    http_only = WorkerPlan.for_settings(settings, dimse=False, http=True)
+    assert http_only == WorkerPlan(dimse=0, http=2)
+    assert not http_only.serves_dimse(0)
+    assert WorkerPlan.for_settings(settings, dimse=False, http=False).workers == 0
+
+
 def test_concurrent_associations_all_stored(served: Served) -> None:
     study = generate_uid()
     results: list[list[str]] = []
@@ -218,7 +282,7 @@ def _replacement(served: Served, dead: int) -> int:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         replacements = [pid for pid in served.workers() if pid != dead]
-        if replacements and f"DIMSE worker {replacements[0]} ready" in served.log.read_text():
+        if replacements and f"worker {replacements[0]} ready" in served.log.read_text():
             return replacements[0]
         time.sleep(0.2)
     raise AssertionError("no new worker accepting after one died")
