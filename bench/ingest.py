@@ -279,6 +279,8 @@ def ours(workdir: Path) -> Iterator[Server]:
         "PACS_ADMIN_PASSWORD": secrets.token_urlsafe(16),
         "PACS_LOG_LEVEL": "WARNING",
     }
+    if "PACS_DICOM_PROCESSES" in os.environ:  # the scaling runs (bench.processes says how)
+        env["PACS_DICOM_PROCESSES"] = os.environ["PACS_DICOM_PROCESSES"]
     with (workdir / "pacs.log").open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "app.cli", "serve"],

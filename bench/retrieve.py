@@ -187,8 +187,10 @@ def serve(
         "PACS_HTTP_PORT": str(http_port),
         "PACS_LOG_LEVEL": "WARNING",
         "PACS_REMOTE_AES": json.dumps(remote),
-        # One process: its VmHWM is then the peak of whichever serves a retrieval.
-        "PACS_DICOM_PROCESSES": "1",
+        # One process unless asked (the scaling runs): its VmHWM is then the peak of
+        # whichever serves a retrieval.
+        "PACS_DICOM_PROCESSES": os.environ.get("PACS_DICOM_PROCESSES", "1"),
+        "PACS_HTTP_PROCESSES": os.environ.get("PACS_HTTP_PROCESSES", "1"),
     }
     with (workdir / "pacs.log").open("wb") as log:
         process = subprocess.Popen(
