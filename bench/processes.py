@@ -69,18 +69,8 @@ def _server(processes: int, workdir: Path) -> Iterator[tuple[Server, str]]:
     """A fresh ``pacs serve`` answering with ``processes`` processes; it and its token."""
     data = workdir / f"data-{processes}-{time.monotonic_ns()}"
     token = make_token(data)
-    counts = {"PACS_HTTP_PROCESSES": str(processes), "PACS_DICOM_PROCESSES": str(processes)}
-    saved = {name: os.environ.get(name) for name in counts}
-    os.environ.update(counts)  # bench.retrieve.serve passes these two through
-    try:
-        with serve(workdir, data) as server:
-            yield server, token
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    with serve(workdir, data, processes=processes) as server:
+        yield server, token
 
 
 def _measured(

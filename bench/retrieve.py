@@ -168,11 +168,16 @@ class Server:
 
 @contextmanager
 def serve(
-    workdir: Path, data_dir: Path, remote: list[dict[str, Any]] | None = None
+    workdir: Path,
+    data_dir: Path,
+    remote: list[dict[str, Any]] | None = None,
+    processes: int = 1,
 ) -> Iterator[Server]:
     """``pacs serve`` on the benchmark archive, loopback only, on free ports.
 
     ``remote`` is the ``PACS_REMOTE_AES`` list; by default only the C-GET peer.
+    ``processes`` answer HTTP and DICOM (one unless a scaling run asks): with one,
+    its VmHWM is the peak of whichever serves a retrieval.
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith("PACS_")}
     dicom_port, http_port = free_port(), free_port()
@@ -187,10 +192,8 @@ def serve(
         "PACS_HTTP_PORT": str(http_port),
         "PACS_LOG_LEVEL": "WARNING",
         "PACS_REMOTE_AES": json.dumps(remote),
-        # One process unless asked (the scaling runs): its VmHWM is then the peak of
-        # whichever serves a retrieval.
-        "PACS_DICOM_PROCESSES": os.environ.get("PACS_DICOM_PROCESSES", "1"),
-        "PACS_HTTP_PROCESSES": os.environ.get("PACS_HTTP_PROCESSES", "1"),
+        "PACS_DICOM_PROCESSES": str(processes),
+        "PACS_HTTP_PROCESSES": str(processes),
     }
     with (workdir / "pacs.log").open("wb") as log:
         process = subprocess.Popen(

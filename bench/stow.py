@@ -13,8 +13,7 @@ Orthanc with its DICOMweb plugin runs inside a network namespace that has only
 loopback, and so does the client that measures it (this script re-run with
 ``--orthanc-child``), because Orthanc 1.10 cannot be told which address to bind.
 Orthanc 1.10 does not fsync what it stores; ours does before it answers.
-Ours answers with one HTTP process unless ``PACS_HTTP_PROCESSES`` says otherwise
-(:mod:`bench.processes` measures the scaling).
+Ours answers with one HTTP process (:mod:`bench.processes` measures the scaling).
 
 The report gives instances/s and MB/s (median of ``--rounds``, the servers taking
 turns at going first), the server's CPU ms per instance and its peak resident
